@@ -1,0 +1,306 @@
+"""The Listener contract and the parts every listener shares.
+
+A listener turns a DAS stream into `Chunk`s. Its receive thread only touches its own buffer; `extract()` swaps
+the buffer out under a lock and returns everything received since the previous extract. Buffered events cost
+8 bytes each (uint32 spectrum index + float32 TOF); pulse times are kept per pulse, not per event.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from livereduce.errors import ProtocolError
+from livereduce.workspace.run import Run
+from livereduce.workspace.spectra import Spectra
+
+
+class RunStatus(enum.IntEnum):
+    """Mantid's ILiveListener::RunStatus. BEGIN_RUN / END_RUN mean 'happened since the previous extract'."""
+
+    NO_RUN = 0
+    BEGIN_RUN = 1
+    RUNNING = 2
+    END_RUN = 4
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """Where the stream should start: now, the start of the current run, or an absolute time (ns, Unix)."""
+
+    mode: str = "start_of_run"   # "now" | "start_of_run" | "time"
+    time_ns: int = 0
+
+    def __post_init__(self):
+        if self.mode not in ("now", "start_of_run", "time"):
+            raise ValueError(f"start mode must be now, start_of_run or time, not {self.mode!r}")
+
+
+@dataclass(eq=False)
+class Events:
+    """Columnar events of one chunk."""
+
+    index: np.ndarray        # uint32 [n] workspace index (into the chunk's Spectra)
+    tof: np.ndarray          # float32 [n] time of flight, µs
+    pulse_time: np.ndarray   # int64 [p] ns since Unix epoch, one per pulse
+    pulse_start: np.ndarray  # int64 [p] index of each pulse's first event (non-decreasing)
+
+    @classmethod
+    def empty(cls) -> Events:
+        return cls(np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def pulse_time_per_event(self) -> np.ndarray:
+        """int64 [n] pulse time of every event (materialised only when a script needs it)."""
+        if not self.pulse_time.size:
+            return np.zeros(len(self), np.int64)
+        counts = np.diff(np.append(self.pulse_start, len(self)))
+        return np.repeat(self.pulse_time, counts)
+
+
+@dataclass(eq=False)
+class Histograms:
+    """Histogram data of one chunk (ISIS DAE): cumulative counts since the run started."""
+
+    edges: np.ndarray        # float64 [nbins+1] TOF bin edges, µs, shared by all spectra
+    counts: np.ndarray       # float64 [nperiods, nspec, nbins]
+    periods: tuple[int, ...] = (1,)   # period numbers (1-based) of counts' first axis
+
+
+@dataclass(eq=False)
+class Chunk:
+    """Everything a listener received since the previous extract."""
+
+    spectra: Spectra
+    run: Run = field(default_factory=Run)
+    events: Events | None = None
+    histograms: Histograms | None = None
+    monitors: Chunk | None = None
+
+    @property
+    def n_events(self) -> int:
+        return len(self.events) if self.events is not None else 0
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """What the session needs from a DAS connection (Mantid's ILiveListener, pythonic)."""
+
+    buffers_events: bool  # True: chunks hold new events (Add makes sense); False: cumulative histograms
+
+    def start(self, start: StartFrom) -> None: ...
+    def extract(self) -> Chunk: ...            # raises NotYet until the stream is initialised
+    def run_status(self) -> RunStatus: ...     # call after extract; edges reported once
+    @property
+    def run_number(self) -> int: ...
+    def data_reset(self) -> bool: ...          # read-and-clear; read before extract
+    def close(self) -> None: ...
+    def state(self) -> dict: ...               # connected, address, reconnects, bytes, errors: for status
+
+
+class EventBuffer:
+    """Thread-safe growable columnar event buffer: the receive thread appends, extract() swaps it out.
+
+    Growth is by doubling, so appending is amortised O(events); swap is O(1) plus trimming copies.
+    """
+
+    def __init__(self, capacity: int = 1 << 16):
+        self._lock = threading.Lock()
+        self._capacity = capacity
+        self._new()
+
+    def _new(self) -> None:
+        self._index = np.empty(self._capacity, np.uint32)
+        self._tof = np.empty(self._capacity, np.float32)
+        self._n = 0
+        self._pulse_time: list[int] = []
+        self._pulse_start: list[int] = []
+
+    def _grow(self, need: int) -> None:
+        cap = self._index.size
+        while cap < need:
+            cap *= 2
+        for name in ("_index", "_tof"):
+            old = getattr(self, name)
+            new = np.empty(cap, old.dtype)
+            new[: self._n] = old[: self._n]
+            setattr(self, name, new)
+
+    def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> None:
+        """Append one pulse's events. `index` and `tof_us` may be views into a receive buffer."""
+        n = index.size
+        with self._lock:
+            if self._n + n > self._index.size:
+                self._grow(self._n + n)
+            self._index[self._n:self._n + n] = index
+            self._tof[self._n:self._n + n] = tof_us
+            if not self._pulse_time or self._pulse_time[-1] != pulse_time_ns:
+                self._pulse_time.append(int(pulse_time_ns))
+                self._pulse_start.append(self._n)
+            self._n += n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def swap(self) -> Events:
+        """Everything buffered so far, as Events; the buffer starts empty again."""
+        with self._lock:
+            n, index, tof = self._n, self._index, self._tof
+            times, starts = self._pulse_time, self._pulse_start
+            self._new()
+        return Events(index[:n].copy() if n < index.size // 2 else index[:n], tof[:n].copy() if n < tof.size // 2
+                      else tof[:n], np.asarray(times, np.int64), np.asarray(starts, np.int64))
+
+
+class RunTracker:
+    """Run state as the session sees it: transitions are latched at extract and reported once.
+
+    The receive thread calls `begin_run` / `end_run`; `extract()` calls `latch()`; `run_status()` returns the
+    latched value. So BEGIN_RUN / END_RUN appear exactly once, after the extract that closed the old state.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = RunStatus.NO_RUN
+        self._pending: RunStatus | None = None
+        self._latched = RunStatus.NO_RUN
+        self.run_number = 0
+
+    def begin_run(self, run_number: int) -> None:
+        with self._lock:
+            self.run_number = run_number
+            self._state = RunStatus.RUNNING
+            self._pending = RunStatus.END_RUN if self._pending == RunStatus.END_RUN else RunStatus.BEGIN_RUN
+
+    def end_run(self) -> None:
+        with self._lock:
+            self._state = RunStatus.NO_RUN
+            self._pending = RunStatus.END_RUN
+
+    def running(self, run_number: int) -> None:
+        """Joined a run already in progress: no edge, just state."""
+        with self._lock:
+            self.run_number = run_number
+            self._state = RunStatus.RUNNING
+
+    def latch(self) -> None:
+        with self._lock:
+            self._latched = self._pending if self._pending is not None else self._state
+            self._pending = None
+
+    def status(self) -> RunStatus:
+        return self._latched
+
+
+class StreamThread:
+    """A receive thread that connects, reads until the stream breaks, and reconnects with backoff.
+
+    Subclasses implement `handle(sock)`: read and decode until the connection ends. A ProtocolError (garbage on
+    the wire) or a socket error drops the connection; the loop logs one line and reconnects. Nothing a peer
+    sends can end the process.
+    """
+
+    def __init__(self, host: str, port: int, *, name: str, logger: logging.Logger,
+                 timeout: float = 30.0, backoff: tuple[float, float] = (0.2, 10.0)):
+        self.host, self.port, self.timeout, self.log = host, port, timeout, logger
+        self._backoff = backoff
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.connected = False
+        self.connects = 0
+        self.drops = 0
+        self.bytes_received = 0
+        self.last_error = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def handle(self, sock: socket.socket) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        delay = self._backoff[0]
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=min(self.timeout, 5.0))
+            except OSError as exc:
+                self.last_error = f"connect: {exc}"
+                self.log.warning("cannot connect to %s:%d (%s); retrying in %.1f s", self.host, self.port, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            self.connects += 1
+            self.connected = True
+            self.log.info("connected to %s:%d", self.host, self.port)
+            try:
+                sock.settimeout(self.timeout)
+                self.handle(sock)
+                if not self._stop.is_set():
+                    self.log.warning("connection to %s:%d closed by peer; reconnecting", self.host, self.port)
+            except ProtocolError as exc:
+                self.last_error = f"protocol: {exc}"
+                self.log.error("protocol error from %s:%d: %s; dropping connection and reconnecting",
+                               self.host, self.port, exc)
+            except (OSError, EOFError) as exc:
+                if not self._stop.is_set():
+                    self.last_error = f"socket: {exc}"
+                    self.log.warning("connection to %s:%d lost (%s); reconnecting", self.host, self.port, exc)
+            except Exception as exc:  # a decoder bug must not kill the receive thread for good
+                self.last_error = f"unexpected: {exc!r}"
+                self.log.exception("unexpected error reading from %s:%d; reconnecting", self.host, self.port)
+            finally:
+                self.connected = False
+                self.drops += 1
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+            delay = self._backoff[0]
+            self._stop.wait(delay)
+
+
+def recv_exact(sock: socket.socket, n: int, stop: threading.Event | None = None) -> bytes:
+    """Read exactly n bytes; EOFError if the peer closes first."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        try:
+            k = sock.recv_into(view[got:], n - got)
+        except TimeoutError:
+            if stop is not None and stop.is_set():
+                raise EOFError("stopping") from None
+            raise
+        if k == 0:
+            raise EOFError(f"peer closed after {got} of {n} bytes")
+        got += k
+    return bytes(buf)
+
+
+def parse_address(address: str, default_port: int) -> tuple[str, int]:
+    """'host:port' → (host, port); empty or 0.0.0.0 host means localhost (as Mantid does)."""
+    host, _, port = (address or "").rpartition(":") if ":" in (address or "") else (address or "", "", "")
+    host = host or "127.0.0.1"
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    try:
+        return host, int(port) if port else default_port
+    except ValueError:
+        raise ValueError(f"address must be host:port, not {address!r}") from None

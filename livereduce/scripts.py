@@ -1,0 +1,179 @@
+"""User scripts: discovery (naming rules, md5) and execution with Mantid's contract.
+
+Mantid's RunPythonScript indents the user's text into a method body, so scripts run in *function scope* with
+`input` (the workspace) and `output` (a workspace name) as locals, and may `return` early; it shifts traceback
+line numbers by five. We keep the contract but wrap at the AST level instead of the text level, so tracebacks
+point at the user's own file and line. `from x import *` (illegal inside a function) is hoisted to module
+level instead of being a SyntaxError.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livereduce.errors import ScriptError
+
+log = logging.getLogger("livereduce.scripts")
+script_log = logging.getLogger("livereduce.script")
+
+_ENTRY = "__livereduce_script__"
+_RESULT = "__livereduce_result__"
+
+
+def md5_of_text(text: bytes) -> str:
+    return hashlib.md5(text).hexdigest()
+
+
+@dataclass
+class Script:
+    """A compiled user script, ready to run once per cycle."""
+
+    path: str
+    kind: str                      # "proc" or "post_proc"
+    md5: str
+    code: object = field(repr=False)
+    namespace: dict = field(default_factory=dict, repr=False)   # module globals; persists across cycles
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
+def _wrap(tree: ast.Module) -> ast.Module:
+    """def __livereduce_script__(input, output): try: <body> finally: result[:] = [input, output]."""
+    hoisted = [n for n in tree.body if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)]
+    body = [n for n in tree.body if n not in hoisted] or [ast.Pass()]
+    capture = ast.parse(f"{_RESULT}[:] = [input, output]").body
+    func = ast.FunctionDef(
+        name=_ENTRY,
+        args=ast.arguments(posonlyargs=[], args=[ast.arg("input"), ast.arg("output")], kwonlyargs=[],
+                           kw_defaults=[], defaults=[]),
+        body=[ast.Try(body=body, handlers=[], orelse=[], finalbody=capture)],
+        decorator_list=[], returns=None, type_params=[])
+    module = ast.Module(body=[*hoisted, func], type_ignores=[])
+    for node in ast.walk(module):   # wrapper nodes take line 1; the user's keep their own
+        if "lineno" in node._attributes and not hasattr(node, "lineno"):
+            node.lineno = node.end_lineno = 1
+            node.col_offset = node.end_col_offset = 0
+    return module
+
+
+def compile_script(path: str | os.PathLike, kind: str, text: bytes | None = None) -> Script:
+    """Read and compile a script; ScriptError with the file and line if it is empty or does not compile."""
+    path = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise ScriptError(path, None, f"cannot read script: {exc.strerror}") from exc
+    if not text.strip():
+        raise ScriptError(path, None, "script is empty")
+    try:
+        source = text.decode("utf-8").replace("\r\n", "\n")
+        tree = ast.parse(source, filename=path)
+        code = compile(_wrap(tree), path, "exec")
+    except SyntaxError as exc:
+        raise ScriptError(path, exc.lineno, f"SyntaxError: {exc.msg}",
+                          "".join(traceback.format_exception_only(exc))) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ScriptError(path, None, f"cannot compile: {exc}") from exc
+    return Script(path=path, kind=kind, md5=md5_of_text(text), code=code)
+
+
+def _script_print(script: Script):
+    def _print(*args, sep=" ", end="\n", file=None, flush=False):
+        if file not in (None, sys.stdout, sys.stderr):
+            print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        script_log.info("[%s] %s", script.name, sep.join(str(a) for a in args))
+    return _print
+
+
+def run_script(script: Script, input_ws, output: str | None, extra: dict | None = None):
+    """Run `script` with Mantid's contract; return what `output` holds afterwards (a name, a workspace or None).
+
+    Errors become ScriptError carrying the innermost line of the user's own file and the traceback.
+    """
+    from livereduce.mantidapi import script_imports
+
+    with script_imports():
+        ns = script.namespace
+        if not ns:
+            ns.update(_simpleapi_names())
+            ns.update(__name__="__main__", __file__=script.path, __builtins__=__builtins__)
+            ns["print"] = _script_print(script)
+            exec(script.code, ns)   # defines the entry function (and runs hoisted star imports)
+        result: list = []
+        ns[_RESULT] = result
+        if extra:
+            ns.update(extra)
+        try:
+            ns[_ENTRY](input_ws, output)
+        except Exception as exc:
+            raise _script_error(script, exc) from exc
+        finally:
+            for key in extra or ():
+                ns.pop(key, None)
+    return result[1] if len(result) == 2 else output
+
+
+def _simpleapi_names() -> dict:
+    """What Mantid pre-imports for scripts: `from mantid.simpleapi import *`."""
+    simpleapi = importlib.import_module("mantid.simpleapi")
+    names = getattr(simpleapi, "__all__", None) or [n for n in dir(simpleapi) if not n.startswith("_")]
+    return {n: getattr(simpleapi, n) for n in names}
+
+
+def _script_error(script: Script, exc: BaseException) -> ScriptError:
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if f.filename == script.path]
+    lineno = mine[-1].lineno if mine else None
+    shown = [f for f in frames if f.filename == script.path or "livereduce/scripts.py" not in f.filename]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(shown))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return ScriptError(script.path, lineno, f"{type(exc).__name__}: {exc}", text)
+
+
+# -- discovery ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FoundScripts:
+    proc: str | None
+    post_proc: str | None
+
+
+def script_filename(instrument_name: str, kind: str) -> str:
+    return f"reduce_{instrument_name}_live_{kind}.py"
+
+
+def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScripts:
+    """Find reduce_<NAME>_live_{proc,post_proc}.py for any accepted instrument name (short or full).
+
+    Both variants of one kind present → error (which one is meant is ambiguous). At least one script must
+    exist and none may be empty.
+    """
+    script_dir = Path(script_dir)
+    if not script_dir.is_dir():
+        raise ScriptError(str(script_dir), None, "script_dir does not exist or is not a directory")
+    found: dict[str, str | None] = {}
+    for kind in ("proc", "post_proc"):
+        hits = [script_dir / script_filename(n, kind) for n in dict.fromkeys(names)]
+        hits = [h for h in hits if h.is_file()]
+        if len(hits) > 1:
+            raise ScriptError(str(script_dir), None, f"both {hits[0].name} and {hits[1].name} exist; "
+                              f"keep one {kind} script per instrument")
+        if hits and hits[0].stat().st_size == 0:
+            raise ScriptError(str(hits[0]), None, "script is empty")
+        found[kind] = str(hits[0]) if hits else None
+    if not any(found.values()):
+        wanted = ", ".join(script_filename(n, k) for n in dict.fromkeys(names) for k in ("proc", "post_proc"))
+        raise ScriptError(str(script_dir), None, f"no processing script found; expected one of: {wanted}")
+    return FoundScripts(found["proc"], found["post_proc"])

@@ -1,0 +1,348 @@
+"""The live session: one cycle is Mantid's LoadLiveData, the loop is MonitorLiveData.
+
+A cycle: apply pending requests → read-and-clear data_reset → extract → run_status → proc script (or pass
+the chunk through) → histogram events unless preserve_events → accumulate → post_proc script → apply the
+run transition. The session owns every workspace and knows nothing of files, signals or systemd: the daemon
+posts requests (clear, swap post_proc, compress) and reads `state`.
+
+Where we differ from Mantid (docs/live-semantics.md): errors never end the session; a chunk whose proc script
+fails is carried into the next cycle's input, so its events are processed once the script works again;
+after an EndRun, empty between-run chunks do not replace the finished run's result; a post_proc script need
+not create the output workspace.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from livereduce.accumulate import Incompatible, Method, accumulate
+from livereduce.errors import ConfigError, NotYet, ScriptError
+from livereduce.events import Dispatcher
+from livereduce.listeners.base import RunStatus, StartFrom
+from livereduce.scripts import Script, run_script
+from livereduce.workspace.ads import AnalysisDataService, mtd
+from livereduce.workspace.events import EventWorkspace
+from livereduce.workspace.from_chunk import workspace_from_chunk
+from livereduce.workspace.group import WorkspaceGroup
+from livereduce.workspace.histogram import HistogramWorkspace
+
+RUN_TRANSITIONS = ("Restart", "Stop", "Rename")
+NOT_YET_RETRY_S = 2.0
+
+
+@dataclass
+class SessionState:
+    """What the daemon, the log and the status page read. Written only by the session thread."""
+
+    phase: str = "starting"            # starting | waiting | running | stopped
+    cycles: int = 0
+    events_last_chunk: int = 0
+    events_received: int = 0           # since the session started
+    events_accumulated: int = 0        # in the current accumulation (counts, for histograms)
+    events_carried: int = 0            # waiting in a chunk whose proc script failed
+    events_dropped: int = 0            # lost for good (counted, logged)
+    events_outside_bins: int = 0       # histogrammed outside the accumulation's bin edges (not counted)
+    event_rate: float = 0.0            # events/s over the last cycle
+    proc_seconds: float | None = None
+    post_proc_seconds: float | None = None
+    cycle_seconds: float | None = None
+    proc_errors: int = 0
+    post_proc_errors: int = 0
+    cycle_errors: int = 0
+    last_error: str | None = None
+    last_error_time: float | None = None
+    run_number: int = 0
+    run_status: str = "NO_RUN"
+    scripts: dict = field(default_factory=dict)      # file name → md5
+    accumulation_bytes: int = 0
+    last_cycle_time: float | None = None
+    heartbeat: float = field(default_factory=time.monotonic)
+
+    def snapshot(self) -> dict:
+        return asdict(self)
+
+
+class Session:
+    def __init__(self, *, listener, proc: Script | None = None, post_proc: Script | None = None,
+                 accum_method: Method | str = Method.ADD, preserve_events: bool = True, update_every: float = 30.0,
+                 run_transition: str = "Restart", output_name: str = "result", start: StartFrom | None = None,
+                 ads: AnalysisDataService = mtd, dispatcher: Dispatcher | None = None,
+                 logger: logging.Logger | None = None):
+        self.method = accum_method if isinstance(accum_method, Method) else Method.parse(accum_method)
+        if not listener.buffers_events and self.method is Method.ADD:
+            raise ConfigError("accum_method", "Replace or Append: this listener sends cumulative histograms, so "
+                              "Add would count the same neutrons again every cycle", "Add")
+        if run_transition not in RUN_TRANSITIONS:
+            raise ConfigError("run_transition", " / ".join(RUN_TRANSITIONS), run_transition)
+        self.listener, self.proc, self.post_proc = listener, proc, post_proc
+        self.preserve_events, self.update_every = bool(preserve_events), float(update_every)
+        self.run_transition, self.output_name = run_transition, output_name
+        self.accumulation_name = "accumulation" if post_proc is not None else output_name
+        self.input_name = f"__livereduce_input_{output_name}"
+        self.start_from = start or StartFrom()
+        self.ads = ads
+        self.events = dispatcher or Dispatcher()
+        self.log = logger or logging.getLogger("livereduce.session")
+        self.state = SessionState(scripts={s.name: s.md5 for s in (proc, post_proc) if s is not None})
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._replace_next = True          # first cycle and after a reset: Replace
+        self._carry = None                 # chunk workspace whose proc failed
+        self._last_extract = time.monotonic()
+        self._started = False
+        self.compress_hook = None          # set by the daemon: accumulation → smaller accumulation
+
+    # -- requests from other threads (applied at the next cycle boundary) -------------------------
+    def request(self, action: str, payload=None) -> None:
+        self._requests.put((action, payload))
+
+    def _apply_requests(self) -> None:
+        while True:
+            try:
+                action, payload = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if action == "swap_post_proc":
+                self.post_proc = payload
+                self.state.scripts = {s.name: s.md5 for s in (self.proc, payload) if s is not None}
+                self.log.info("post_proc script swapped in: %s (md5 %s); accumulation kept", payload.name, payload.md5)
+            elif action == "clear":
+                self.clear(payload or "requested")
+            elif action == "compress":
+                self._compress(payload)
+
+    def clear(self, reason: str) -> None:
+        for name in (self.accumulation_name, self.output_name, self.input_name):
+            self.ads.remove(name)
+        self._carry = None
+        self._replace_next = True
+        self.state.events_accumulated = self.state.accumulation_bytes = 0
+        self.log.warning("accumulation cleared: %s", reason)
+        self.events.emit("reset", self.state.cycles, reason=reason)
+
+    def _compress(self, reason) -> None:
+        if self.compress_hook is None or not self.ads.doesExist(self.accumulation_name):
+            return
+        acc = self.ads[self.accumulation_name]
+        before = acc.nbytes()
+        smaller = self.compress_hook(acc)
+        self.ads.addOrReplace(self.accumulation_name, smaller)
+        self.state.accumulation_bytes = smaller.nbytes()
+        self.log.warning("accumulation compressed (%s): %.1f MB -> %.1f MB", reason, before / 1e6, smaller.nbytes() / 1e6)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Cycles start every update_every seconds (start to start; back to back when slower; no catch-up)."""
+        next_start = time.monotonic()
+        while not stop.is_set():
+            delay = next_start - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+                continue
+            started = time.monotonic()
+            try:
+                keep_going = self.step()
+            except Exception as exc:           # a bug or a broken listener must not end live reduction
+                keep_going = True
+                self.state.cycle_errors += 1
+                self._error(f"cycle failed: {type(exc).__name__}: {exc}")
+                self.log.exception("cycle %d failed; the session continues", self.state.cycles)
+            if not keep_going or (self.update_every == 0 and self.state.cycles >= 1):
+                break
+            period = NOT_YET_RETRY_S if self.state.phase == "waiting" else self.update_every
+            next_start = max(started + period, time.monotonic())
+        self.state.phase = "stopped"
+        self.events.emit("stopped", self.state.cycles)
+
+    def step(self) -> bool:
+        """Run one cycle. Returns False when the session should end (run_transition Stop at an EndRun)."""
+        st = self.state
+        if not self._started:
+            self.listener.start(self.start_from)
+            self._started = True
+            self.events.emit("started", 0, accumulation=self.accumulation_name, output=self.output_name)
+        self._apply_requests()
+        st.heartbeat = time.monotonic()
+        reset = self.listener.data_reset()
+        try:
+            chunk = self.listener.extract()
+        except NotYet as exc:
+            if st.phase != "waiting":
+                self.log.warning("waiting for data: %s", exc)
+            st.phase = "waiting"
+            self.events.emit("waiting", st.cycles, reason=str(exc))
+            return True
+        t0 = time.monotonic()
+        status = self.listener.run_status()
+        st.phase, st.cycles = "running", st.cycles + 1
+        st.run_status = status.name
+        if self.listener.run_number:
+            st.run_number = int(self.listener.run_number)
+        n = chunk.n_events
+        st.events_last_chunk, st.events_received = n, st.events_received + n
+        st.event_rate = n / max(t0 - self._last_extract, 1e-9)
+        self._last_extract = t0
+        self.events.emit("chunk", st.cycles, events=n, run_status=status.name, run_number=st.run_number)
+
+        if reset or status == RunStatus.BEGIN_RUN:
+            self._drop_carry("a data reset" if reset else f"run {st.run_number} began")
+            self._replace_next = True
+        if status == RunStatus.BEGIN_RUN:
+            self.log.info("run %d started", st.run_number)
+        chunk_ws = workspace_from_chunk(chunk)
+        between_runs = self._replace_next and n == 0 and chunk.histograms is None and self.ads.doesExist(
+            self.accumulation_name) and status != RunStatus.BEGIN_RUN
+        if not between_runs:
+            if self._carry is not None:
+                chunk_ws = _merge_events(self._carry, chunk_ws)
+                self._carry, st.events_carried = None, 0
+            processed = self._process(chunk_ws)
+            if processed is not None:
+                self._accumulate(processed)
+                self._post_process()
+        st.cycle_seconds = time.monotonic() - t0
+        st.last_cycle_time = time.time()
+        st.heartbeat = time.monotonic()
+        return self._transition(status)
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _process(self, chunk_ws):
+        if self.proc is None:
+            return chunk_ws
+        self.ads.addOrReplace(self.input_name, chunk_ws)
+        t = time.monotonic()
+        try:
+            out = run_script(self.proc, chunk_ws, self.input_name)
+            result = self._resolve_output(out, self.proc)
+        except ScriptError as exc:
+            self.state.proc_errors += 1
+            self._script_failed(exc)
+            if isinstance(chunk_ws, EventWorkspace) and chunk_ws.getNumberEvents():
+                self._carry = chunk_ws
+                self.state.events_carried = chunk_ws.getNumberEvents()
+                self.log.warning("%d events of this chunk are kept and will be processed with the next chunk",
+                                 self.state.events_carried)
+            return None
+        finally:
+            self.state.proc_seconds = time.monotonic() - t
+            self.ads.remove(self.input_name)
+        self.events.emit("proc_done", self.state.cycles, seconds=self.state.proc_seconds)
+        return result
+
+    def _resolve_output(self, out, script: Script):
+        if out is None:
+            raise ScriptError(script.path, None, "the script set 'output' to None: no workspace to accumulate")
+        if isinstance(out, str):
+            if not self.ads.doesExist(out):
+                raise ScriptError(script.path, None, f"the output workspace '{out}' was not created")
+            return self.ads[out]
+        if hasattr(out, "id"):
+            return out
+        raise ScriptError(script.path, None, f"invalid type assigned to 'output': {type(out).__name__}")
+
+    def _accumulate(self, processed) -> None:
+        acc = self._existing_accumulation()
+        method = Method.REPLACE if (self._replace_next or acc is None) else self.method
+        if not self.preserve_events:
+            processed = _to_histogram(processed, acc if method is Method.ADD else None)
+        try:
+            acc = accumulate(acc, processed, method)
+        except Incompatible as exc:
+            self.log.warning("chunk does not fit the accumulation (%s); starting a new accumulation", exc)
+            self.events.emit("reset", self.state.cycles, reason=f"incompatible chunk: {exc}")
+            if not self.preserve_events:
+                processed = _to_histogram(processed, None)
+            acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
+        self._replace_next = False
+        self.ads.addOrReplace(self.accumulation_name, acc)
+        st = self.state
+        st.events_accumulated = _event_count(acc)
+        st.events_outside_bins = getattr(acc, "events_outside_bins", 0)
+        st.accumulation_bytes = acc.nbytes()
+        self.events.emit("accumulated", st.cycles, method=method.value, events=st.events_accumulated,
+                         bytes=st.accumulation_bytes)
+
+    def _existing_accumulation(self):
+        return self.ads[self.accumulation_name] if self.ads.doesExist(self.accumulation_name) else None
+
+    def _post_process(self) -> None:
+        if self.post_proc is None:
+            return
+        acc = self.ads[self.accumulation_name]
+        t = time.monotonic()
+        try:
+            out = run_script(self.post_proc, acc, self.output_name, extra={"accumulation": acc})
+            if out is not None and not isinstance(out, str) and hasattr(out, "id"):
+                self.ads.addOrReplace(self.output_name, out)
+        except ScriptError as exc:
+            self.state.post_proc_errors += 1
+            self._script_failed(exc)
+            return
+        finally:
+            self.state.post_proc_seconds = time.monotonic() - t
+        self.events.emit("post_proc_done", self.state.cycles, seconds=self.state.post_proc_seconds)
+
+    def _transition(self, status: RunStatus) -> bool:
+        if status != RunStatus.END_RUN:
+            return True
+        st = self.state
+        self.log.info("run %d ended (%d events accumulated)", st.run_number, st.events_accumulated)
+        self._drop_carry(f"run {st.run_number} ended")
+        self.events.emit("run_transition", st.cycles, run_number=st.run_number, behaviour=self.run_transition)
+        if self.run_transition == "Stop":
+            return False
+        if self.run_transition == "Rename" and self.ads.doesExist(self.output_name):
+            kept = f"{self.output_name}_{st.run_number}"
+            self.ads.addOrReplace(kept, self.ads[self.output_name].clone())
+            self.log.info("kept the result of run %d as '%s'", st.run_number, kept)
+        self._replace_next = True
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _drop_carry(self, why: str) -> None:
+        if self._carry is None:
+            return
+        lost = self._carry.getNumberEvents()
+        self.state.events_dropped += lost
+        self.state.events_carried = 0
+        self._carry = None
+        self.log.error("%d events could not be processed before %s (the proc script kept failing); they are "
+                       "not in the accumulation", lost, why)
+
+    def _script_failed(self, exc: ScriptError) -> None:
+        self._error(str(exc))
+        self.log.error("script error in cycle %d: %s\n%s", self.state.cycles, exc, exc.traceback_text.rstrip())
+        self.events.emit("script_error", self.state.cycles, file=exc.filename, line=exc.lineno, message=str(exc))
+
+    def _error(self, message: str) -> None:
+        self.state.last_error, self.state.last_error_time = message, time.time()
+
+
+def _merge_events(carried, new):
+    """The carried (failed) chunk's events followed by the new chunk's, in one workspace."""
+    if isinstance(new, EventWorkspace) and new.spectra.same_layout(carried.spectra):
+        carried.add_events(new)
+        carried.run_info.merge(new.run_info)
+        return carried
+    return new
+
+
+def _to_histogram(ws, acc):
+    """preserve_events false: events become histograms. When Adding to a histogram accumulation of the same
+    spectra the events stay events here and are histogrammed in place into its bins by accumulate.add."""
+    if isinstance(ws, WorkspaceGroup):
+        return WorkspaceGroup([_to_histogram(m, None) for m in ws])
+    if not isinstance(ws, EventWorkspace):
+        return ws
+    if isinstance(acc, HistogramWorkspace) and acc.spectra.same_layout(ws.spectra) and acc.x_unit == ws.x_unit:
+        return ws          # accumulate.add histograms these events straight into acc's bins
+    return ws.histogram()
+
+
+def _event_count(acc) -> int:
+    if isinstance(acc, WorkspaceGroup):
+        return sum(_event_count(m) for m in acc)
+    return int(acc.getNumberEvents())

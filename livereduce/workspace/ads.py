@@ -1,0 +1,99 @@
+"""The analysis data service: workspaces by name (Mantid's `mtd`).
+
+Accumulation state lives here by name, as in Mantid: deleting the accumulation makes the next chunk start it
+again. A group's members are registered too, as `<group>_1 … _N`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from livereduce.workspace.group import WorkspaceGroup
+
+
+class AnalysisDataService:
+    def __init__(self) -> None:
+        self._items: dict[str, object] = {}
+        self._lock = threading.RLock()
+        self._counter = itertools.count(1)
+
+    def addOrReplace(self, name: str, ws) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"workspace name must be a non-empty string, not {name!r}")
+        with self._lock:
+            ws._name = name
+            self._items[name] = ws
+            if isinstance(ws, WorkspaceGroup):
+                for i, member in enumerate(ws.members, start=1):
+                    if not member.name() or member.name() == name:
+                        member._name = f"{name}_{i}"
+                    self._items[member.name()] = member
+
+    add = addOrReplace
+
+    def __setitem__(self, name: str, ws) -> None:
+        self.addOrReplace(name, ws)
+
+    def retrieve(self, name: str):
+        with self._lock:
+            try:
+                return self._items[name]
+            except KeyError:
+                raise KeyError(f"'{name}' does not exist in the workspace list; it has: "
+                               f"{sorted(self._items)}") from None
+
+    __getitem__ = retrieve
+
+    def doesExist(self, name: str) -> bool:
+        return name in self._items
+
+    __contains__ = doesExist
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            ws = self._items.pop(name, None)
+            if isinstance(ws, WorkspaceGroup):
+                for member in ws.members:
+                    if self._items.get(member.name()) is member:
+                        del self._items[member.name()]
+
+    def rename(self, old: str, new: str) -> None:
+        with self._lock:
+            ws = self.retrieve(old)
+            self.remove(old)
+            self.addOrReplace(new, ws)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def getObjectNames(self) -> list[str]:
+        return sorted(self._items)
+
+    def size(self) -> int:
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def unique_name(self, n: int = 5, prefix: str = "", suffix: str = "") -> str:
+        while True:
+            name = f"{prefix}{next(self._counter):0{n}d}{suffix}"
+            if name not in self._items:
+                return name
+
+    def unique_hidden_name(self) -> str:
+        return self.unique_name(prefix="__")
+
+    def nbytes(self) -> int:
+        with self._lock:
+            seen, total = set(), 0
+            for ws in self._items.values():
+                if id(ws) not in seen and not isinstance(ws, WorkspaceGroup):
+                    seen.add(id(ws))
+                    total += ws.nbytes()
+            return total
+
+
+mtd = AnalysisDataService()

@@ -1,0 +1,249 @@
+"""EventWorkspace: per-spectrum events, stored columnar.
+
+Events of all spectra live in growable columns (workspace index, x, pulse) with capacity doubling, so Add
+accumulation appends in amortised O(chunk), never O(total). The per-spectrum view Mantid scripts ask for
+(`getSpectrum(i).getTofs()`) is a stable sort by index, computed on demand and cached until the next change.
+The x column is TOF in µs until ConvertUnits changes the unit; pulse times are a per-pulse table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipp as sc
+
+from livereduce.workspace.base import MatrixWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.run import Run
+from livereduce.workspace.spectra import Spectra
+
+
+class EventColumns:
+    """Growable columns: index uint32, x float64, pulse uint32 (into pulse_times), optional weights."""
+
+    def __init__(self, index, x, pulse=None, pulse_times=None, weights=None, err2=None):
+        n = np.asarray(index).size
+        self._n = n
+        self._index = np.ascontiguousarray(index, dtype=np.uint32)
+        self._x = np.ascontiguousarray(x, dtype=np.float64)
+        self._pulse = np.zeros(n, np.uint32) if pulse is None else np.ascontiguousarray(pulse, dtype=np.uint32)
+        self.pulse_times = np.zeros(1, np.int64) if pulse_times is None else np.asarray(pulse_times, np.int64)
+        self._w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        self._e2 = None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
+
+    @classmethod
+    def empty(cls) -> EventColumns:
+        return cls(np.empty(0, np.uint32), np.empty(0))
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def index(self) -> np.ndarray:
+        return self._index[: self._n]
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self._n]
+
+    @property
+    def pulse(self) -> np.ndarray:
+        return self._pulse[: self._n]
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        return None if self._w is None else self._w[: self._n]
+
+    @property
+    def err2(self) -> np.ndarray | None:
+        return None if self._e2 is None else self._e2[: self._n]
+
+    def pulse_time(self) -> np.ndarray:
+        return self.pulse_times[self.pulse]
+
+    def _reserve(self, need: int) -> None:
+        cap = self._index.size
+        if need <= cap:
+            return
+        cap = max(need, 2 * cap, 1024)
+        for name in ("_index", "_x", "_pulse", "_w", "_e2"):
+            old = getattr(self, name)
+            if old is not None:
+                new = np.empty(cap, old.dtype)
+                new[: self._n] = old[: self._n]
+                setattr(self, name, new)
+
+    def append(self, other: EventColumns, index_offset: int = 0) -> None:
+        """Append another set of events (amortised O(len(other)))."""
+        m = len(other)
+        if m == 0:
+            return
+        if (other._w is None) != (self._w is None):   # mixing weighted and unweighted: weight the plain ones
+            if self._w is None:
+                self._w = np.ones(self._index.size)
+                self._e2 = np.ones(self._index.size)
+            other = other.copy()
+            other._w, other._e2 = np.ones(m), np.ones(m)
+        self._reserve(self._n + m)
+        s = slice(self._n, self._n + m)
+        self._index[s] = other.index + np.uint32(index_offset) if index_offset else other.index
+        self._x[s] = other.x
+        self._pulse[s] = other.pulse + np.uint32(self.pulse_times.size)
+        if self._w is not None:
+            self._w[s] = other.weights
+            self._e2[s] = other.err2
+        self.pulse_times = np.concatenate([self.pulse_times, other.pulse_times])
+        self._n += m
+
+    def take(self, mask_or_idx) -> EventColumns:
+        w = self.weights
+        return EventColumns(self.index[mask_or_idx], self.x[mask_or_idx], self.pulse[mask_or_idx], self.pulse_times,
+                            None if w is None else w[mask_or_idx], None if w is None else self.err2[mask_or_idx])
+
+    def copy(self) -> EventColumns:
+        w = self.weights
+        return EventColumns(self.index.copy(), self.x.copy(), self.pulse.copy(), self.pulse_times.copy(),
+                            None if w is None else w.copy(), None if w is None else self.err2.copy())
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self._index, self._x, self._pulse, self._w, self._e2) if a is not None)
+
+
+def default_edges(x: np.ndarray) -> np.ndarray:
+    """One bin spanning all events (Mantid's default event binning), widened so the largest event counts."""
+    if x.size == 0:
+        return np.array([0.0, 1.0])
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return np.array([lo, np.nextafter(hi, np.inf) if hi > lo else lo + 1.0])
+
+
+class EventWorkspace(MatrixWorkspace):
+    def __init__(self, spectra: Spectra, events: EventColumns, edges=None, run: Run | None = None,
+                 unit_id: str = "TOF", monitors: MatrixWorkspace | None = None):
+        super().__init__(spectra, run, unit_id, monitors)
+        self.events = events
+        self.edges = default_edges(events.x) if edges is None else np.asarray(edges, dtype=np.float64)
+        self._order: np.ndarray | None = None
+        self._order_n = -1
+
+    def id(self) -> str:
+        return "EventWorkspace"
+
+    # -- events -----------------------------------------------------------------------------
+    def getNumberEvents(self) -> int:
+        return len(self.events)
+
+    def getTofMin(self) -> float:
+        return float(self.events.x.min()) if len(self.events) else 0.0
+
+    def getTofMax(self) -> float:
+        return float(self.events.x.max()) if len(self.events) else 0.0
+
+    def getEventType(self) -> str:
+        return "TOF" if self.events.weights is None else "WEIGHTED"
+
+    def add_events(self, other: EventWorkspace) -> None:
+        """Add accumulation: concatenate event lists spectrum by spectrum (same spectra required)."""
+        if not self.spectra.same_layout(other.spectra):
+            raise ValueError(f"cannot add events of {other.getNumberHistograms()} spectra to "
+                             f"{self.getNumberHistograms()} spectra with a different layout")
+        self.events.append(other.events)
+        self._order = None
+
+    def _sorted(self) -> np.ndarray:
+        if self._order is None or self._order_n != len(self.events):
+            self._order = np.argsort(self.events.index, kind="stable")
+            self._order_n = len(self.events)
+            self._bounds = np.searchsorted(self.events.index[self._order],
+                                           np.arange(self.getNumberHistograms() + 1))
+        return self._order
+
+    def _spectrum_events(self, i: int):
+        self._check_index(i)
+        order = self._sorted()
+        sel = order[self._bounds[i]:self._bounds[i + 1]]
+        w = self.events.weights
+        return (self.events.x[sel], self.events.pulse_time()[sel],
+                np.ones(sel.size) if w is None else w[sel])
+
+    # -- histogram view ---------------------------------------------------------------------
+    def blocksize(self) -> int:
+        return int(self.edges.shape[-1] - 1)
+
+    def readX(self, i: int) -> np.ndarray:
+        self._check_index(i)
+        return self.edges[i] if self.edges.ndim == 2 else self.edges
+
+    dataX = readX
+
+    def histogram(self, edges=None) -> HistogramWorkspace:
+        """A histogram workspace of these events with `edges` (default: the workspace's own binning)."""
+        edges = self.edges if edges is None else np.asarray(edges, dtype=np.float64)
+        out = HistogramWorkspace.zeros(self.spectra, edges, run=self.run_info.copy(), unit_id=self.x_unit.unit_id)
+        self.histogram_into(out)
+        if self.monitors is not None:
+            out.monitors = (self.monitors.histogram() if isinstance(self.monitors, EventWorkspace)
+                            else self.monitors)
+        return out
+
+    def histogram_into(self, target: HistogramWorkspace) -> int:
+        """Add these events into `target`'s bins in place (the accumulator path). Returns events missed."""
+        if target.getNumberHistograms() != self.getNumberHistograms():
+            raise ValueError("histogram_into: spectra differ between events and target")
+        ev = self.events
+        return histogram_into(target.values, target.variances, ev.index, ev.x, target.edges, ev.weights, ev.err2)
+
+    def readY(self, i: int) -> np.ndarray:
+        x, _, w = self._spectrum_events(i)
+        return np.histogram(x, bins=self.readX(i), weights=w)[0].astype(np.float64)
+
+    def readE(self, i: int) -> np.ndarray:
+        x, _, _ = self._spectrum_events(i)
+        e2 = self.events.err2
+        if e2 is None:
+            return np.sqrt(np.histogram(x, bins=self.readX(i))[0].astype(np.float64))
+        sel = self._sorted()[self._bounds[i]:self._bounds[i + 1]]
+        return np.sqrt(np.histogram(x, bins=self.readX(i), weights=e2[sel])[0])
+
+    dataY = readY
+    dataE = readE
+
+    def extractX(self) -> np.ndarray:
+        e = self.edges
+        return (e if e.ndim == 2 else np.broadcast_to(e, (self.getNumberHistograms(), e.size))).copy()
+
+    def extractY(self) -> np.ndarray:
+        return self.histogram().values.copy()
+
+    def extractE(self) -> np.ndarray:
+        return np.sqrt(self.histogram().variances)
+
+    def nbytes(self) -> int:
+        return self.events.nbytes() + self.edges.nbytes
+
+    def clone(self) -> EventWorkspace:
+        mon = self.monitors.clone() if self.monitors is not None else None
+        return EventWorkspace(self.spectra.copy(), self.events.copy(), self.edges.copy(), self.run_info.copy(),
+                              self.x_unit.unit_id, mon)
+
+    def with_events(self, events: EventColumns, edges=None, spectra: Spectra | None = None,
+                    unit_id: str | None = None) -> EventWorkspace:
+        return EventWorkspace(self.spectra if spectra is None else spectra, events,
+                              self.edges if edges is None else edges, self.run_info.copy(),
+                              self.x_unit.unit_id if unit_id is None else unit_id, self.monitors)
+
+    def to_scipp(self) -> sc.DataArray:
+        """The events as scipp binned data: one bin (event list) per spectrum."""
+        order = self._sorted()
+        ev = self.events
+        u = self.x_unit
+        w = np.ones(len(ev)) if ev.weights is None else ev.weights[order]
+        table = sc.DataArray(
+            sc.array(dims=["event"], values=w, variances=(w if ev.err2 is None else ev.err2[order]), unit="counts"),
+            coords={u.dim: sc.array(dims=["event"], values=ev.x[order], unit=u.scipp_unit),
+                    "pulse_time": sc.array(dims=["event"], values=ev.pulse_time()[order], unit="ns")})
+        begin = sc.array(dims=["spectrum"], values=self._bounds[:-1].astype(np.int64), unit=None)
+        end = sc.array(dims=["spectrum"], values=self._bounds[1:].astype(np.int64), unit=None)
+        return sc.DataArray(sc.bins(begin=begin, end=end, dim="event", data=table),
+                            coords={"spectrum": sc.array(dims=["spectrum"], values=self.spectra.numbers.astype(np.int64),
+                                                         unit=None)})

@@ -1,0 +1,144 @@
+"""HistogramWorkspace (Mantid's Workspace2D) on a scipp DataArray.
+
+`data` has dims (spectrum, <x dim>): values are counts, variances are E² (so errors propagate the scipp way),
+the x coordinate holds bin edges, shared (1-D) or per spectrum (2-D), with a unit. `values` and `variances`
+are numpy views of scipp's own buffers, so kernels accumulate into them in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipp as sc
+
+from livereduce.workspace.base import MatrixWorkspace, x_unit
+from livereduce.workspace.run import Run
+from livereduce.workspace.spectra import Spectra
+
+
+class HistogramWorkspace(MatrixWorkspace):
+    def __init__(self, values, variances, edges, spectra: Spectra, run: Run | None = None, unit_id: str = "TOF",
+                 monitors: MatrixWorkspace | None = None, distribution: bool = False):
+        super().__init__(spectra, run, unit_id, monitors)
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[0] != len(spectra):
+            raise ValueError(f"values must be [spectra={len(spectra)}, bins], got shape {values.shape}")
+        edges = np.asarray(edges, dtype=np.float64)
+        if edges.shape[-1] != values.shape[1] + 1 or (edges.ndim == 2 and edges.shape[0] != values.shape[0]):
+            raise ValueError(f"edges shape {edges.shape} does not fit values shape {values.shape}")
+        variances = values.copy() if variances is None else np.asarray(variances, dtype=np.float64)
+        u = self.x_unit
+        self.data = sc.DataArray(
+            sc.array(dims=["spectrum", u.dim], values=values, variances=variances, unit="counts"),
+            coords={u.dim: sc.array(dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]), values=edges,
+                                    unit=u.scipp_unit),
+                    "spectrum": sc.array(dims=["spectrum"], values=spectra.numbers.astype(np.int64), unit=None)})
+        self.distribution = distribution
+
+    @classmethod
+    def zeros(cls, spectra: Spectra, edges, *, run: Run | None = None, unit_id: str = "TOF") -> HistogramWorkspace:
+        edges = np.asarray(edges, dtype=np.float64)
+        shape = (len(spectra), edges.shape[-1] - 1)
+        return cls(np.zeros(shape), np.zeros(shape), edges, spectra, run, unit_id)
+
+    # -- views ------------------------------------------------------------------------------
+    @property
+    def values(self) -> np.ndarray:
+        return self.data.values
+
+    @property
+    def variances(self) -> np.ndarray:
+        return self.data.variances
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Bin edges: [nbins+1] when shared by all spectra, else [nspec, nbins+1]."""
+        return self.data.coords[self.x_unit.dim].values
+
+    def set_edges(self, edges) -> None:
+        """Replace the bin edges (same number of bins); used to widen a default single bin."""
+        edges = np.asarray(edges, dtype=np.float64)
+        u = self.x_unit
+        self.data.coords[u.dim] = sc.array(dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]),
+                                           values=edges, unit=u.scipp_unit)
+
+    def edges_2d(self) -> np.ndarray:
+        e = self.edges
+        return e if e.ndim == 2 else np.broadcast_to(e, (self.getNumberHistograms(), e.size))
+
+    # -- Mantid API -------------------------------------------------------------------------
+    def id(self) -> str:
+        return "Workspace2D"
+
+    def blocksize(self) -> int:
+        return int(self.values.shape[1])
+
+    def isHistogramData(self) -> bool:
+        return True
+
+    def isDistribution(self) -> bool:
+        return self.distribution
+
+    def readX(self, i: int) -> np.ndarray:
+        self._check_index(i)
+        e = self.edges
+        return e[i] if e.ndim == 2 else e
+
+    def readY(self, i: int) -> np.ndarray:
+        self._check_index(i)
+        return self.values[i]
+
+    def readE(self, i: int) -> np.ndarray:
+        self._check_index(i)
+        return np.sqrt(self.variances[i])
+
+    dataX = readX
+    dataY = readY   # views: writing into them changes the workspace, as in Mantid
+
+    def dataE(self, i: int) -> np.ndarray:
+        """Errors are stored as variances, so this is a copy; write errors with setE."""
+        return self.readE(i)
+
+    def setY(self, i: int, y) -> None:
+        self.values[i] = y
+
+    def setE(self, i: int, e) -> None:
+        self.variances[i] = np.square(e)
+
+    def extractX(self) -> np.ndarray:
+        return self.edges_2d().copy()
+
+    def extractY(self) -> np.ndarray:
+        return self.values.copy()
+
+    def extractE(self) -> np.ndarray:
+        return np.sqrt(self.variances)
+
+    def getNumberEvents(self) -> int:
+        """Total counts. (Mantid's Workspace2D has no events; scripts ask this of the accumulation either way.)"""
+        return int(round(float(self.values.sum())))
+
+    def integrated(self) -> float:
+        return float(self.values.sum())
+
+    def nbytes(self) -> int:
+        return int(self.values.nbytes * 2 + self.edges.nbytes)
+
+    def clone(self) -> HistogramWorkspace:
+        mon = self.monitors.clone() if self.monitors is not None else None
+        return HistogramWorkspace(self.values.copy(), self.variances.copy(), self.edges.copy(), self.spectra.copy(),
+                                  self.run_info.copy(), self.x_unit.unit_id, mon, self.distribution)
+
+    def with_data(self, values, variances, edges=None, spectra: Spectra | None = None,
+                  unit_id: str | None = None) -> HistogramWorkspace:
+        """A new workspace sharing this one's run and monitors with new numbers (what algorithms return)."""
+        return HistogramWorkspace(values, variances, self.edges if edges is None else edges,
+                                  self.spectra if spectra is None else spectra, self.run_info.copy(),
+                                  self.x_unit.unit_id if unit_id is None else unit_id, self.monitors,
+                                  self.distribution)
+
+    def to_scipp(self) -> sc.DataArray:
+        return self.data
+
+
+def unit_dim(unit_id: str) -> str:
+    return x_unit(unit_id).dim

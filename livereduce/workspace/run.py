@@ -1,0 +1,169 @@
+"""Run metadata: single-valued properties and time-series logs, with Mantid's `Run` API.
+
+Times are int64 nanoseconds since the Unix epoch throughout livereduce (listeners convert from their wire
+epochs, e.g. ADARA's EPICS epoch 1990-01-01).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+EPICS_EPOCH_OFFSET_S = 631_152_000  # seconds from 1970-01-01 to 1990-01-01 (EPICS / ADARA / Mantid epoch)
+
+
+def iso_from_ns(ns: int) -> str:
+    """ISO8601 UTC text for a time in ns since the Unix epoch (second resolution, 'Z' suffix)."""
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TimeSeries:
+    """A log: values at times (ns since Unix epoch). Appending is amortised O(1)."""
+
+    name: str
+    unit: str = ""
+    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def append(self, time_ns: int | np.ndarray, value) -> None:
+        t = np.atleast_1d(np.asarray(time_ns, dtype=np.int64))
+        v = np.atleast_1d(np.asarray(value))
+        if self.values.size == 0:
+            self.values = v.copy()
+        else:
+            self.values = np.concatenate([self.values, v.astype(self.values.dtype, copy=False)])
+        self.times = np.concatenate([self.times, t])
+
+    def extend(self, other: TimeSeries) -> None:
+        if other.times.size:
+            self.append(other.times, other.values)
+
+    def last_only(self) -> TimeSeries:
+        """A copy holding only the most recent value: what a new chunk inherits (Mantid carries it over)."""
+        return TimeSeries(self.name, self.unit, self.times[-1:].copy(), self.values[-1:].copy())
+
+    def copy(self) -> TimeSeries:
+        return TimeSeries(self.name, self.unit, self.times.copy(), self.values.copy())
+
+    # Mantid TimeSeriesProperty API used by scripts
+    @property
+    def value(self):
+        return self.values
+
+    def firstValue(self):
+        return self.values[0].item()
+
+    def lastValue(self):
+        return self.values[-1].item()
+
+    def timeAverageValue(self) -> float:
+        return float(np.mean(self.values)) if self.values.size else float("nan")
+
+    def size(self) -> int:
+        return int(self.values.size)
+
+    def units(self) -> str:
+        return self.unit
+
+
+@dataclass
+class Property:
+    """A single-valued property (run_number, run_title, ...), with Mantid's `.value` accessor."""
+
+    name: str
+    value: object
+    unit: str = ""
+
+    def units(self) -> str:
+        return self.unit
+
+    def copy(self) -> Property:
+        return Property(self.name, self.value, self.unit)
+
+
+class Run:
+    """Properties and logs of a workspace (Mantid's `Run`, as returned by `ws.getRun()`)."""
+
+    def __init__(self, entries: Iterable[Property | TimeSeries] = ()):
+        self._entries: dict[str, Property | TimeSeries] = {e.name: e for e in entries}
+
+    # -- building -------------------------------------------------------------------------------
+    def set(self, name: str, value, unit: str = "") -> None:
+        self._entries[name] = Property(name, value, unit)
+
+    def series(self, name: str, unit: str = "") -> TimeSeries:
+        """The time series called `name`, created empty if absent."""
+        entry = self._entries.get(name)
+        if not isinstance(entry, TimeSeries):
+            entry = TimeSeries(name, unit)
+            self._entries[name] = entry
+        return entry
+
+    def remove(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def copy(self) -> Run:
+        return Run(e.copy() for e in self._entries.values())
+
+    def merge(self, newer: Run) -> None:
+        """Fold a later chunk's metadata in: properties are replaced, time series are extended."""
+        for name, entry in newer._entries.items():
+            mine = self._entries.get(name)
+            if isinstance(entry, TimeSeries) and isinstance(mine, TimeSeries):
+                new_times = entry.times > (mine.times[-1] if mine.times.size else np.iinfo(np.int64).min)
+                if new_times.any():
+                    mine.append(entry.times[new_times], entry.values[new_times])
+            else:
+                self._entries[name] = entry.copy()
+
+    def carry_over(self) -> Run:
+        """What the next chunk starts from: properties kept, each series reduced to its last value."""
+        return Run(e.last_only() if isinstance(e, TimeSeries) and e.times.size else e.copy()
+                   for e in self._entries.values())
+
+    # -- Mantid API -----------------------------------------------------------------------------
+    def hasProperty(self, name: str) -> bool:
+        return name in self._entries
+
+    def getProperty(self, name: str) -> Property | TimeSeries:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"Run has no property '{name}'; it has: {sorted(self._entries)}") from None
+
+    __getitem__ = getProperty
+    __contains__ = hasProperty
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def getProperties(self) -> list[Property | TimeSeries]:
+        return list(self._entries.values())
+
+    def addProperty(self, name: str, value, replace: bool = True) -> None:
+        if replace or name not in self._entries:
+            self.set(name, value)
+
+    def getProtonCharge(self) -> float:
+        """Integrated proton charge in µA·h, from the `gd_prtn_chrg` property or the `proton_charge` log (pC)."""
+        if "gd_prtn_chrg" in self._entries:
+            return float(self._entries["gd_prtn_chrg"].value)
+        log = self._entries.get("proton_charge")
+        if isinstance(log, TimeSeries):
+            return float(np.sum(log.values)) * 1e-12 / 3.6e-3  # pC -> µA·h (1 µA·h = 3.6e-3 C)
+        return 0.0
+
+    def getRunNumber(self) -> int:
+        entry = self._entries.get("run_number")
+        try:
+            return int(entry.value) if entry is not None else 0
+        except (TypeError, ValueError):
+            return 0
+
+    def startTime(self) -> str:
+        entry = self._entries.get("run_start")
+        return str(entry.value) if entry is not None else ""
