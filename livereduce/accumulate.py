@@ -83,8 +83,8 @@ def add(acc, chunk):
     elif isinstance(acc, HistogramWorkspace) and isinstance(chunk, HistogramWorkspace):
         if acc.edges.shape != chunk.edges.shape or not np.array_equal(acc.edges, chunk.edges):
             raise Incompatible("chunk binning differs from the accumulation's; rebin both the same way")
-        acc.values += chunk.values
-        acc.variances += chunk.variances
+        np.add(acc.values, chunk.values, out=acc.values)          # in place, into scipp's buffers
+        np.add(acc.variances, chunk.variances, out=acc.variances)
     else:
         raise Incompatible(f"cannot Add a {chunk.id()} chunk to a {acc.id()} accumulation")
     if acc.monitors is not None and chunk.monitors is not None:

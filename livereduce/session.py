@@ -91,6 +91,7 @@ class Session:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._replace_next = True          # first cycle and after a reset: Replace
         self._carry = None                 # chunk workspace whose proc failed
+        self._acc = None                   # the accumulation; owned here, also registered by name
         self._last_extract = time.monotonic()
         self._started = False
         self.compress_hook = None          # set by the daemon: accumulation → smaller accumulation
@@ -117,18 +118,18 @@ class Session:
     def clear(self, reason: str) -> None:
         for name in (self.accumulation_name, self.output_name, self.input_name):
             self.ads.remove(name)
-        self._carry = None
+        self._carry = self._acc = None
         self._replace_next = True
         self.state.events_accumulated = self.state.accumulation_bytes = 0
         self.log.warning("accumulation cleared: %s", reason)
         self.events.emit("reset", self.state.cycles, reason=reason)
 
     def _compress(self, reason) -> None:
-        if self.compress_hook is None or not self.ads.doesExist(self.accumulation_name):
+        if self.compress_hook is None or self._acc is None:
             return
-        acc = self.ads[self.accumulation_name]
+        acc = self._acc
         before = acc.nbytes()
-        smaller = self.compress_hook(acc)
+        smaller = self._acc = self.compress_hook(acc)
         self.ads.addOrReplace(self.accumulation_name, smaller)
         self.state.accumulation_bytes = smaller.nbytes()
         self.log.warning("accumulation compressed (%s): %.1f MB -> %.1f MB", reason, before / 1e6, smaller.nbytes() / 1e6)
@@ -193,8 +194,8 @@ class Session:
         if status == RunStatus.BEGIN_RUN:
             self.log.info("run %d started", st.run_number)
         chunk_ws = workspace_from_chunk(chunk)
-        between_runs = self._replace_next and n == 0 and chunk.histograms is None and self.ads.doesExist(
-            self.accumulation_name) and status != RunStatus.BEGIN_RUN
+        between_runs = self._replace_next and n == 0 and chunk.histograms is None and self._acc is not None \
+            and status != RunStatus.BEGIN_RUN
         if not between_runs:
             if self._carry is not None:
                 chunk_ws = _merge_events(self._carry, chunk_ws)
@@ -257,6 +258,7 @@ class Session:
                 processed = _to_histogram(processed, None)
             acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
         self._replace_next = False
+        self._acc = acc
         self.ads.addOrReplace(self.accumulation_name, acc)
         st = self.state
         st.events_accumulated = _event_count(acc)
@@ -266,12 +268,17 @@ class Session:
                          bytes=st.accumulation_bytes)
 
     def _existing_accumulation(self):
-        return self.ads[self.accumulation_name] if self.ads.doesExist(self.accumulation_name) else None
+        """The session's accumulation. A script that renamed or deleted its name does not lose it: the name
+        is registered again here (Mantid would silently start over)."""
+        if self._acc is not None and not (self.ads.doesExist(self.accumulation_name)
+                                          and self.ads[self.accumulation_name] is self._acc):
+            self.ads.addOrReplace(self.accumulation_name, self._acc)
+        return self._acc
 
     def _post_process(self) -> None:
         if self.post_proc is None:
             return
-        acc = self.ads[self.accumulation_name]
+        acc = self._existing_accumulation()
         t = time.monotonic()
         try:
             out = run_script(self.post_proc, acc, self.output_name, extra={"accumulation": acc})
