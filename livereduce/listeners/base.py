@@ -11,7 +11,6 @@ import enum
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -119,6 +118,8 @@ class EventBuffer:
         self._new()
 
     def _new(self) -> None:
+        # start the next chunk at the size the last one reached, so steady streams never regrow
+        self._capacity = max(self._capacity, getattr(self, "_n", 0))
         self._index = np.empty(self._capacity, np.uint32)
         self._tof = np.empty(self._capacity, np.float32)
         self._n = 0

@@ -32,10 +32,8 @@ class TimeSeries:
     def append(self, time_ns: int | np.ndarray, value) -> None:
         t = np.atleast_1d(np.asarray(time_ns, dtype=np.int64))
         v = np.atleast_1d(np.asarray(value))
-        if self.values.size == 0:
-            self.values = v.copy()
-        else:
-            self.values = np.concatenate([self.values, v.astype(self.values.dtype, copy=False)])
+        # plain concatenate promotes (a longer string widens the dtype instead of being truncated)
+        self.values = v.copy() if self.values.size == 0 else np.concatenate([self.values, v])
         self.times = np.concatenate([self.times, t])
 
     def extend(self, other: TimeSeries) -> None:

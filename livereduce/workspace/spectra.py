@@ -51,8 +51,9 @@ class Spectra:
         starts, stops = self.det_offsets[idx], self.det_offsets[idx + 1]
         counts = stops - starts
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        det = (np.concatenate([self.det_ids[a:b] for a, b in zip(starts, stops, strict=True)])
-               if idx.size else np.empty(0, np.int32))
+        # gather every selected spectrum's detector ids at once: position k of spectrum j → starts[j] + k
+        within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], counts)
+        det = self.det_ids[np.repeat(starts, counts) + within]
         return Spectra(self.numbers[idx].copy(), det.astype(np.int32), offsets, self.l2[idx].copy(),
                        self.two_theta[idx].copy(), self.azimuthal[idx].copy(), self.l1, self.instrument,
                        dict(self.extra))
@@ -67,7 +68,8 @@ class Spectra:
             np.concatenate([self.azimuthal, other.azimuthal]), self.l1, self.instrument, dict(self.extra))
 
     def copy(self) -> Spectra:
-        return self.take(np.arange(len(self)))
+        return Spectra(self.numbers.copy(), self.det_ids.copy(), self.det_offsets.copy(), self.l2.copy(),
+                       self.two_theta.copy(), self.azimuthal.copy(), self.l1, self.instrument, dict(self.extra))
 
     def has_geometry(self) -> bool:
         return bool(np.isfinite(self.l1) and np.all(np.isfinite(self.l2)) and np.all(np.isfinite(self.two_theta)))

@@ -1,0 +1,602 @@
+"""SNS ADARA listener: a TCP client of the SMS (Mantid's SNSLiveEventDataListener, without Mantid).
+
+Receive thread (StreamThread: reconnects with backoff, one log line per event): sends a v0 client hello
+(0 = now, 1 = start of run, else EPICS seconds), frames the stream with `Parser`, and turns packets into a
+columnar event buffer, monitor events, logs and run state. `extract()` swaps it all out as a `Chunk`.
+
+Decisions worth knowing:
+- Events are buffered with their raw detector id; ids become workspace indices at extract, vectorised, once
+  the run's spectra are known. Ids outside the map are dropped and counted.
+- Spectra come from the GEOMETRY packet, read as a small IDF subset (see `parse_geometry`). Without a usable
+  geometry: detector ids 0..pixels-1 from the `pixels` option, else 0..highest id seen by the first extract,
+  with NaN geometry. The layout is fixed at the run's first extract and kept for the whole run.
+- Run boundaries apply back-pressure (as Mantid does): after END_RUN, and before a NEW_RUN while data is
+  buffered, the thread stops consuming until the next extract. So the END_RUN chunk holds the run's tail and
+  the BEGIN_RUN chunk holds the start of the new run. A NEW_RUN seen on the stream is reported as BEGIN_RUN
+  even for the first run (Mantid hides it before its workspace exists); joining mid-run (STATE) is silent.
+- Reconnecting asks for the start of the current run again (unless started "now"); when the replay repeats the
+  run we were in, the buffer is discarded and `data_reset()` turns true, so nothing is counted twice.
+- TOF is the event's TOF word / 10 (µs). Mantid's source-offset correction adds a boolean, i.e. nothing
+  measurable, so it is not reproduced.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import numpy as np
+
+from livereduce.errors import NotYet
+from livereduce.listeners.adara import packets as P
+from livereduce.listeners.adara.parser import Parser
+from livereduce.listeners.base import (
+    Chunk,
+    EventBuffer,
+    Events,
+    RunStatus,
+    RunTracker,
+    StartFrom,
+    StreamThread,
+    parse_address,
+)
+from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S, Run, iso_from_ns
+from livereduce.workspace.spectra import Spectra
+
+log = logging.getLogger("livereduce.listener.adara")
+DEFAULT_PORT = 31415
+PER_RUN = ("run_number", "run_start", "run_end", "run_title", "experiment_identifier", "proton_charge")
+FALLBACK_MONITORS = tuple(range(6))     # ADARA monitor ids 0..5 (Mantid accepts no others)
+FALLBACK_MAX_PIXELS = 1 << 22           # a stray id beyond this never sizes the fallback spectra
+_S = P.RunStatusCode
+
+
+def _tag(el: ET.Element) -> str:
+    return el.tag.rsplit("}", 1)[-1]
+
+
+def _xml(text: str) -> ET.Element:
+    return ET.fromstring(text.strip().encode())
+
+
+@dataclass(eq=False)
+class Geometry:
+    name: str
+    l1: float
+    det_ids: np.ndarray
+    l2: np.ndarray
+    two_theta: np.ndarray     # rad
+    azimuthal: np.ndarray     # rad
+    monitors: tuple[int, ...]
+
+
+def parse_geometry(text: str) -> Geometry:
+    """The IDF subset this listener (and the fake SMS) understands. Lengths in m, angles in degrees:
+
+        <instrument name="NAME">
+          <source z="-10.0"/> <sample z="0.0"/>                       L1 = sample z - source z
+          <detector id="7" l2="2.0" two_theta="30" azimuthal="0"/>     one pixel
+          <detectors first_id="100" count="1000" l2="2.0" two_theta_first="30" two_theta_last="150"/>
+          <monitor id="1"/>                                            ADARA monitor 1 = detector id -1
+        </instrument>
+
+    Spectra are ordered by detector id. A real IDF (components, types, idlists) yields its name and no pixels,
+    so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML.
+    """
+    try:
+        return _geometry(_xml(text))
+    except (ET.ParseError, KeyError, ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"geometry XML: {exc!r}") from None
+
+
+def _geometry(root: ET.Element) -> Geometry:
+    z, ids, l2, tt, az, monitors = {}, [], [], [], [], []
+    for el in root.iter():
+        a, tag = el.attrib, _tag(el)
+        if tag in ("source", "sample") and "z" in a:
+            z[tag] = float(a["z"])
+        elif tag == "detector" and "id" in a:
+            ids.append([int(a["id"])])
+            l2.append([float(a.get("l2", "nan"))])
+            tt.append([float(a.get("two_theta", "nan"))])
+            az.append([float(a.get("azimuthal", "0"))])
+        elif tag == "detectors" and "first_id" in a:
+            n = int(a["count"])
+            if not 0 <= n <= 1 << 24:
+                raise ValueError(f"detector count {n}")
+            ids.append(int(a["first_id"]) + np.arange(n))
+            l2.append(np.full(n, float(a.get("l2", "nan"))))
+            first, last = float(a.get("two_theta_first", "nan")), float(a.get("two_theta_last", "nan"))
+            tt.append(np.linspace(first, last, n))
+            az.append(np.full(n, float(a.get("azimuthal", "0"))))
+        elif tag == "monitor" and "id" in a:
+            monitors.append(int(a["id"]))
+    def cat(parts):
+        return np.concatenate(parts) if parts else np.empty(0)
+    det = cat(ids).astype(np.int64)
+    order = np.argsort(det, kind="stable")
+    if np.unique(det).size != det.size or (det.size and not -2**31 <= det.min() <= det.max() < 2**31):
+        raise ValueError("duplicate detector ids, or ids beyond 32 bits")
+    l1 = z["sample"] - z["source"] if {"sample", "source"} <= z.keys() else float("nan")
+    return Geometry(root.get("name", ""), l1, det[order], cat(l2)[order], np.deg2rad(cat(tt)[order]),
+                    np.deg2rad(cat(az)[order]), tuple(sorted(set(monitors))))
+
+
+class DetectorMap:
+    """Detector id → workspace index (uint32; any value >= `size` means "not mapped"), vectorised.
+
+    Contiguous ids (the common case) are an offset, with no lookup at all; dense ids use a lookup table;
+    sparse ones a sorted search.
+    """
+
+    UNMAPPED = np.uint32(0xFFFFFFFF)
+
+    def __init__(self, det_ids: np.ndarray):
+        det = np.asarray(det_ids, np.int64)
+        self.size, self.first = int(det.size), int(det[0]) if det.size else 0
+        self.lut = self.sorted = None
+        if det.size and det.min() >= 0 and np.array_equal(det, self.first + np.arange(det.size)):
+            return
+        self.first = None
+        top = int(det.max()) + 2 if det.size else 1
+        if det.size == 0 or (det.min() >= 0 and top <= 4 * det.size + (1 << 20)):
+            self.lut = np.full(top, self.UNMAPPED, np.uint32)      # last entry: every larger id
+            self.lut[det] = np.arange(det.size, dtype=np.uint32)
+        else:
+            order = np.argsort(det, kind="stable")
+            self.sorted, self.index = det[order], order.astype(np.uint32)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        if self.first is not None:              # ids below `first` wrap around to huge values: unmapped
+            return ids - np.uint32(self.first) if self.first else ids
+        if self.lut is not None:
+            return self.lut[np.minimum(ids, self.lut.size - 1)]
+        pos = np.minimum(np.searchsorted(self.sorted, ids), self.sorted.size - 1)
+        return np.where(self.sorted[pos] == ids, self.index[pos], self.UNMAPPED)
+
+
+def _map_events(events: Events, mapping: DetectorMap) -> tuple[Events, int]:
+    """Events with workspace indices; events with unmapped ids are dropped (returns their count)."""
+    index = mapping(events.index)
+    bad = index >= mapping.size
+    dropped = int(np.count_nonzero(bad))
+    if not dropped:
+        return Events(index, events.tof, events.pulse_time, events.pulse_start), 0
+    kept_before = np.concatenate([[0], np.cumsum(~bad)])
+    return Events(index[~bad], events.tof[~bad], events.pulse_time, kept_before[events.pulse_start]), dropped
+
+
+class _Receiver(StreamThread):
+    def __init__(self, listener: AdaraListener, **kw):
+        super().__init__(listener.host, listener.port, name=f"adara-{listener.address}", logger=log, **kw)
+        self.listener = listener
+
+    def handle(self, sock) -> None:
+        self.listener._receive(sock, self)
+
+
+class AdaraListener:
+    buffers_events = True
+
+    def __init__(self, address: str = "", *, pixels: int | None = None, keep_paused_events: bool = False,
+                 init_wait: float = 1.0, timeout: float = 30.0, backoff: tuple[float, float] = (0.2, 10.0),
+                 **options):
+        if options:
+            log.debug("adara listener ignores options %s", sorted(options))
+        self.host, self.port = parse_address(address, DEFAULT_PORT)
+        self.address = f"{self.host}:{self.port}"
+        self.pixels = None if pixels is None else int(pixels)
+        self.keep_paused_events, self.init_wait = bool(keep_paused_events), float(init_wait)
+        self._thread_options = {"timeout": float(timeout), "backoff": tuple(backoff)}
+        self._lock = threading.Lock()
+        self._events, self._monitor_events = EventBuffer(1 << 20), EventBuffer(1024)
+        self._tracker = RunTracker()
+        self._run = Run()
+        self._charge: tuple[list[int], list[float]] = ([], [])
+        self._monitor_counts: dict[int, int] = {}
+        self._geometry: Geometry | None = None
+        self._instrument = ""
+        self._layout: tuple[Spectra, DetectorMap, Spectra, DetectorMap] | None = None
+        self._max_pixel = -1
+        self._pvs: dict[tuple[int, int], tuple[str, str, str]] = {}
+        self._in_run = 0                    # run number the stream is in (0: none), unlatched
+        self._paused = False
+        self._hold: tuple | None = None     # (what, RunStatusPkt, time): the receiver waits for an extract
+        self._begin_pending = False         # a BEGIN_RUN edge not yet latched by an extract
+        self._released = threading.Event()
+        self._initialised = threading.Event()
+        self._rejoin = False
+        self._reset = False
+        self._start = StartFrom()
+        self._receiver: _Receiver | None = None
+        self._parser: Parser | None = None
+        self._counts = dict.fromkeys(("packets", "discarded_unknown", "discarded_oversize",
+                                      "paused_events_dropped", "unmapped_events_dropped",
+                                      "unknown_variable_values"), 0)
+
+    # ---- Listener contract ---------------------------------------------------------------------------------
+    def start(self, start: StartFrom | None = None) -> None:
+        if self._receiver is not None:
+            return
+        self._start = start or StartFrom()
+        self._receiver = _Receiver(self, **self._thread_options)
+        self._receiver.start()
+
+    @property
+    def run_number(self) -> int:
+        return self._tracker.run_number
+
+    def run_status(self) -> RunStatus:
+        return self._tracker.status()
+
+    def data_reset(self) -> bool:
+        with self._lock:
+            reset, self._reset = self._reset, False
+        return reset
+
+    def close(self) -> None:
+        if self._receiver is not None:
+            self._receiver.stop()
+
+    def state(self) -> dict:
+        r, p = self._receiver, self._parser
+        out = {"connected": bool(r and r.connected), "address": self.address,
+               "connects": r.connects if r else 0, "drops": r.drops if r else 0,
+               "bytes_received": r.bytes_received if r else 0, "last_error": r.last_error if r else "",
+               "run_number": self.run_number, "paused": self._paused}
+        out.update(self._counts)
+        if p is not None:
+            for key in ("packets", "discarded_unknown", "discarded_oversize"):
+                out[key] += getattr(p, key)
+        return out
+
+    def extract(self) -> Chunk:
+        if not self._initialised.wait(self.init_wait):
+            r = self._receiver
+            error = r.last_error if r else "not started"
+            raise NotYet(f"ADARA stream from {self.address} not initialised (no run status yet; "
+                         f"connected={bool(r and r.connected)}, last error: {error})")
+        with self._lock:
+            layout = self._layout or self._make_layout()
+            if layout is None:
+                if self._hold is None:
+                    raise NotYet("no geometry, no `pixels` option and no events yet to size the spectra")
+                empty = Spectra.one_to_one([], instrument=self._instrument)
+                layout = (empty, DetectorMap(np.empty(0)), empty, DetectorMap(np.empty(0)))
+            events, monitor_events = self._events.swap(), self._monitor_events.swap()
+            run, times, charges = self._run, *self._charge
+            self._charge = ([], [])
+            if times:
+                run.series("proton_charge", "picoCoulomb").append(times, np.asarray(charges))
+            self._run = run.carry_over()
+            for monitor, count in self._monitor_counts.items():
+                run.set(f"monitor{monitor}_counts", count)
+            self._monitor_counts = {}
+            self._tracker.latch()
+            self._begin_pending = False
+            hold, self._hold = self._hold, None
+            if hold is not None:
+                what, rs, t = hold
+                if what == "closed":            # the END_RUN chunk is out: the gap after it starts afresh
+                    self._run = self._fresh_run()
+                elif what == "new":
+                    self._begin(rs, t)
+                else:
+                    self._end(rs, t)            # holds again: the END_RUN chunk comes next
+            if self._hold is None:
+                self._released.set()
+        spectra, detectors, monitor_spectra, monitor_map = layout
+        events, dropped = _map_events(events, detectors)
+        monitor_events, mdropped = _map_events(monitor_events, monitor_map)
+        if dropped + mdropped:
+            with self._lock:
+                self._counts["unmapped_events_dropped"] += dropped + mdropped
+            log.debug("dropped %d events and %d monitor events with unmapped ids", dropped, mdropped)
+        monitor_run = Run()
+        if run.hasProperty("run_number"):
+            monitor_run.set("run_number", run["run_number"].value)
+        return Chunk(spectra=_copy(spectra), run=run, events=events,
+                     monitors=Chunk(spectra=_copy(monitor_spectra), run=monitor_run, events=monitor_events))
+
+    # ---- layout --------------------------------------------------------------------------------------------
+    def _make_layout(self):
+        """Spectra for the run (main, monitors), or None when nothing says how many pixels there are yet."""
+        g = self._geometry
+        name = self._instrument or (g.name if g else "")
+        if g is not None and g.det_ids.size:
+            spectra = Spectra.one_to_one(g.det_ids, l1=g.l1, l2=g.l2, two_theta=g.two_theta,
+                                         azimuthal=g.azimuthal, instrument=name)
+        elif self.pixels is not None or self._max_pixel >= 0:
+            n = self.pixels if self.pixels is not None else self._max_pixel + 1
+            spectra = Spectra.one_to_one(np.arange(n), l1=g.l1 if g else float("nan"), instrument=name)
+            log.info("no usable geometry: %d spectra for detector ids 0..%d, geometry unknown", n, n - 1)
+        else:
+            return None
+        monitors = g.monitors if g is not None and g.monitors else FALLBACK_MONITORS
+        mon = Spectra.one_to_one([-m for m in monitors], instrument=spectra.instrument, l1=spectra.l1)
+        self._layout = (spectra, DetectorMap(spectra.det_ids), mon, DetectorMap(np.asarray(monitors)))
+        return self._layout
+
+    # ---- receive thread ------------------------------------------------------------------------------------
+    def _hello_time(self, first: bool) -> int:
+        mode = self._start.mode
+        if mode == "now":
+            return 0
+        if mode == "start_of_run" or not first:
+            return 1
+        if self._start.time_ns > time.time_ns():
+            log.error("start time %s is in the future; starting from now", iso_from_ns(self._start.time_ns))
+            return 0
+        return max(2, self._start.time_ns // 1_000_000_000 - EPICS_EPOCH_OFFSET_S)
+
+    def _receive(self, sock, thread: _Receiver) -> None:
+        first = thread.connects == 1
+        start = self._hello_time(first)
+        sec, nsec = P.epics_from_ns(time.time_ns())
+        sock.sendall(P.encode(P.ClientHelloPkt(start), sec, nsec, version=0))
+        log.info("client hello sent to %s (start time %d: %s)", self.address, start,
+                 {0: "now", 1: "start of run"}.get(start, "EPICS seconds"))
+        with self._lock:
+            self._rejoin = not first
+        parser = self._parser = Parser()
+        sock.settimeout(0.2)               # short, so stop() and extract() releases are seen promptly
+        idle = 0.0
+        try:
+            while not thread.stopping:
+                if self._hold is not None:
+                    self._released.wait(0.1)
+                    continue
+                for packet in parser:
+                    self._dispatch(packet)
+                    if self._hold is not None:
+                        break
+                if self._hold is not None:
+                    continue
+                try:
+                    n = parser.recv_from(sock)
+                except TimeoutError:
+                    idle += 0.2
+                    if idle >= thread.timeout:
+                        log.warning("nothing from the SMS at %s for %.0f s; is it still sending?",
+                                    self.address, idle)
+                        idle = 0.0
+                    continue
+                if n == 0:
+                    return
+                idle = 0.0
+                thread.bytes_received += n
+        finally:
+            with self._lock:
+                self._parser = None
+                for key in ("packets", "discarded_unknown", "discarded_oversize"):
+                    self._counts[key] += getattr(parser, key)
+
+    def _dispatch(self, packet: P.Packet) -> None:
+        handler = _HANDLERS.get(packet.type)
+        if handler is not None:
+            handler(self, packet)
+
+    def _on_events(self, packet: P.Packet) -> None:
+        payload = packet.payload
+        sections = P.walk_banks(payload)
+        if self._paused and not self.keep_paused_events:
+            n = sum(c for _, banks in sections for b, _, c in banks if b not in P.ERROR_BANKS)
+            with self._lock:
+                self._counts["paused_events_dropped"] += n
+            return
+        tof, pixel = P.event_arrays(payload, sections)
+        charge = struct.unpack_from("<I", payload, 0)[0] * 10.0      # 10 pC units → pC
+        with self._lock:
+            self._events.add_pulse(packet.time_ns, pixel, tof)
+            self._charge[0].append(packet.time_ns)
+            self._charge[1].append(charge)
+            if self._layout is None and self.pixels is None and pixel.size:    # may size the fallback spectra
+                top = int(pixel.max())
+                if top >= FALLBACK_MAX_PIXELS:
+                    sane = pixel[pixel < FALLBACK_MAX_PIXELS]
+                    top = int(sane.max()) if sane.size else -1
+                self._max_pixel = max(self._max_pixel, top)
+
+    def _on_monitors(self, packet: P.Packet) -> None:
+        pkt = P.BeamMonitorPkt.decode(packet.payload, packet.version)
+        with self._lock:
+            for s in pkt.sections:
+                self._monitor_counts[s.monitor_id] = self._monitor_counts.get(s.monitor_id, 0) + len(s.events)
+                ids = np.full(len(s.events), s.monitor_id, np.uint32)
+                self._monitor_events.add_pulse(packet.time_ns, ids, np.divide(s.tof, np.float32(10),
+                                                                              dtype=np.float32))
+
+    def _on_run_status(self, packet: P.Packet) -> None:
+        rs = P.RunStatusPkt.decode(packet.payload, packet.version)
+        with self._lock:
+            initialised, rejoin = self._initialised.is_set(), self._rejoin
+            self._rejoin = False
+            self._initialised.set()
+            if rs.status == _S.END_RUN or (rs.status == _S.NO_RUN and self._in_run):
+                if self._begin_pending:               # report the run's BEGIN_RUN (with its data) first
+                    self._defer("end", rs, packet.time_ns)
+                else:
+                    self._end(rs, packet.time_ns)
+            elif rs.status == _S.NEW_RUN and rejoin and rs.run_number == self._in_run:
+                log.info("reconnected into run %d from its start: discarding the partial buffer (data reset)",
+                         rs.run_number)
+                self._events.swap()
+                self._monitor_events.swap()
+                self._charge, self._monitor_counts, self._reset = ([], []), {}, True
+                self._run = self._fresh_run()
+                self._details(rs)
+            elif rs.status == _S.NEW_RUN or (rs.run_number and self._in_run not in (0, rs.run_number)) or (
+                    rs.run_number and not self._in_run and initialised):
+                if rs.status != _S.NEW_RUN:
+                    log.warning("stream is in run %d without a NEW_RUN seen; treating it as begun",
+                                rs.run_number)
+                busy = (len(self._events) or len(self._monitor_events) or self._charge[0]
+                        or self._begin_pending)
+                if initialised and busy:
+                    self._defer("new", rs, packet.time_ns)
+                else:
+                    self._begin(rs, packet.time_ns)
+            elif rs.run_number and not self._in_run:
+                self._tracker.running(rs.run_number)       # joined a run in progress: no edge
+                self._in_run = rs.run_number
+                self._details(rs)
+                self._seed(packet.time_ns)
+
+    def _defer(self, what: str, rs: P.RunStatusPkt, time_ns: int) -> None:
+        """Stop consuming until the next extract, which applies this run status (back-pressure)."""
+        self._hold = (what, rs, time_ns)
+        self._released.clear()
+
+    def _end(self, rs: P.RunStatusPkt, time_ns: int) -> None:
+        """Apply an END_RUN (lock held); the receiver then waits until the run's last chunk is extracted."""
+        if rs.status == _S.NO_RUN:
+            log.warning("stream says no run while run %d was on: its END_RUN was missed", self._in_run)
+        elif not self._run.hasProperty("run_number"):
+            self._details(rs)
+        self._run.set("run_end", iso_from_ns(time_ns))
+        self._tracker.end_run()
+        log.info("run %d ended", self._in_run or rs.run_number)
+        self._in_run = 0
+        self._defer("closed", rs, time_ns)
+
+    def _begin(self, rs: P.RunStatusPkt, time_ns: int) -> None:
+        """Apply a NEW_RUN (lock held)."""
+        self._tracker.begin_run(rs.run_number)
+        self._begin_pending = True
+        self._in_run = rs.run_number
+        self._run = self._fresh_run()
+        self._details(rs)
+        self._seed(time_ns)
+        self._layout, self._max_pixel = None, -1
+        log.info("run %d started", rs.run_number)
+
+    def _details(self, rs: P.RunStatusPkt) -> None:
+        self._run.set("run_number", str(rs.run_number))
+        self._run.set("run_start", iso_from_ns((rs.run_start + EPICS_EPOCH_OFFSET_S) * 1_000_000_000))
+
+    def _seed(self, time_ns: int) -> None:
+        for name, value in (("pause", int(self._paused)), ("scan_index", 0)):
+            series = self._run.series(name)
+            if not series.times.size:
+                series.append(time_ns, value)
+
+    def _fresh_run(self) -> Run:
+        """What a new run (or the gap after one) starts from: last log values, none of the old run's own."""
+        run = self._run.carry_over()
+        for name in PER_RUN:
+            run.remove(name)
+        return run
+
+    def _on_run_info(self, packet: P.Packet) -> None:
+        try:
+            root = _xml(P.RunInfoPkt.decode(packet.payload, packet.version).xml)
+        except ET.ParseError as exc:
+            log.warning("unreadable RUN_INFO XML (%s); ignored", exc)
+            return
+        with self._lock:
+            for el in root.iter():
+                name = {"proposal_id": "experiment_identifier", "run_title": "run_title"}.get(_tag(el))
+                if name and el.text is not None:
+                    self._run.set(name, el.text.strip())
+
+    def _on_geometry(self, packet: P.Packet) -> None:
+        try:
+            geometry = parse_geometry(P.GeometryPkt.decode(packet.payload, packet.version).xml)
+        except ValueError as exc:
+            log.warning("%s; spectra fall back to detector ids 0..pixels-1", exc)
+            return
+        with self._lock:
+            self._geometry = geometry
+
+    def _on_beamline(self, packet: P.Packet) -> None:
+        info = P.BeamlineInfoPkt.decode(packet.payload, packet.version)
+        with self._lock:
+            self._instrument = info.long_name or info.short_name
+
+    def _on_annotation(self, packet: P.Packet) -> None:
+        a = P.AnnotationPkt.decode(packet.payload, packet.version)
+        t, M = packet.time_ns, P.MarkerType
+        with self._lock:
+            if a.marker_type in (M.PAUSE, M.RESUME):
+                self._paused = a.marker_type == M.PAUSE
+                self._run.series("pause").append(t, int(self._paused))
+                log.info("stream %s", "paused" if self._paused else "resumed")
+            elif a.marker_type in (M.SCAN_START, M.SCAN_STOP):
+                self._run.series("scan_index").append(t, a.scan_index if a.marker_type == M.SCAN_START else 0)
+            elif a.comment:
+                log.info("annotation: %s", a.comment)
+
+    def _on_descriptor(self, packet: P.Packet) -> None:
+        desc = P.DeviceDescriptorPkt.decode(packet.payload, packet.version)
+        try:
+            root = _xml(desc.xml)
+        except ET.ParseError as exc:
+            log.warning("unreadable device descriptor XML for device %d (%s); ignored", desc.device_id, exc)
+            return
+        with self._lock:
+            for pv in (el for el in root.iter() if _tag(el) == "process_variable"):
+                fields = {_tag(c): (c.text or "").strip() for c in pv}
+                kind = _kind(fields.get("pv_type", ""))
+                if kind is None or not fields.get("pv_name") or not fields.get("pv_id", "").isdecimal():
+                    log.debug("device %d: skipping process variable %s", desc.device_id, fields)
+                    continue
+                self._pvs[(desc.device_id, int(fields["pv_id"]))] = (fields["pv_name"], kind,
+                                                                     fields.get("pv_units", ""))
+                self._run.series(fields["pv_name"], fields.get("pv_units", ""))
+
+    def _on_variable(self, packet: P.Packet) -> None:
+        pkt = P.CLASSES[packet.type].decode(packet.payload, packet.version)
+        with self._lock:
+            pv = self._pvs.get((pkt.device_id, pkt.variable_id))
+            if pv is None:
+                self._counts["unknown_variable_values"] += 1
+                log.debug("value for unknown variable %d of device %d dropped", pkt.variable_id,
+                          pkt.device_id)
+                return
+            name, kind, unit = pv
+            if isinstance(pkt, P.MultVariablePkt):
+                times, values = packet.time_ns + np.asarray(pkt.tofs, np.int64), list(pkt.values)
+            else:
+                times, values = np.array([packet.time_ns]), [pkt.value]
+            if not values:
+                return
+            try:
+                if kind in ("str", "array"):
+                    array = np.empty(len(values), object)
+                    array[:] = [str(v) for v in values] if kind == "str" else [np.asarray(v) for v in values]
+                else:
+                    array = np.asarray(values, np.float64 if kind == "float" else np.int64)
+            except (TypeError, ValueError, OverflowError):
+                log.debug("value %r does not fit %s log %s; dropped", values, kind, name)
+                return
+            self._run.series(name, unit).append(times, array)
+
+
+def _kind(pv_type: str) -> str | None:
+    t = pv_type.lower()
+    if "array" in t:
+        return "array"
+    if t in ("double", "float"):
+        return "float"
+    if t in ("integer", "unsigned", "unsigned integer", "int") or t.startswith("enum_"):
+        return "int"
+    return "str" if t == "string" else None
+
+
+def _copy(s: Spectra) -> Spectra:
+    """An independent copy, in a few array copies (Spectra.copy goes spectrum by spectrum)."""
+    return Spectra(s.numbers.copy(), s.det_ids.copy(), s.det_offsets.copy(), s.l2.copy(), s.two_theta.copy(),
+                   s.azimuthal.copy(), s.l1, s.instrument, dict(s.extra))
+
+
+T = P.Type
+_HANDLERS = {T.BANKED_EVENT: AdaraListener._on_events, T.BEAM_MONITOR_EVENT: AdaraListener._on_monitors,
+             T.RUN_STATUS: AdaraListener._on_run_status, T.RUN_INFO: AdaraListener._on_run_info,
+             T.GEOMETRY: AdaraListener._on_geometry, T.BEAMLINE_INFO: AdaraListener._on_beamline,
+             T.STREAM_ANNOTATION: AdaraListener._on_annotation, T.DEVICE_DESC: AdaraListener._on_descriptor,
+             **{t: AdaraListener._on_variable for t in T
+                if t.name.startswith(("VAR_VALUE", "MULT_VAR_VALUE"))}}
