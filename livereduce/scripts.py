@@ -134,6 +134,15 @@ def _simpleapi_names() -> dict:
 
 def _script_error(script: Script, exc: BaseException) -> ScriptError:
     frames = traceback.extract_tb(exc.__traceback__)
+    name = getattr(exc, "name", None)
+    if isinstance(exc, NameError) and name and name[:1].isupper():
+        # Mantid pre-imports every algorithm; a missing capitalised name is most likely one we lack
+        from livereduce import algorithms
+        if name not in algorithms.SUPPORTED:
+            try:
+                algorithms.get(name)
+            except Exception as unsupported:
+                exc = type(unsupported)(f"{exc}: {unsupported}").with_traceback(exc.__traceback__)
     mine = [f for f in frames if f.filename == script.path]
     lineno = mine[-1].lineno if mine else None
     shown = [f for f in frames if f.filename == script.path or "livereduce/scripts.py" not in f.filename]

@@ -78,10 +78,10 @@ class EventColumns:
         m = len(other)
         if m == 0:
             return
-        if (other._w is None) != (self._w is None):   # mixing weighted and unweighted: weight the plain ones
-            if self._w is None:
-                self._w = np.ones(self._index.size)
-                self._e2 = np.ones(self._index.size)
+        if self._w is None and other._w is not None:   # mixing: the plain events become weight 1, variance 1
+            self._w = np.ones(self._index.size)
+            self._e2 = np.ones(self._index.size)
+        if other._w is None and self._w is not None:
             other = other.copy()
             other._w, other._e2 = np.ones(m), np.ones(m)
         self._reserve(self._n + m)

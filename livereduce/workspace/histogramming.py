@@ -50,11 +50,17 @@ def _bin_of(x, edges, kind, origin, inv):
         b = nb - 1
     if b < 0:
         b = 0
-    # the multiply can be one off at an edge; the true edges decide
-    while b > 0 and x < edges[b]:
-        b -= 1
-    while b < nb - 1 and x >= edges[b + 1]:
-        b += 1
+    # the multiply can be one off only next to an edge; look at the true edges just there, so the common
+    # case does not wait on a table read before its store
+    if kind == 0:
+        f = (x - origin) * inv - b
+    else:
+        f = np.log(x / origin) * inv - b
+    if f < 1e-6 or f > 1.0 - 1e-6:
+        while b > 0 and x < edges[b]:
+            b -= 1
+        while b < nb - 1 and x >= edges[b + 1]:
+            b += 1
     return b
 
 

@@ -1,0 +1,103 @@
+"""Helpers shared by the algorithm families: index lists, spectrum selection, event views, grouping geometry."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from livereduce.errors import AlgorithmError
+from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.spectra import Spectra
+
+
+def int_list(v, what: str = "index list") -> list[int]:
+    """Mantid index lists: "1,3-5,8:9" / [1, 3, 4] / a single int → [1, 3, 4, 5, 8, 9]."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return []
+    if isinstance(v, (int, np.integer)):
+        return [int(v)]
+    if not isinstance(v, str):
+        return [int(x) for x in np.asarray(v).ravel()]
+    out: list[int] = []
+    for part in v.replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+)(?:[-:](\d+))?", part)
+        if part and not m:
+            raise AlgorithmError(f"cannot read {what} {v!r}: expected numbers and ranges like '1,3-5'")
+        if m:
+            out.extend(range(int(m[1]), int(m[2] or m[1]) + 1))
+    return out
+
+
+def float_list(v, what: str = "Params") -> list[float]:
+    if isinstance(v, str):
+        try:
+            return [float(x) for x in v.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise AlgorithmError(f"cannot read {what} {v!r}: expected comma-separated numbers") from None
+    if isinstance(v, (int, float, np.number)):
+        return [float(v)]
+    return [float(x) for x in v]
+
+
+def index_range(ws, start, end, listed=None, alg: str = "") -> np.ndarray:
+    """Workspace indices from Start/EndWorkspaceIndex plus an optional list (Mantid unions the two)."""
+    n = ws.getNumberHistograms()
+    listed = int_list(listed, "workspace index list")
+    has_range = start not in (None, 0) or end is not None or not listed
+    start = 0 if start is None else int(start)
+    end = n - 1 if end is None else int(end)
+    if has_range and not (0 <= start <= end < n):
+        raise AlgorithmError(f"{alg}: workspace index range {start}..{end} is outside 0..{n - 1}")
+    idx = set(range(start, end + 1)) if has_range else set()
+    bad = [i for i in listed if not 0 <= i < n]
+    if bad:
+        raise AlgorithmError(f"{alg}: workspace indices {bad} are outside 0..{n - 1}")
+    idx.update(listed)
+    return np.array(sorted(idx), dtype=np.int64)
+
+
+def shared_events(ev: EventColumns) -> EventColumns:
+    """A new EventColumns over the same (read-only) columns: O(1); appending to either side reallocates."""
+    return EventColumns(ev.index, ev.x, ev.pulse, ev.pulse_times, ev.weights, ev.err2)
+
+
+def is_inplace(ws, out_name) -> bool:
+    """Output name equals the input's own name: Mantid then works in place."""
+    return bool(out_name) and hasattr(ws, "name") and ws.name() == out_name
+
+
+def grouped_spectra(spectra: Spectra, members: list[np.ndarray], numbers) -> Spectra:
+    """One spectrum per member list: detectors united; L2, 2θ and azimuth are the plain means of the members'
+    (a focussed spectrum behaves like one detector at the group's mean position)."""
+    det, offsets = [], [0]
+    for m in members:
+        d = np.concatenate([spectra.detector_ids(int(i)) for i in m]) if len(m) else np.empty(0, np.int32)
+        det.append(d)
+        offsets.append(offsets[-1] + d.size)
+
+    def mean(a):
+        return np.array([float(np.mean(a[m])) if len(m) else np.nan for m in members])
+
+    return Spectra(np.asarray(numbers, np.int32),
+                   np.concatenate(det).astype(np.int32) if det else np.empty(0, np.int32),
+                   np.asarray(offsets, np.int64), mean(spectra.l2), mean(spectra.two_theta),
+                   mean(spectra.azimuthal), spectra.l1, spectra.instrument, dict(spectra.extra))
+
+
+def remap_events(ev: EventColumns, new_index: np.ndarray) -> EventColumns:
+    """Events moved to other workspace indices (`new_index[old]`; -1 drops the event)."""
+    target = new_index[ev.index.astype(np.int64)]
+    keep = target >= 0
+    w = ev.weights
+    if keep.all():
+        return EventColumns(target.astype(np.uint32), ev.x, ev.pulse, ev.pulse_times, w, ev.err2)
+    return EventColumns(target[keep].astype(np.uint32), ev.x[keep], ev.pulse[keep], ev.pulse_times,
+                        None if w is None else w[keep], None if w is None else ev.err2[keep])
+
+
+def require_matrix(ws, alg: str):
+    if not isinstance(ws, (HistogramWorkspace, EventWorkspace)):
+        raise AlgorithmError(f"{alg}: expected a matrix workspace, got {type(ws).__name__}")
+    return ws

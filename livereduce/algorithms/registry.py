@@ -1,0 +1,267 @@
+"""Mantid-style algorithm functions: name → callable with Mantid's properties, defaults and calling rules.
+
+Calling rules reproduced from Mantid's simpleapi (facts, own code):
+- keywords by property name; positional arguments fill the *mandatory* properties (those without a valid
+  default) in declaration order, skipping ones already given by keyword or by the assignment target;
+- `ws = Rebin(...)` without OutputWorkspace names the output after the assignment target(s), found by reading
+  the caller's bytecode; an explicit OutputWorkspace wins;
+- InputWorkspace-like properties take a workspace object or a name in `mtd`; outputs are registered in `mtd`
+  and returned;
+- a WorkspaceGroup input runs the algorithm member by member and returns a group.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from livereduce.errors import AlgorithmError, UnsupportedAlgorithm
+from livereduce.workspace.ads import mtd
+from livereduce.workspace.group import WorkspaceGroup
+
+REQUIRED = object()           # no valid default: the property is mandatory (and takes positional arguments)
+IN, OUT, VALUE = "in", "out", "value"
+_STORES = {"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"}
+
+
+@dataclass(frozen=True)
+class Prop:
+    name: str
+    default: Any = REQUIRED
+    kind: str = VALUE          # IN / OUT workspace property, or a plain VALUE
+    optional_ws: bool = False  # an input workspace property that may be left unset
+
+    @property
+    def mandatory(self) -> bool:
+        return self.default is REQUIRED and not self.optional_ws
+
+
+@dataclass
+class Algorithm:
+    name: str
+    props: tuple[Prop, ...]
+    impl: Callable
+    per_member: bool = True    # groups in → applied member by member
+    summary: str = ""
+
+    def prop(self, name: str) -> Prop | None:
+        return next((p for p in self.props if p.name == name), None)
+
+
+_ALGORITHMS: dict[str, Algorithm] = {}
+_FUNCTIONS: dict[str, Callable] = {}
+
+
+def algorithm(name: str, props: list[Prop], *, per_member: bool = True):
+    """Decorator: register `impl(**properties)` as Mantid algorithm `name`."""
+    def register(impl):
+        alg = Algorithm(name, tuple(props), impl, per_member, (impl.__doc__ or "").strip().split("\n")[0])
+        _ALGORITHMS[name] = alg
+        _FUNCTIONS[name] = _make_function(alg)
+        return impl
+    return register
+
+
+def supported() -> list[str]:
+    return sorted(_ALGORITHMS)
+
+
+def get(name: str) -> Callable:
+    """The Mantid-style function for `name`; UnsupportedAlgorithm naming it (and what to do) if absent."""
+    try:
+        return _FUNCTIONS[name]
+    except KeyError:
+        raise unsupported_error(name) from None
+
+
+def spec(name: str) -> Algorithm:
+    return _ALGORITHMS[name]
+
+
+def unsupported_error(name: str) -> UnsupportedAlgorithm:
+    return UnsupportedAlgorithm(
+        f"the embedded engine does not provide {name}; supported algorithms: {', '.join(supported())}; "
+        f"or run with engine 'mantid' where Mantid is installed")
+
+
+def unsupported_stub(name: str) -> Callable:
+    """A callable standing for an algorithm we lack: importing it works, calling it fails at the call."""
+    def stub(*args, **kwargs):
+        raise unsupported_error(name)
+    stub.__name__ = stub.__qualname__ = name
+    stub.__doc__ = f"{name} is not provided by livereduce's embedded engine (calling it raises)."
+    stub.unsupported = True
+    return stub
+
+
+def call(name: str, *args, **kwargs):
+    """Run algorithm `name` from Python code that is not a user script (no assignment-target naming)."""
+    return _run(spec(name), args, kwargs, lhs=[])
+
+
+# -- assignment targets --------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def _targets(code, lasti: int) -> tuple[str, ...]:
+    """Names the value produced by the instruction at `lasti` is stored into: `a = f()` → (a,),
+    `a, b = f()` → (a, b), `a = b = f()` → (a,), anything else → ()."""
+    instrs = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    after = [i for i in instrs if i.offset > lasti]
+    if not after:
+        return ()
+    first = after[0]
+    if first.opname in _STORES:
+        return (first.argval,)
+    if first.opname == "COPY" and len(after) > 1 and after[1].opname in _STORES:
+        return (after[1].argval,)
+    if first.opname in ("UNPACK_SEQUENCE", "UNPACK_EX"):
+        names = []
+        for i in after[1:1 + int(first.arg)]:
+            if i.opname not in _STORES:
+                return ()
+            names.append(i.argval)
+        return tuple(names)
+    return ()
+
+
+def lhs_names(frame) -> tuple[str, ...]:
+    """Assignment targets of the call currently executing in `frame` (Mantid's lhs_info, own code)."""
+    if frame is None:
+        return ()
+    try:
+        return _targets(frame.f_code, frame.f_lasti)
+    except Exception:  # noqa: BLE001 - exotic bytecode: fall back to "no target" (explicit OutputWorkspace still works)
+        return ()
+
+
+# -- calling --------------------------------------------------------------------------------------
+
+def _make_function(alg: Algorithm) -> Callable:
+    def run(*args, **kwargs):
+        return _run(alg, args, kwargs, lhs=lhs_names(sys._getframe(1)))
+    run.__name__ = run.__qualname__ = alg.name
+    run.__module__ = "livereduce.algorithms"
+    params = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY,
+                                default=None if p.default is REQUIRED else p.default) for p in alg.props]
+    run.__signature__ = inspect.Signature(params)
+    run.__doc__ = f"{alg.name}({', '.join(p.name for p in alg.props)})\n\n{alg.impl.__doc__ or ''}"
+    return run
+
+
+def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
+    kwargs = dict(kwargs)
+    kwargs.pop("Version", None)
+    kwargs.pop("EnableLogging", None)
+    kwargs.pop("StoreInADS", None)
+    unknown = [k for k in kwargs if alg.prop(k) is None]
+    if unknown:
+        raise TypeError(f"'{unknown[0]}' is an invalid keyword argument for {alg.name}; its properties are: "
+                        f"{', '.join(p.name for p in alg.props)}")
+    outs = [p for p in alg.props if p.kind == OUT]
+    for p, target in zip(outs, lhs):       # the assignment target names outputs not given explicitly
+        kwargs.setdefault(p.name, target)
+    if args:
+        free = [p.name for p in alg.props if p.mandatory and p.name not in kwargs]
+        if not free:
+            raise AlgorithmError(f"{alg.name}: positional argument(s) given but no mandatory property is left "
+                                 f"to take them; use keywords")
+        if len(args) > len(free):
+            raise AlgorithmError(f"{alg.name}: {len(args)} positional arguments for {len(free)} mandatory "
+                                 f"properties ({', '.join(free)})")
+        kwargs.update(zip(free, args))
+    values = {}
+    for p in alg.props:
+        if p.name in kwargs and kwargs[p.name] is not None:
+            v = kwargs[p.name]
+        elif p.kind == OUT:
+            raise AlgorithmError(f"{alg.name}: no name for {p.name}: pass {p.name}='name' or assign the result "
+                                 f"(ws = {alg.name}(...))")
+        elif p.mandatory:
+            raise AlgorithmError(f"{alg.name}: property {p.name} is required")
+        else:
+            v = None if p.default is REQUIRED else p.default
+        if p.kind == IN and v is not None:
+            v = resolve_workspace(v, alg.name, p.name)
+        elif p.kind == OUT:
+            v = _output_name(v, alg.name, p.name)
+        values[p.name] = v
+    result = _apply(alg, values)
+    if outs:
+        _register(alg, values, outs, result)
+    return result
+
+
+def _apply(alg: Algorithm, values: dict):
+    groups = [p.name for p in alg.props if p.kind == IN and isinstance(values[p.name], WorkspaceGroup)]
+    if not groups or not alg.per_member:
+        try:
+            return alg.impl(**values)
+        except AlgorithmError as exc:
+            if str(exc).startswith(alg.name):
+                raise
+            raise AlgorithmError(f"{alg.name}: {exc}") from exc
+    sizes = {len(values[g]) for g in groups}
+    if len(sizes) != 1:
+        raise AlgorithmError(f"{alg.name}: workspace groups of different sizes {sorted(sizes)}")
+    members = []
+    for i in range(sizes.pop()):
+        one = dict(values)
+        for g in groups:
+            one[g] = values[g][i]
+        members.append(_apply(alg, one))
+    if all(m is None for m in members):
+        return None
+    if all(isinstance(m, tuple) for m in members):
+        return tuple(WorkspaceGroup(list(col)) for col in zip(*members, strict=True))
+    return WorkspaceGroup(members)
+
+
+def _register(alg: Algorithm, values: dict, outs: list[Prop], result) -> None:
+    results = result if isinstance(result, tuple) else (result,)
+    for p, ws in zip(outs, results):
+        if ws is not None and hasattr(ws, "id"):
+            mtd.addOrReplace(values[p.name], ws)
+
+
+def _output_name(v, alg: str, prop: str) -> str:
+    if isinstance(v, str) and v.strip():
+        return v
+    name = getattr(v, "name", None)
+    if callable(name) and name():
+        return name()
+    raise AlgorithmError(f"{alg}: {prop} must be a workspace name, not {v!r}")
+
+
+def resolve_workspace(v, alg: str = "", prop: str = "InputWorkspace"):
+    """A workspace object, or the workspace called `v` in mtd."""
+    if isinstance(v, str):
+        if not mtd.doesExist(v):
+            raise AlgorithmError(f"{alg}: {prop} '{v}' does not exist in the workspace list; it has: "
+                                 f"{', '.join(mtd.getObjectNames()) or '(nothing)'}")
+        return mtd[v]
+    if hasattr(v, "id") and callable(v.id):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)    # arithmetic accepts plain numbers
+    raise AlgorithmError(f"{alg}: {prop} must be a workspace or a workspace name, not {type(v).__name__}")
+
+
+# importing the family modules registers their algorithms (they import only the names defined above)
+from livereduce.algorithms import (  # noqa: F401
+    arithmetic,
+    ascii,
+    binning,
+    focus,
+    nexus,
+    sample,
+    spectra_ops,
+    units,
+    workspace_ops,
+)
+
+SUPPORTED: list[str] = sorted(_ALGORITHMS)

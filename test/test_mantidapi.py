@@ -1,0 +1,148 @@
+"""The `mantid` import surface: every import form a script uses, stubs for what is missing, logging, the
+static check for `livereduce check`, and a clean sys.modules afterwards."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+
+import pytest
+
+from livereduce.errors import UnsupportedAlgorithm
+from livereduce.mantidapi import real_mantid_available, script_imports, unsupported_calls
+
+
+def mantid_modules() -> list[str]:
+    return [m for m in sys.modules if m == "mantid" or m.startswith("mantid.")]
+
+
+def run(text: str, **ns) -> dict:
+    ns.setdefault("__name__", "__main__")
+    with script_imports():
+        exec(compile(text, "reduce_TEST_live_proc.py", "exec"), ns)  # noqa: S102 - running scripts is the point
+    return ns
+
+
+def test_no_real_mantid_here_and_import_works_only_inside():
+    assert importlib.util.find_spec("mantid") is None and not real_mantid_available()
+    ns = run("import mantid\nversion = mantid.__version__\n")
+    assert "livereduce" in ns["version"]
+    assert mantid_modules() == []
+    with pytest.raises(ImportError):
+        import mantid  # noqa: F401
+
+
+def test_every_import_form_resolves_to_livereduce(ads):
+    from livereduce.algorithms import registry
+    ns = run("from mantid.simpleapi import Rebin\n"
+             "from mantid import simpleapi\n"
+             "import mantid.simpleapi as api\n"
+             "from mantid.kernel import logger\n"
+             "from mantid.api import AnalysisDataService, mtd\n"
+             "from mantid.simpleapi import mtd as mtd2\n"
+             "import mantid\n")
+    assert ns["Rebin"] is registry.get("Rebin") and ns["simpleapi"] is ns["api"]
+    assert ns["api"].SumSpectra is registry.get("SumSpectra")
+    assert ns["AnalysisDataService"] is ads and ns["mtd"] is ads and ns["mtd2"] is ads
+    assert ns["mantid"].logger is ns["logger"]
+    assert mantid_modules() == []
+
+
+def test_star_import_brings_the_algorithms(ads):
+    with script_imports():
+        ns: dict = {}
+        exec("from mantid.simpleapi import *\nws = CreateSampleWorkspace(NumBanks=1, BankPixelWidth=2)\n", ns)  # noqa: S102 - running scripts is the point
+    assert ns["ws"].getNumberHistograms() == 4 and "Rebin" in ns and "mtd" in ns
+    assert ads.doesExist("ws")
+
+
+def test_unknown_algorithm_imports_and_fails_when_called_on_the_script_line():
+    with pytest.raises(UnsupportedAlgorithm, match="does not provide FitPeak") as err:
+        run("from mantid.simpleapi import FitPeak\n\nFitPeak(InputWorkspace='x')\n")
+    lines = [tb.tb_lineno for tb in _walk(err.value.__traceback__)
+             if tb.tb_frame.f_code.co_filename == "reduce_TEST_live_proc.py"]
+    assert lines == [3]
+    assert mantid_modules() == []
+
+
+def _walk(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+def test_unknown_lowercase_names_and_submodules_say_what_exists():
+    with pytest.raises(AttributeError, match="has no attribute 'frobnicate'.*Rebin"):
+        run("import mantid.simpleapi as api\napi.frobnicate\n")
+    with pytest.raises(ImportError, match="mantid.plots.*provides only"):
+        run("import mantid.plots\n")
+    with pytest.raises(ImportError, match="FloatTimeSeriesProperty"):
+        run("from mantid.kernel import FloatTimeSeriesProperty\n")
+    with pytest.raises(AttributeError, match="mantid.kernel .*no 'FloatTimeSeriesProperty'.*engine 'mantid'"):
+        run("import mantid.kernel\nmantid.kernel.FloatTimeSeriesProperty\n")
+    assert mantid_modules() == []
+
+
+def test_logger_goes_to_livereduce_script(caplog):
+    with caplog.at_level(logging.DEBUG, logger="livereduce.script"):
+        run("import mantid\nmantid.logger.information('info line')\nmantid.logger.warning('warn line')\n"
+            "from mantid.kernel import logger, Logger\nlogger.error('err line')\nlogger.debug('dbg')\n"
+            "logger.notice('notice line')\nLogger('mine').information('named')\n")
+    got = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert got == [("livereduce.script", logging.INFO, "info line"),
+                   ("livereduce.script", logging.WARNING, "warn line"),
+                   ("livereduce.script", logging.ERROR, "err line"),
+                   ("livereduce.script", logging.DEBUG, "dbg"),
+                   ("livereduce.script", logging.INFO, "notice line"),
+                   ("livereduce.script", logging.INFO, "[mine] named")]
+
+
+def test_nesting_keeps_modules_until_the_outer_exit():
+    with script_imports():
+        with script_imports():
+            import mantid.simpleapi  # noqa: F401
+        assert "mantid.simpleapi" in sys.modules
+    assert mantid_modules() == []
+
+
+def test_a_real_mantid_is_never_shadowed(tmp_path, monkeypatch):
+    pkg = tmp_path / "mantid"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("REAL = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert real_mantid_available()
+    try:
+        with script_imports():
+            import mantid
+            assert mantid.REAL is True
+    finally:
+        for m in mantid_modules():
+            del sys.modules[m]
+
+
+def test_unsupported_calls_finds_only_missing_algorithms():
+    source = (
+        "from mantid.simpleapi import Rebin, FitPeak\n"
+        "import mantid.simpleapi as api\n"
+        "from mantid import simpleapi\n"
+        "import mantid\n"
+        "from mr_reduction import ReduceRefl\n"
+        "def Helper(ws):\n    return ws\n"
+        "class Thing:\n    pass\n"
+        "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='1,1,2')\n"
+        "FitPeak(InputWorkspace=output)\n"
+        "api.LoadEventNexus(Filename='x')\n"
+        "simpleapi.SumSpectra(input)\n"
+        "mantid.simpleapi.AlignDetectors(input)\n"
+        "Helper(1); Thing(); ReduceRefl(); ValueError('x'); print('x')\n"
+        "StripPeaks(input)\n"
+        "Alias = Rebin\nAlias(input)\n"
+    )
+    assert unsupported_calls(source) == [("FitPeak", 11), ("LoadEventNexus", 12), ("AlignDetectors", 14),
+                                         ("StripPeaks", 16)]
+
+
+def test_unsupported_calls_respects_a_foreign_star_import():
+    assert unsupported_calls("from mylib import *\nDoThing(1)\n") == []
+    assert unsupported_calls("from mantid.simpleapi import *\nDoThing(1)\n") == [("DoThing", 2)]
