@@ -1,0 +1,143 @@
+"""Command line: `livereduce [run] [CONFIG]`, `livereduce check [CONFIG]`, and the fake DAS servers.
+
+Exit codes: 0 fine; 1 unexpected failure; 2 bad configuration or scripts (fix the setup: restarting will not
+help, and the systemd unit does not restart on 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+
+from livereduce import __version__
+from livereduce.errors import ConfigError, ScriptError
+
+EXIT_OK, EXIT_FAILURE, EXIT_SETUP = 0, 1, 2
+log = logging.getLogger("livereduce")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a config means here: the instrument's name, its script names, and where its data comes from."""
+
+    name: str
+    script_names: tuple[str, ...]
+    listener: str
+    address: str
+
+
+def resolve(config) -> Resolved:
+    from livereduce import instruments
+    from livereduce.listeners import canonical
+
+    try:
+        inst = instruments.lookup(config.instrument)
+    except KeyError:
+        inst = None
+    if config.listener:
+        try:
+            listener = canonical(config.listener)
+        except KeyError:
+            raise ConfigError("listener", "one of the known listeners", config.listener) from None
+    elif inst is not None:
+        listener = inst.listener
+    else:
+        raise ConfigError("instrument", "a known instrument, or give 'listener' (and 'address')", config.instrument)
+    address = config.address or (inst.address if inst is not None else "")
+    names = tuple(instruments.script_names(inst)) if inst is not None else (config.instrument,)
+    return Resolved(inst.name if inst is not None else config.instrument, names, listener, address)
+
+
+def _load(path_arg: str | None):
+    from livereduce.config import load_config, resolve_config_path
+
+    path = resolve_config_path(path_arg)
+    config, warnings = load_config(path)
+    return path, config, warnings
+
+
+def cmd_run(args) -> int:
+    from livereduce import logs
+
+    try:
+        path, config, warnings = _load(args.config)
+    except ConfigError as exc:
+        logs.setup_logging(None, "INFO")
+        log.error("configuration error: %s", exc)
+        return EXIT_SETUP
+    logs.setup_logging(config.log_file, config.log_level)
+    log.info("livereduce %s starting with %s", __version__, path or "built-in defaults")
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    try:
+        engine = _engine(config)
+        resolved = resolve(config)
+        if engine == "mantid":
+            from livereduce.engines.mantid import run_mantid
+            return run_mantid(config, resolved)
+        from livereduce.daemon import Daemon
+        return Daemon(config, config_path=path, resolved=resolved).run()
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return EXIT_SETUP
+    except ScriptError as exc:
+        log.error("script error: %s", exc)
+        return EXIT_SETUP
+
+
+def _engine(config) -> str:
+    import importlib.util
+
+    has_mantid = importlib.util.find_spec("mantid") is not None
+    if config.engine == "mantid" and not has_mantid:
+        raise ConfigError("engine", "'embedded' or 'auto' (Mantid is not installed here)", "mantid")
+    return "mantid" if config.engine == "mantid" or (config.engine == "auto" and has_mantid) else "embedded"
+
+
+def cmd_check(args) -> int:
+    from livereduce.check import run_check
+
+    return run_check(args.config)
+
+
+def _server(module: str):
+    def run(args) -> int:
+        import importlib
+        return importlib.import_module(module).main(args.rest) or 0
+    return run
+
+
+COMMANDS = {"run", "check", "fake-sms", "fake-dae", "fake-event-dae"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livereduce", description="Live data reduction for neutron beamlines.")
+    parser.add_argument("--version", action="version", version=f"livereduce {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("run", help="run the daemon (default)")
+    p.add_argument("config", nargs="?", default=None, help="config file (default /etc/livereduce.conf)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check", help="validate config and scripts, dry-run the scripts on synthetic data")
+    p.add_argument("config", nargs="?", default=None)
+    p.set_defaults(func=cmd_check)
+    for name, module, text in (("fake-sms", "livereduce.servers.sms", "fake SNS ADARA stream server"),
+                               ("fake-dae", "livereduce.servers.isis_histo", "fake ISIS histogram DAE"),
+                               ("fake-event-dae", "livereduce.servers.isis_event", "fake ISIS event DAE")):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_server(module))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["run", *argv]          # the seed's form: livereduce.py [CONFIG]
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

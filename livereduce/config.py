@@ -1,0 +1,241 @@
+"""Configuration: every key declared once in FIELDS (type, default, bounds, description).
+
+Validation, the startup summary and docs/configuration.md (scripts/build_config_doc.py) all derive from the
+table, so they cannot drift apart. A bad value raises ConfigError naming the key, what was expected and
+what was found; unknown keys are warnings, with the closest known key suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from livereduce.errors import ConfigError
+
+DEFAULT_PATH = "/etc/livereduce.conf"
+HISTOGRAM_LISTENERS = ("isis_histogram", "fake_histogram")
+NEEDS_ADDRESS = ("adara", "isis_histogram", "isis_event")
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str                 # JSON key; "a.b" is key b of object a
+    kind: str                # str | number | bool | int_list | object | choice
+    default: object
+    doc: str
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("instrument", "str", None, "Instrument name, full or short (`POWGEN` or `PG3`); chooses the default "
+          "listener, address and script names.", nullable=True),
+    Field("script_dir", "str", None, "Directory holding `reduce_<INSTR>_live_proc.py` / `_post_proc.py`. "
+          "Default `/SNS/<short name>/shared/livereduce`.", nullable=True),
+    Field("update_every", "number", 30.0, "Seconds between cycle starts; 0 runs one cycle and exits.", minimum=0),
+    Field("preserve_events", "bool", True, "Keep events after the proc script (false: histogram them, which "
+          "bounds memory; recommended)."),
+    Field("accum_method", "choice", "Add", "How each chunk joins the accumulation.",
+          choices=("Add", "Replace", "Append")),
+    Field("periods", "int_list", None, "Periods to read from an ISIS histogram DAE (1-based); null: all.",
+          minimum=1, nullable=True),
+    Field("spectra", "int_list", None, "Spectrum numbers to read from an ISIS DAE; null: all.", minimum=0,
+          nullable=True),
+    Field("system_mem_limit_perc", "number", 70.0, "Restart the session, clearing it, when this process's RSS "
+          "exceeds this % of RAM; at 80 % of it the accumulation is compressed first. 0 disables.",
+          minimum=0, maximum=100),
+    Field("mem_check_interval_sec", "number", 1.0, "Seconds between memory checks.", minimum=0.01),
+    Field("watchdog.interval", "number", 60.0, "Seconds between the anchor watchdog's checks (kept for "
+          "compatibility; systemd's watchdog is fed from the session's progress).", minimum=0.01),
+    Field("watchdog.threshold", "number", 300.0, "Seconds without progress after which the systemd watchdog "
+          "is no longer fed (so systemd restarts the service).", minimum=20),
+    Field("CONDA_ENV", "str", None, "Accepted for compatibility with the anchor's wrapper; logged only.",
+          nullable=True),
+    Field("PIXI_ENV", "str", None, "Accepted for compatibility with the anchor's wrapper; logged only.",
+          nullable=True),
+    Field("engine", "choice", "auto", "`embedded` (our engine), `mantid` (Mantid's StartLiveData) or `auto` "
+          "(Mantid when importable, else embedded).", choices=("auto", "embedded", "mantid")),
+    Field("listener", "str", None, "Listener override: fake_event, fake_histogram, adara, isis_histogram, "
+          "isis_event (or Mantid's class names).", nullable=True),
+    Field("address", "str", None, "`host:port` override of the instrument's DAS address.", nullable=True),
+    Field("listener_options", "object", {}, "Extra options passed to the listener (e.g. fake_event `rate`)."),
+    Field("start_from", "choice", "start_of_run", "Where the stream starts: the current run's start (a "
+          "restart replays the run) or now.", choices=("start_of_run", "now")),
+    Field("run_transition", "choice", "Restart", "At the end of a run: start afresh, stop, or keep the "
+          "finished result as `<output>_<run>` then start afresh.", choices=("Restart", "Stop", "Rename")),
+    Field("output_name", "str", "result", "Name of the output workspace."),
+    Field("log_file", "str", None, "Log file. Default: /var/log/SNS_applications/livereduce.log as user "
+          "snsdata, else ./livereduce.log.", nullable=True),
+    Field("log_level", "choice", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+_BY_KEY = {f.key: f for f in FIELDS}
+
+
+def _attr(key: str) -> str:
+    return key.replace(".", "_")
+
+
+@dataclass(frozen=True)
+class Config:
+    instrument: str | None = None
+    script_dir: str | None = None
+    update_every: float = 30.0
+    preserve_events: bool = True
+    accum_method: str = "Add"
+    periods: tuple | None = None
+    spectra: tuple | None = None
+    system_mem_limit_perc: float = 70.0
+    mem_check_interval_sec: float = 1.0
+    watchdog_interval: float = 60.0
+    watchdog_threshold: float = 300.0
+    CONDA_ENV: str | None = None
+    PIXI_ENV: str | None = None
+    engine: str = "auto"
+    listener: str | None = None
+    address: str | None = None
+    listener_options: dict | None = None
+    start_from: str = "start_of_run"
+    run_transition: str = "Restart"
+    output_name: str = "result"
+    log_file: str | None = None
+    log_level: str = "INFO"
+
+    def describe(self) -> list[str]:
+        return [f"{f.key} = {getattr(self, _attr(f.key))!r}" for f in FIELDS]
+
+
+assert {_attr(f.key) for f in FIELDS} == {f.name for f in fields(Config)}, "FIELDS and Config disagree"
+
+
+def resolve_config_path(arg: str | None) -> str | None:
+    """argv[1] if given and non-empty, else /etc/livereduce.conf if it exists, else None (built-in defaults)."""
+    if arg:
+        return arg
+    return DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None
+
+
+def _check(field: Field, value, source: str | None):
+    def bad(expected: str):
+        raise ConfigError(field.key, expected, value, source)
+
+    if value is None:
+        if field.nullable:
+            return None
+        bad(f"a {field.kind} value, not null")
+    if field.kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            bad("a non-empty string")
+        return value
+    if field.kind == "bool":
+        if not isinstance(value, bool):
+            bad("true or false")
+        return value
+    if field.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            bad("a number" + (f" ≥ {field.minimum:g}" if field.minimum is not None else ""))
+        if field.minimum is not None and value < field.minimum or field.maximum is not None and value > field.maximum:
+            hi = f" and ≤ {field.maximum:g}" if field.maximum is not None else ""
+            bad(f"a number ≥ {field.minimum:g}{hi}")
+        return float(value)
+    if field.kind == "int_list":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            bad("null or a list of integers")
+        if field.minimum is not None and any(v < field.minimum for v in value):
+            bad(f"integers ≥ {field.minimum:g}")
+        return tuple(value)
+    if field.kind == "object":
+        if not isinstance(value, dict):
+            bad("a JSON object")
+        return dict(value)
+    for choice in field.choices:                     # "choice": case-insensitive, canonicalised
+        if isinstance(value, str) and value.lower() == choice.lower():
+            return choice
+    bad("one of " + ", ".join(field.choices))
+
+
+def _flatten(raw: dict, source: str | None, warnings: list[str]) -> dict:
+    flat = {}
+    for key, value in raw.items():
+        if key == "watchdog":
+            if not isinstance(value, dict):
+                raise ConfigError("watchdog", 'an object like {"interval": 60, "threshold": 300}', value, source)
+            for sub, subvalue in value.items():
+                flat[f"watchdog.{sub}"] = subvalue
+        else:
+            flat[key] = value
+    for key in [k for k in flat if k not in _BY_KEY]:
+        hint = difflib.get_close_matches(key, list(_BY_KEY), n=1)
+        warnings.append(f"unknown key '{key}' ignored" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+        del flat[key]
+    return flat
+
+
+def parse_config(raw, source: str | None = None) -> tuple[Config, list[str]]:
+    """Validate a decoded JSON document into a Config, plus warnings."""
+    if not isinstance(raw, dict):
+        raise ConfigError("<top level>", "a JSON object", type(raw).__name__, source)
+    warnings: list[str] = []
+    values = {_attr(f.key): f.default for f in FIELDS}
+    for key, value in _flatten(raw, source, warnings).items():
+        values[_attr(key)] = _check(_BY_KEY[key], value, source)
+    values["listener_options"] = dict(values["listener_options"] or {})
+    _check_instrument(values, source)
+    for key in ("CONDA_ENV", "PIXI_ENV"):
+        if values[key]:
+            warnings.append(f"{key}={values[key]!r} noted (environment selection is the service wrapper's job)")
+    return Config(**values), warnings
+
+
+def _check_instrument(values: dict, source: str | None) -> None:
+    from livereduce import instruments
+    from livereduce.listeners import canonical
+
+    name, listener = values["instrument"], values["listener"]
+    if listener is not None:
+        try:
+            listener = canonical(listener)
+        except KeyError:
+            from livereduce.listeners import LISTENERS
+            raise ConfigError("listener", "one of " + ", ".join(LISTENERS), listener, source) from None
+    if name is None:
+        raise ConfigError("instrument", "an instrument name (e.g. POWGEN, NOMAD, ISIS_Histogram)", None, source)
+    try:
+        inst = instruments.lookup(name)
+    except KeyError:
+        inst = None
+        if listener is None:
+            close = instruments.closest(name)
+            expected = "a known instrument" + (f" (closest: {', '.join(close)})" if close else "") + \
+                ", or give 'listener' (and 'address')"
+            raise ConfigError("instrument", expected, name, source) from None
+        if listener in NEEDS_ADDRESS and not values["address"]:
+            raise ConfigError("address", f"host:port of the DAS (listener {listener} needs one for an "
+                              f"instrument not in the table)", None, source)
+    listener = listener or inst.listener
+    if listener in HISTOGRAM_LISTENERS and values["accum_method"] == "Add":
+        raise ConfigError("accum_method", "Replace or Append: this instrument's DAS sends cumulative histograms, "
+                          "so Add would count the same neutrons again every cycle (Mantid refuses it too)", "Add",
+                          source)
+    if values["script_dir"] is None:
+        values["script_dir"] = f"/SNS/{inst.short_name if inst else name}/shared/livereduce"
+
+
+def load_config(path: str | None) -> tuple[Config, list[str]]:
+    """Read and validate the config file at `path` (None: built-in defaults)."""
+    if path is None:
+        return parse_config({}, None)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("<file>", "a readable JSON file", f"{path}: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("<json>", "valid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}", path) \
+            from exc
+    return parse_config(raw, path)

@@ -1,0 +1,352 @@
+"""The daemon: startup → main loop → shutdown around one live session.
+
+Only the main thread decides. Signal handlers, the file watcher and the memory guard just post requests to
+one queue; the main loop handles them in order (gunicorn's arbiter, uvicorn's should_exit):
+
+  SIGTERM / SIGINT  stop: the session finishes its step (or is abandoned after `stop_timeout`), exit 0;
+                    a second one forces exit at once
+  SIGHUP            re-read the scripts (as if both changed)
+  SIGUSR1           reopen the log file (logrotate)
+  proc changed      restart the session and clear its workspaces (as the anchor does)
+  post_proc changed swap it in at the next cycle boundary; the accumulation is kept
+  script broken     rejected with its file and line; the running script stays
+  config changed    clean exit, so systemd restarts us with the new config (as the anchor does)
+  memory soft       compress the accumulation;  memory hard: restart the session, clearing it
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+from livereduce import systemd
+from livereduce.errors import ScriptError
+from livereduce.listeners import make_listener
+from livereduce.listeners.base import StartFrom
+from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text
+from livereduce.session import Session
+from livereduce.workspace.ads import mtd
+
+log = logging.getLogger("livereduce.daemon")
+
+HANDLED_SIGNALS = {
+    signal.SIGTERM: "term",   # systemctl stop
+    signal.SIGINT: "int",     # Ctrl-C
+    signal.SIGHUP: "hup",     # systemctl reload: re-read scripts
+    signal.SIGUSR1: "usr1",   # logrotate: reopen the log file
+}
+
+
+class Daemon:
+    def __init__(self, config, *, config_path: str | None = None, resolved=None, stop_timeout: float = 3.0,
+                 tick: float = 0.1):
+        self.config = config
+        self.config_path = config_path
+        self.resolved = resolved            # instrument resolution: names for scripts, listener, address
+        self.stop_timeout, self.tick = stop_timeout, tick
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.should_exit = False
+        self.exit_code = 0
+        self.session: Session | None = None
+        self._session_thread: threading.Thread | None = None
+        self._session_stop = threading.Event()
+        self._scripts: dict[str, Script | None] = {"proc": None, "post_proc": None}
+        self._guards: list = []
+        self.restarts = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def run(self) -> int:
+        with self._captured_signals():
+            self.startup()
+            try:
+                self.main_loop()
+            finally:
+                self.shutdown()
+        return self.exit_code
+
+    def startup(self) -> None:
+        cfg = self.config
+        for line in cfg.describe():
+            log.info("config: %s", line)
+        found = find_scripts(cfg.script_dir, self.resolved.script_names)
+        for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
+            if path:
+                script = compile_script(path, kind)
+                self._scripts[kind] = script
+                log.info("using %s script %s (md5 %s)", kind, path, script.md5)
+            else:
+                log.info("no %s script (%s)", kind, "accumulation passes through" if kind == "post_proc"
+                         else "chunks pass through unprocessed")
+        self._start_session("startup")
+        self._start_guards()
+        systemd.ready()
+        systemd.status(f"live reduction of {self.resolved.name} started")
+
+    def main_loop(self) -> None:
+        last_status = 0.0
+        while not self.should_exit:
+            try:
+                kind, payload = self.requests.get(timeout=self.tick)
+                self._handle(kind, payload)
+            except queue.Empty:
+                pass
+            self._supervise()
+            now = time.monotonic()
+            if now - last_status >= 5.0:
+                last_status = now
+                self._notify_systemd()
+
+    def shutdown(self) -> None:
+        systemd.stopping()
+        log.info("shutting down")
+        for guard in self._guards:
+            try:
+                guard.stop()
+            except Exception:
+                log.exception("stopping %r failed", guard)
+        self._stop_session()
+        log.info("stopped (exit code %d)", self.exit_code)
+
+    # -- session ----------------------------------------------------------------------------------
+    def _start_session(self, why: str) -> None:
+        cfg = self.config
+        listener = make_listener(self.resolved.listener, self.resolved.address, **self._listener_options())
+        self.session = Session(
+            listener=listener, proc=self._fresh(self._scripts["proc"]), post_proc=self._fresh(self._scripts["post_proc"]),
+            accum_method=cfg.accum_method, preserve_events=cfg.preserve_events, update_every=cfg.update_every,
+            run_transition=cfg.run_transition, output_name=cfg.output_name, start=StartFrom(cfg.start_from), ads=mtd)
+        self.session.compress_hook = _compress_accumulation
+        self._session_stop = threading.Event()
+        self._session_thread = threading.Thread(target=self._run_session, args=(self.session, self._session_stop),
+                                                name="session", daemon=True)
+        self._session_thread.start()
+        log.info("session started (%s): listener %s %s, accumulation %s, update every %s s",
+                 why, self.resolved.listener, self.resolved.address or "", cfg.accum_method, cfg.update_every)
+
+    def _listener_options(self) -> dict:
+        cfg = self.config
+        options = dict(cfg.listener_options or {})
+        if cfg.periods:
+            options.setdefault("periods", list(cfg.periods))
+        if cfg.spectra:
+            options.setdefault("spectra", list(cfg.spectra))
+        return options
+
+    @staticmethod
+    def _fresh(script: Script | None) -> Script | None:
+        """A new namespace per session: a restart must not inherit the old session's script globals."""
+        if script is None:
+            return None
+        return Script(path=script.path, kind=script.kind, md5=script.md5, code=script.code)
+
+    def _run_session(self, session: Session, stop: threading.Event) -> None:
+        try:
+            session.run(stop)
+        finally:
+            try:
+                session.listener.close()
+            except Exception:
+                log.exception("closing the listener failed")
+
+    def _stop_session(self) -> None:
+        thread = self._session_thread
+        if thread is None:
+            return
+        self._session_stop.set()
+        thread.join(self.stop_timeout)
+        if thread.is_alive():
+            log.warning("the session is still busy after %.1f s (a long script step?); abandoning it",
+                        self.stop_timeout)
+            try:
+                self.session.listener.close()
+            except Exception:
+                log.exception("closing the listener failed")
+        self._session_thread = None
+
+    def restart_session(self, why: str) -> None:
+        """Stop the session, clear every workspace and start again (the listener replays from run start)."""
+        log.warning("restarting the session: %s", why)
+        self._stop_session()
+        mtd.clear()
+        self.restarts += 1
+        self._start_session(why)
+
+    def _supervise(self) -> None:
+        thread = self._session_thread
+        if thread is None or thread.is_alive() or self.should_exit:
+            return
+        state = self.session.state
+        if self.config.update_every == 0 or state.run_status == "END_RUN" and self.config.run_transition == "Stop":
+            log.info("the session ended (%d cycles); exiting", state.cycles)
+            self.should_exit = True
+        else:
+            log.error("the session thread ended unexpectedly; restarting it")
+            self.restart_session("session thread ended")
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _handle(self, kind: str, payload) -> None:
+        handler = getattr(self, f"handle_{kind}", None)
+        if handler is None:
+            log.error("unknown request %r ignored", kind)
+            return
+        handler(payload)
+
+    def handle_term(self, _payload) -> None:
+        log.info("SIGTERM received: stopping")
+        self.should_exit = True
+
+    def handle_int(self, _payload) -> None:
+        log.info("SIGINT received: stopping")
+        self.should_exit = True
+
+    def handle_hup(self, _payload) -> None:
+        log.info("SIGHUP received: re-reading scripts")
+        for script in list(self._scripts.values()):
+            if script is not None:
+                self.handle_script_changed(script.path, force=True)
+
+    def handle_usr1(self, _payload) -> None:
+        from livereduce import logs
+        logs.reopen()
+        log.info("log file reopened")
+
+    def handle_config_changed(self, path) -> None:
+        log.warning("config file %s changed: exiting so the service restarts with the new configuration", path)
+        self.should_exit = True
+
+    def handle_memory_soft(self, payload) -> None:
+        rss_mb, limit_mb = payload
+        log.warning("memory %.0f MB is above the soft limit (%.0f MB of %.0f MB hard): compressing the accumulation",
+                    rss_mb, 0.8 * limit_mb, limit_mb)
+        if self.session is not None:
+            self.session.request("compress", f"memory {rss_mb:.0f} MB")
+
+    def handle_memory_hard(self, payload) -> None:
+        rss_mb, limit_mb = payload
+        log.error("memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): restarting the session "
+                  "and clearing workspaces", rss_mb, limit_mb, self.config.system_mem_limit_perc)
+        self.restart_session(f"memory {rss_mb:.0f} MB > limit {limit_mb:.0f} MB")
+        for guard in self._guards:
+            if hasattr(guard, "restarted"):
+                guard.restarted()
+
+    def handle_script_changed(self, path, force: bool = False) -> None:
+        path = str(path)
+        kind = _kind_of(path, self.resolved.script_names)
+        if kind is None:
+            return
+        current = self._scripts.get(kind)
+        if not Path(path).is_file():
+            if current is not None and os.path.abspath(current.path) == os.path.abspath(path):
+                log.warning("%s script %s was removed", kind, path)
+                if self._scripts["proc" if kind == "post_proc" else "post_proc"] is None:
+                    log.error("no script left; keeping the running session until a script appears")
+                    return
+                self._scripts[kind] = None
+                self.restart_session(f"{kind} script removed")
+            return
+        text = Path(path).read_bytes()
+        if current is not None and not force and md5_of_text(text) == current.md5:
+            log.info("%s changed on disk but its md5 %s is unchanged; nothing to do", path, current.md5)
+            return
+        try:
+            script = compile_script(path, kind, text)
+        except ScriptError as exc:
+            log.error("rejected the new %s script: %s; the running version stays\n%s", kind, exc,
+                      exc.traceback_text.rstrip())
+            return
+        log.info("%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5)
+        self._scripts[kind] = script
+        if kind == "post_proc" and current is not None and self.session is not None:
+            self.session.request("swap_post_proc", self._fresh(script))
+        else:
+            self.restart_session(f"{kind} script changed")
+
+    # -- guards and systemd -----------------------------------------------------------------------
+    def _start_guards(self) -> None:
+        from livereduce.memory import MemoryGuard
+        from livereduce.watch import Watcher
+
+        cfg = self.config
+        watched = [Path(cfg.script_dir)]
+        if self.config_path:
+            watched.append(Path(self.config_path))
+        watcher = Watcher(watched, self._on_file_change)
+        watcher.start()
+        self._guards.append(watcher)
+        if cfg.system_mem_limit_perc:
+            guard = MemoryGuard(cfg.system_mem_limit_perc, cfg.mem_check_interval_sec,
+                                on_soft=lambda rss, lim: self.requests.put(("memory_soft", (rss, lim))),
+                                on_hard=lambda rss, lim: self.requests.put(("memory_hard", (rss, lim))))
+            guard.start()
+            self._guards.append(guard)
+
+    def _on_file_change(self, path) -> None:
+        path = str(path)
+        if self.config_path and os.path.abspath(path) == os.path.abspath(self.config_path):
+            self.requests.put(("config_changed", path))
+        elif _kind_of(path, self.resolved.script_names) is not None:
+            self.requests.put(("script_changed", path))
+
+    def _notify_systemd(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        st = session.state
+        # WATCHDOG only while the session shows progress: a hung script stops the pings and systemd acts
+        limit = max(self.config.update_every * 3, self.config.watchdog_threshold)
+        if time.monotonic() - st.heartbeat < limit:
+            systemd.watchdog()
+        systemd.status(f"{st.phase}: run {st.run_number}, {st.cycles} cycles, {st.events_accumulated} events, "
+                       f"{st.proc_errors + st.post_proc_errors} script errors")
+
+    # -- signals ----------------------------------------------------------------------------------
+    def _captured_signals(self):
+        daemon = self
+
+        class _Capture:
+            def __enter__(self):
+                self.previous = {}
+                if threading.current_thread() is not threading.main_thread():
+                    return self
+                for sig, name in HANDLED_SIGNALS.items():
+                    self.previous[sig] = signal.signal(sig, self.handler)
+                return self
+
+            def handler(self, sig, _frame):
+                name = HANDLED_SIGNALS[sig]
+                if name in ("term", "int") and daemon.should_exit:
+                    os._exit(daemon.exit_code)   # second stop request: force, as uvicorn does
+                daemon.requests.put((name, None))
+                if name in ("term", "int"):
+                    daemon.should_exit_requested = True
+
+            def __exit__(self, *exc):
+                for sig, previous in self.previous.items():
+                    signal.signal(sig, previous)
+                return False
+
+        return _Capture()
+
+
+def _kind_of(path: str, names) -> str | None:
+    base = os.path.basename(path)
+    for name in names:
+        for kind in ("proc", "post_proc"):
+            if base == f"reduce_{name}_live_{kind}.py":
+                return kind
+    return None
+
+
+def _compress_accumulation(acc):
+    """Soft memory limit: merge nearly equal events (lossless for any histogram coarser than 0.01 µs)."""
+    from livereduce.workspace.events import EventWorkspace
+    if not isinstance(acc, EventWorkspace):
+        return acc
+    from livereduce.algorithms.binning import compress_events
+    return compress_events(acc, tolerance=0.01)

@@ -1,0 +1,85 @@
+"""Instruments: name ↔ short name ↔ facility ↔ default listener and address.
+
+Facts from Mantid's Facilities.xml (shared/reference/mantid-livedata.md §4). A config's `listener` and
+`address` override these defaults; an instrument missing here is accepted when they are given.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    short_name: str
+    facility: str
+    listener: str
+    address: str
+
+
+def _sns(name: str, short: str, host: str) -> Instrument:
+    return Instrument(name, short, "SNS", "adara", f"{host}-daq1.sns.gov:31415")
+
+
+def _hfir(name: str, short: str, host: str) -> Instrument:
+    return Instrument(name, short, "HFIR", "adara", f"{host}-daq1.ornl.gov:31415")
+
+
+def _isis(name: str) -> Instrument:
+    return Instrument(name, name, "ISIS", "isis_histogram", f"NDX{name}:6789")
+
+
+def _isis_event(name: str) -> Instrument:
+    base = name.removesuffix("_EVENT")
+    return Instrument(name, name, "ISIS", "isis_event", f"NDX{base}:10000")
+
+
+INSTRUMENTS: tuple[Instrument, ...] = (
+    # TEST_LIVE: the fake DAS endpoints on this machine
+    Instrument("ISIS_Histogram", "ISIS_Histogram", "TEST_LIVE", "isis_histogram", "127.0.0.1:56789"),
+    Instrument("ISIS_Event", "ISIS_Event", "TEST_LIVE", "isis_event", "127.0.0.1:59876"),
+    Instrument("ADARA_FakeEvent", "ADARA_FakeEvent", "TEST_LIVE", "fake_event", ""),
+    Instrument("ADARA_FileReader", "ADARA_FileReader", "TEST_LIVE", "adara", "127.0.0.1:31415"),
+    Instrument("FAKE_EVENT", "FAKE_EVENT", "TEST_LIVE", "fake_event", ""),
+    Instrument("FAKE_HISTOGRAM", "FAKE_HISTOGRAM", "TEST_LIVE", "fake_histogram", ""),
+    # SNS
+    _sns("USANS", "USANS", "bl1a"), _sns("NOMAD", "NOM", "bl1b"), _sns("SNAP", "SNAP", "bl3"),
+    _sns("REF_M", "REF_M", "bl4a"), _sns("REF_L", "REF_L", "bl4b"), _sns("CNCS", "CNCS", "bl5"),
+    _sns("EQ-SANS", "EQSANS", "bl6"), _sns("VULCAN", "VULCAN", "bl7"), _sns("CORELLI", "CORELLI", "bl9"),
+    _sns("POWGEN", "PG3", "bl11a"), _sns("MANDI", "MANDI", "bl11b"), _sns("TOPAZ", "TOPAZ", "bl12"),
+    _sns("HYSPEC", "HYS", "bl14b"), _sns("VISION", "VIS", "bl16b"), _sns("SEQUOIA", "SEQ", "bl17"),
+    _sns("ARCS", "ARCS", "bl18"),
+    # HFIR
+    _hfir("HB2B", "HB2B", "hb2b"), _hfir("WAND", "HB2C", "hb2c"), _hfir("GPSANS", "CG2", "cg2"),
+    _hfir("BIOSANS", "CG3", "cg3"),
+    # ISIS (histogram DAE on 6789; event streams on 10000)
+    *(_isis(n) for n in ("ALF", "ARGUS", "CHIPIR", "CRISP", "EMU", "ENGINX", "GEM", "HRPD", "IMAT", "INTER",
+                         "IRIS", "LARMOR", "LET", "LOQ", "MAPS", "MARI", "MERLIN", "MUSR", "NIMROD", "OFFSPEC",
+                         "OSIRIS", "PEARL", "POLARIS", "POLREF", "SANS2D", "SURF", "SXD", "TOSCA", "VESUVIO",
+                         "WISH", "ZOOM")),
+    *(_isis_event(n) for n in ("ENGIN-X_EVENT", "MERLIN_EVENT", "LET_EVENT", "OFFSPEC_EVENT", "SANS2D_EVENT")),
+)
+
+_BY_NAME = {key.upper(): inst for inst in INSTRUMENTS for key in (inst.name, inst.short_name)}
+
+
+def lookup(name: str) -> Instrument:
+    """The instrument called `name` (full or short name, any case); KeyError listing the closest names."""
+    try:
+        return _BY_NAME[str(name).upper()]
+    except KeyError:
+        close = difflib.get_close_matches(str(name).upper(), list(_BY_NAME), n=3, cutoff=0.5)
+        hint = f"; closest known: {', '.join(_BY_NAME[c].name for c in close)}" if close else ""
+        raise KeyError(f"unknown instrument {name!r}{hint}") from None
+
+
+def closest(name: str) -> list[str]:
+    close = difflib.get_close_matches(str(name).upper(), list(_BY_NAME), n=3, cutoff=0.5)
+    return list(dict.fromkeys(_BY_NAME[c].name for c in close))
+
+
+def script_names(instrument: Instrument) -> list[str]:
+    """Names accepted in reduce_<NAME>_live_*.py: the short name and the full name (PG3 and POWGEN)."""
+    return list(dict.fromkeys([instrument.short_name, instrument.name]))

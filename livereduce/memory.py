@@ -1,0 +1,60 @@
+"""Memory guard: this process's RSS against `limit_perc` % of the machine's RAM (the anchor's rule).
+
+Above the soft threshold (a fraction of the limit) it asks once for the accumulation to be compressed; above
+the limit it asks for a restart. It only posts requests (callbacks); the daemon decides. After a hard
+request it waits for `restarted()` or for RSS to fall before asking again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psutil
+
+log = logging.getLogger("livereduce.memory")
+
+
+class MemoryGuard:
+    def __init__(self, limit_perc: float, interval_s: float, on_soft, on_hard, soft_fraction: float = 0.8):
+        self.limit_mb = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
+        self.interval, self.soft_fraction = float(interval_s), soft_fraction
+        self.on_soft, self.on_hard = on_soft, on_hard
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._soft_sent = self._hard_sent = False
+        self._thread = threading.Thread(target=self._run, name="memory-guard", daemon=True)
+
+    def rss_mb(self) -> float:
+        return self._process.memory_info().rss / 1e6
+
+    def check(self) -> None:
+        rss = self.rss_mb()
+        if rss > self.limit_mb:
+            if not self._hard_sent:
+                self._hard_sent = True
+                self.on_hard(rss, self.limit_mb)
+        elif rss > self.soft_fraction * self.limit_mb:
+            if not self._soft_sent:
+                self._soft_sent = True
+                self.on_soft(rss, self.limit_mb)
+        else:
+            self._soft_sent = self._hard_sent = False
+
+    def restarted(self) -> None:
+        """The daemon acted on a hard request: the guard may ask again if memory is still too high."""
+        self._hard_sent = self._soft_sent = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("memory check failed")

@@ -1,0 +1,77 @@
+"""Running the real daemon as a subprocess, and reading its log as an operator would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class DaemonProcess:
+    """`python scripts/livereduce.py CONFIG` in a temporary directory, with its log file at hand."""
+
+    def __init__(self, tmp_path: Path, config: dict, *, args: tuple[str, ...] = ()):
+        self.dir = tmp_path
+        self.log_path = tmp_path / "livereduce.log"
+        config = {"log_file": str(self.log_path), **config}
+        self.config_path = tmp_path / "livereduce.conf"
+        self.config_path.write_text(json.dumps(config, indent=2))
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "livereduce.py"), *args,
+                                      str(self.config_path)], cwd=tmp_path, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def wait_for(self, text: str, timeout: float = 30.0, count: int = 1) -> str:
+        """Wait until `text` appears `count` times in the log; fail with the log's tail if it does not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            if log.count(text) >= count:
+                return log
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        out = self.output() if self.proc.poll() is not None else ""
+        raise AssertionError(f"{text!r} (×{count}) not in the log after {timeout} s; exit={self.proc.poll()}\n"
+                             f"--- log tail ---\n{self.log()[-4000:]}\n--- output ---\n{out[-2000:]}")
+
+    def output(self) -> str:
+        try:
+            return self.proc.communicate(timeout=10)[0] or ""
+        except (ValueError, subprocess.TimeoutExpired):
+            return ""
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def run_once(tmp_path: Path, config: dict | str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run the CLI to completion (config errors, `check`) and return its result."""
+    path = tmp_path / "livereduce.conf"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=timeout)
