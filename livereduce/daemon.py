@@ -82,8 +82,8 @@ class Daemon:
             else:
                 log.info("no %s script (%s)", kind, "accumulation passes through" if kind == "post_proc"
                          else "chunks pass through unprocessed")
+        self._start_guards()            # first, so an edit made while the session starts is not missed
         self._start_session("startup")
-        self._start_guards()
         systemd.ready()
         systemd.status(f"live reduction of {self.resolved.name} started")
 

@@ -36,8 +36,13 @@ class Watcher:
         self._files = files
         self._dirs = sorted({p if p.is_dir() else p.parent for p in self.paths})
 
-    def start(self) -> None:
+    def start(self, timeout: float = 5.0) -> None:
+        """Start watching; returns once the watches are in place, so no edit after this call is missed."""
+        self._ready = threading.Event()
         self._thread.start()
+        if not self._ready.wait(timeout):
+            log.warning("file watcher not ready after %.0f s", timeout)
+        log.info("watching %s for changes", ", ".join(str(d) for d in self._dirs))
 
     def stop(self) -> None:
         self._stop.set()
@@ -49,8 +54,11 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                # yield_on_timeout: the first (empty) batch says the watches are established
                 for changes in watchfiles.watch(*self._dirs, stop_event=self._stop, debounce=self.debounce_ms,
-                                                step=50, raise_interrupt=False, ignore_permission_denied=True):
+                                                step=50, rust_timeout=100, yield_on_timeout=True,
+                                                raise_interrupt=False, ignore_permission_denied=True):
+                    self._ready.set()
                     for path in sorted({Path(p) for _, p in changes}):
                         if self._wanted(path.resolve() if path.exists() else path):
                             self.on_change(str(path))
