@@ -8,7 +8,9 @@ Exit 0 only when all is well; every problem is printed with its file and line.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from livereduce.errors import ConfigError, ScriptError
@@ -73,6 +75,7 @@ def _unsupported(file: str) -> list[str]:
 
 
 def _dry_run(config, resolved, scripts, say) -> list[str]:
+    from livereduce.algorithms.registry import SAVE_SANDBOX
     from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
     from livereduce.session import Session
     from livereduce.workspace.ads import mtd
@@ -84,6 +87,12 @@ def _dry_run(config, resolved, scripts, say) -> list[str]:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)    # errors are reported below, once each
     mtd.clear()
+    # synthetic data must never overwrite real products: Save* algorithms write into a scratch directory,
+    # which is also the working directory (scripts' own open() calls on absolute paths are not caught)
+    scratch = tempfile.TemporaryDirectory(prefix="livereduce-check-")
+    sandbox = SAVE_SANDBOX.set(scratch.name)
+    cwd = os.getcwd()
+    os.chdir(scratch.name)
     try:
         session = Session(listener=listener, proc=scripts.get("proc"), post_proc=scripts.get("post_proc"),
                           accum_method=config.accum_method, preserve_events=config.preserve_events,
@@ -99,6 +108,10 @@ def _dry_run(config, resolved, scripts, say) -> list[str]:
     finally:
         quiet.setLevel(level)
         mtd.clear()
+        os.chdir(cwd)
+        SAVE_SANDBOX.reset(sandbox)
+        scratch.cleanup()
     if not errors:
-        say(f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic {'histograms' if histogram_source else 'events'}")
+        say(f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic {'histograms' if histogram_source else 'events'} "
+            f"(files from Save* algorithms went to a scratch directory)")
     return list(dict.fromkeys(errors))

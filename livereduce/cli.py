@@ -102,14 +102,9 @@ def cmd_check(args) -> int:
     return run_check(args.config)
 
 
-def _server(module: str):
-    def run(args) -> int:
-        import importlib
-        return importlib.import_module(module).main(args.rest) or 0
-    return run
-
-
-COMMANDS = {"run", "check", "fake-sms", "fake-dae", "fake-event-dae"}
+SERVERS = {"fake-sms": "livereduce.servers.sms", "fake-dae": "livereduce.servers.isis_histo",
+           "fake-event-dae": "livereduce.servers.isis_event"}
+COMMANDS = {"run", "check", *SERVERS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,17 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and scripts, dry-run the scripts on synthetic data")
     p.add_argument("config", nargs="?", default=None)
     p.set_defaults(func=cmd_check)
-    for name, module, text in (("fake-sms", "livereduce.servers.sms", "fake SNS ADARA stream server"),
-                               ("fake-dae", "livereduce.servers.isis_histo", "fake ISIS histogram DAE"),
-                               ("fake-event-dae", "livereduce.servers.isis_event", "fake ISIS event DAE")):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_server(module))
+    for name, text in (("fake-sms", "fake SNS ADARA stream server (see fake-sms --help)"),
+                       ("fake-dae", "fake ISIS histogram DAE (see fake-dae --help)"),
+                       ("fake-event-dae", "fake ISIS event DAE (see fake-event-dae --help)")):
+        sub.add_parser(name, help=text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SERVERS:     # the fake servers parse their own options
+        import importlib
+        return importlib.import_module(SERVERS[argv[0]]).main(argv[1:]) or 0
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["run", *argv]          # the seed's form: livereduce.py [CONFIG]
     args = build_parser().parse_args(argv)

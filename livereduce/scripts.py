@@ -169,7 +169,7 @@ def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScript
     Both variants of one kind present → error (which one is meant is ambiguous). At least one script must
     exist and none may be empty.
     """
-    script_dir = Path(script_dir)
+    script_dir = Path(script_dir).absolute()     # scripts are known by absolute path (logs, watcher, __file__)
     if not script_dir.is_dir():
         raise ScriptError(str(script_dir), None, "script_dir does not exist or is not a directory")
     found: dict[str, str | None] = {}

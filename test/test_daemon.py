@@ -165,7 +165,11 @@ def test_check_finds_unsupported_algorithm_and_syntax_error(tmp_path):
 
 def test_check_passes_good_scripts(tmp_path):
     write_script(tmp_path, "proc", "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,100,60000')\n")
-    write_script(tmp_path, "post_proc", "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n")
+    products = tmp_path / "products"
+    write_script(tmp_path, "post_proc", "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
+                                        f"SaveAscii(InputWorkspace=output, Filename={str(products / 'live.txt')!r})\n")
+    products.mkdir()
     result = run_once(tmp_path, base_config(tmp_path), "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout and "OK dry run" in result.stdout
+    assert not (products / "live.txt").exists()      # synthetic data never overwrites real products

@@ -12,9 +12,11 @@ Calling rules reproduced from Mantid's simpleapi (facts, own code):
 
 from __future__ import annotations
 
+import contextvars
 import dis
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +57,11 @@ class Algorithm:
 
 _ALGORITHMS: dict[str, Algorithm] = {}
 _FUNCTIONS: dict[str, Callable] = {}
+
+
+# `livereduce check` dry-runs scripts on synthetic data: Save* algorithms then write into this directory
+# (by file name) instead of the real product paths, so a check never overwrites real results.
+SAVE_SANDBOX: contextvars.ContextVar[str | None] = contextvars.ContextVar("SAVE_SANDBOX", default=None)
 
 
 def algorithm(name: str, props: list[Prop], *, per_member: bool = True):
@@ -190,6 +197,9 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
         elif p.kind == OUT:
             v = _output_name(v, alg.name, p.name)
         values[p.name] = v
+    sandbox = SAVE_SANDBOX.get()
+    if sandbox is not None and alg.name.startswith("Save") and values.get("Filename"):
+        values["Filename"] = os.path.join(sandbox, os.path.basename(str(values["Filename"])))
     result = _apply(alg, values)
     if outs:
         _register(alg, values, outs, result)
