@@ -128,7 +128,7 @@ def mutated_stream(rng: np.random.Generator, n: int, rate: float) -> bytes:
 
 
 @settings(max_examples=260, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**63), rate=st.sampled_from([0.02, 0.1, 0.5, 1.0]), chunk=st.integers(1, 5000))
+@given(seed=st.integers(0, 2**63), rate=st.sampled_from([0.0, 0.02, 0.1, 0.5, 1.0]), chunk=st.integers(1, 5000))
 def test_random_and_mutated_packets_only_ever_raise_protocol_errors(seed, rate, chunk):
     rng = np.random.default_rng(seed)
     stream = mutated_stream(rng, 400, rate)                   # 260 examples × 400 packets > 10^5 packets
@@ -146,8 +146,10 @@ def test_random_and_mutated_packets_only_ever_raise_protocol_errors(seed, rate, 
         except ProtocolError:
             parser = Parser()                  # what the listener does: drop the connection, start afresh
         pos += step
-    if rate <= 0.02:
-        assert decoded > 0
+    if rate == 0.0:
+        # unmutated streams decode whole; with mutations, even one early absurd length may legitimately
+        # make the parser wait for (and skip) an oversize packet, so no count can be promised there
+        assert decoded == 400
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)

@@ -1,0 +1,139 @@
+"""ISIS DAE "IDC" (ISISDS) protocol: the messages, shared by the histogram listener and the fake DAE.
+
+Facts (shared/reference/mantid-livedata.md §2.3): native little-endian C structs over TCP. The client opens with
+a 120-byte `isisds_open_t` (len, ver_major 1, ver_minor 1, pid, access_type, pad, user[32], host[64]); every
+message after that is an 88-byte command header (len = header + data bytes, type, ndims, dims[11],
+command[32]) followed by its data. GETPAR<type> asks for a named parameter; GETDAT [first, count] returns
+int32 [count][nbins+1] histograms (bin 0 unused). The server answers "OK" with typed data.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import numpy as np
+
+from livereduce.errors import ProtocolError
+from livereduce.listeners.base import recv_exact
+from livereduce.workspace.spectra import Spectra
+
+OPEN = struct.Struct("<6i32s64s")          # 120 bytes
+HEADER = struct.Struct("<14i32s")          # len, type, ndims, dims[11], command: 88 bytes
+UNKNOWN, INT32, REAL32, REAL64, CHAR = 0, 1, 2, 3, 4
+DTYPES = {INT32: np.dtype("<i4"), REAL32: np.dtype("<f4"), REAL64: np.dtype("<f8"), CHAR: np.dtype("u1")}
+GETPAR_TYPES = {"I32": INT32, "R32": REAL32, "R64": REAL64, "C08": CHAR}
+MAX_MESSAGE = 64 << 20                     # no legitimate reply is larger; more means garbage
+MAX_REQUEST_BYTES = 1 << 20                # the client keeps each GETDAT reply under 1 MiB, as Mantid does
+
+
+def pack_open(user: str = "livereduce", host: str = "localhost", access_type: int = 0) -> bytes:
+    return OPEN.pack(OPEN.size, 1, 1, 0, access_type, 0, user.encode()[:32], host.encode()[:64])
+
+
+def unpack_open(raw: bytes) -> tuple[int, int, int]:
+    length, major, minor, _pid, access, _pad, _user, _host = OPEN.unpack(raw)
+    return length, major, minor
+
+
+def pack_message(command: str, dtype: int = UNKNOWN, data=None) -> bytes:
+    """A command header plus its data; `data` is a numpy array (its shape gives dims) or bytes."""
+    if data is None:
+        payload, dims = b"", []
+    elif isinstance(data, bytes | bytearray):
+        payload, dims = bytes(data), [len(data)]
+    else:
+        array = np.ascontiguousarray(data, dtype=DTYPES[dtype])
+        payload, dims = array.tobytes(), list(array.shape)
+    if len(dims) > 11:
+        raise ValueError("at most 11 dimensions")
+    dims11 = dims + [0] * (11 - len(dims))
+    return HEADER.pack(HEADER.size + len(payload), dtype, len(dims), *dims11, command.encode()[:32]) + payload
+
+
+def read_message(sock: socket.socket) -> tuple[str, int, list[int], bytes]:
+    """(command, type, dims, data) of the next message; ProtocolError if it does not hold together."""
+    fields = HEADER.unpack(recv_exact(sock, HEADER.size))
+    length, dtype, ndims, dims11, command = fields[0], fields[1], fields[2], fields[3:14], fields[14]
+    if not HEADER.size <= length <= MAX_MESSAGE:
+        raise ProtocolError(f"IDC message length {length} out of range")
+    if dtype not in (UNKNOWN, *DTYPES) or not 0 <= ndims <= 11:
+        raise ProtocolError(f"IDC message with type {dtype} and {ndims} dimensions")
+    dims = list(dims11[:ndims])
+    if any(d < 0 for d in dims):
+        raise ProtocolError(f"IDC message with negative dimensions {dims}")
+    data = recv_exact(sock, length - HEADER.size)
+    if dtype in DTYPES and int(np.prod(dims, dtype=np.int64)) * DTYPES[dtype].itemsize != len(data):
+        raise ProtocolError(f"IDC message: dims {dims} of type {dtype} do not match {len(data)} data bytes")
+    return command.split(b"\0", 1)[0].decode("ascii", "replace"), dtype, dims, data
+
+
+def decode(dtype: int, dims: list[int], data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=DTYPES[dtype]).reshape(dims)
+
+
+class IDCClient:
+    """A blocking IDC connection to a DAE: open, GETPAR*, GETDAT."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock.sendall(pack_open())
+            command, _, _, _ = read_message(self.sock)
+        except EOFError as exc:
+            self.close()
+            raise ProtocolError(f"DAE closed the connection during the open handshake ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+        if command != "OK":
+            self.close()
+            raise ProtocolError(f"DAE refused the connection: {command!r}")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _request(self, message: bytes) -> tuple[int, list[int], bytes]:
+        self.sock.sendall(message)
+        command, dtype, dims, data = read_message(self.sock)
+        if command != "OK":
+            raise ProtocolError(f"DAE answered {command!r}")
+        return dtype, dims, data
+
+    def getpar(self, name: str, kind: str) -> np.ndarray | str:
+        """Parameter `name` of type I32, R32, R64 or C08 (C08 returns text)."""
+        dtype, dims, data = self._request(pack_message(f"GETPAR{kind}", CHAR, name.encode()))
+        if dtype != GETPAR_TYPES[kind]:
+            raise ProtocolError(f"parameter {name}: asked for {kind}, DAE sent type {dtype}")
+        if kind == "C08":
+            return data.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+        return decode(dtype, dims, data)
+
+    def getdat(self, first: int, count: int, nbins: int) -> np.ndarray:
+        """int32 [count][nbins+1] histograms of DAE spectrum indices first..first+count-1, in ≤1 MiB requests."""
+        per_request = max(1, MAX_REQUEST_BYTES // ((nbins + 1) * 4))
+        parts = []
+        for start in range(first, first + count, per_request):
+            n = min(per_request, first + count - start)
+            dtype, dims, data = self._request(pack_message("GETDAT", INT32, np.array([start, n])))
+            if dtype != INT32 or dims != [n, nbins + 1]:
+                raise ProtocolError(f"GETDAT [{start}, {n}] answered with type {dtype}, dims {dims}")
+            parts.append(decode(dtype, dims, data))
+        return np.concatenate(parts) if parts else np.empty((0, nbins + 1), np.int32)
+
+
+def spectra_from_tables(numbers, udet, spec, instrument: str) -> Spectra:
+    """Spectra with their detector ids (UDET[i] belongs to spectrum SPEC[i])."""
+    numbers = np.asarray(numbers, np.int32)
+    order = np.argsort(spec, kind="stable")
+    sorted_spec = spec[order]
+    starts = np.searchsorted(sorted_spec, numbers, "left")
+    stops = np.searchsorted(sorted_spec, numbers, "right")
+    det = np.concatenate([udet[order[a:b]] for a, b in zip(starts, stops, strict=True)]) if numbers.size else []
+    offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
+    nan = np.full(numbers.size, np.nan)
+    return Spectra(numbers, np.asarray(det, np.int32), offsets, nan, nan.copy(), np.zeros(numbers.size),
+                   instrument=instrument)

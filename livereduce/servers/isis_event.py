@@ -1,0 +1,128 @@
+"""Fake ISIS event DAE, with Mantid's FakeISISEventDAE defaults: port 59876, 1000 events per packet every
+20 ms (≈ 50,000 events/s), 100 spectra, run 1234 of "MUSR", TOF uniform in 10,000–20,000 µs. It also serves
+the histogram DAE's IDC side channel on port + 1, as the listener expects.
+
+It counts exactly what it sends (`sent_events`) and prints "sent N events" every few seconds and at exit.
+
+    python -m livereduce.servers.isis_event --port 59876
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import threading
+import time
+
+import numpy as np
+
+from livereduce.listeners.isis_event import pack_frame, pack_setup
+from livereduce.servers.isis_histo import FakeHistogramDAE, serve_forever
+
+log = logging.getLogger("livereduce.fake_event_dae")
+
+
+class FakeEventDAE:
+    def __init__(self, host: str = "127.0.0.1", port: int = 59876, *, nspectra: int = 100, nperiods: int = 1,
+                 events_per_packet: int = 1000, rate_ms: float = 20.0, run_number: int = 1234,
+                 seed: int | None = None, report_every: float = 5.0):
+        self.host, self.port = host, port
+        self.nspectra, self.nperiods = int(nspectra), int(nperiods)
+        self.events_per_packet, self.rate_ms, self.run_number = int(events_per_packet), float(rate_ms), run_number
+        self.report_every = report_every
+        self._rng = np.random.default_rng(seed)
+        self._stop = threading.Event()
+        self.sending = threading.Event()          # clear it to pause sending (tests drain the listener)
+        self.sending.set()
+        self.sent_events = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.side_channel: FakeHistogramDAE | None = None
+
+    def start(self) -> int:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((self.host, self.port))
+        server.listen(8)
+        server.settimeout(0.2)
+        self._server, self.port = server, server.getsockname()[1]
+        self.side_channel = FakeHistogramDAE(self.host, self.port + 1, nperiods=self.nperiods,
+                                             nspectra=self.nspectra, nbins=10)
+        self.side_channel.start()
+        self._start_time = int(time.time())
+        for target in (self._accept, self._report):
+            thread = threading.Thread(target=target, daemon=True, name="fake-event-dae")
+            thread.start()
+            self._threads.append(thread)
+        log.info("fake ISIS event DAE on %s:%d (IDC side channel on %d)", self.host, self.port, self.port + 1)
+        return self.port
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.close()
+        for thread in self._threads:
+            thread.join(2)
+        if self.side_channel is not None:
+            self.side_channel.stop()
+        print(f"sent {self.sent_events} events", flush=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._send, args=(conn,), daemon=True, name="fake-event-client")
+            thread.start()
+            self._threads.append(thread)
+
+    def _send(self, conn: socket.socket) -> None:
+        frame = 0
+        try:
+            conn.sendall(pack_setup(self.run_number, self._start_time, "MUSR"))
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                next_at += self.rate_ms / 1000
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+                if not self.sending.is_set():
+                    continue
+                n = self.events_per_packet
+                tof = self._rng.uniform(10_000.0, 20_000.0, n)
+                spectrum = self._rng.integers(1, self.nspectra + 1, n)
+                period = int(self._rng.integers(0, self.nperiods))
+                packet = pack_frame(frame, period, 0.01, time.time() - self._start_time, tof, spectrum)
+                conn.sendall(packet)
+                with self._lock:
+                    self.sent_events += n
+                frame += 1
+        except OSError as exc:
+            log.info("client gone: %s", exc)
+        finally:
+            conn.close()
+
+    def _report(self) -> None:
+        while not self._stop.wait(self.report_every):
+            print(f"sent {self.sent_events} events", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="livereduce fake-event-dae", description="Fake ISIS event DAE.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=59876)
+    p.add_argument("--spectra", type=int, default=100)
+    p.add_argument("--periods", type=int, default=1)
+    p.add_argument("--events", type=int, default=1000, help="events per packet")
+    p.add_argument("--rate", type=float, default=20.0, help="milliseconds between packets")
+    p.add_argument("--seed", type=int, default=None)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    dae = FakeEventDAE(args.host, args.port, nspectra=args.spectra, nperiods=args.periods,
+                       events_per_packet=args.events, rate_ms=args.rate, seed=args.seed)
+    return serve_forever(dae, f"fake ISIS event DAE on {args.host}:{{port}} (IDC on port+1; Ctrl-C to stop)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
