@@ -18,6 +18,7 @@ from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogramming import histogram_into
 
 _LAST_BIN_MIN = 0.25   # a final partial bin narrower than 25% of the step joins the previous bin (Mantid rule)
 
@@ -104,56 +105,6 @@ def rebin_arrays(values, variances, old_edges, new_edges):
     return out_y, out_v
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def _exact_bin(v, edges, nb):
-    """Bin of v by binary search on the true edges (edges[i] <= v < edges[i+1]); -1 outside or NaN."""
-    if not (v >= edges[0] and v < edges[nb]):
-        return -1
-    lo, hi = 0, nb
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if edges[mid] <= v:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-@numba.njit(nogil=True, cache=True)
-def _count_linear(index, x, x0, inv, edges, counts):
-    """Unweighted events into counts[spectrum, bin] for linear edges, in place; returns events missed.
-
-    The bin comes from one multiply; only an event within 1e-6 of a bin width of an edge (or outside the
-    range) consults the true edges, so it lands where edges[i] <= x < edges[i+1] says. Keeping that check
-    rare keeps the store address free of table loads and branches, which lets the CPU overlap the cache
-    misses: about 1.6x the rate of checking every event (measured, benchmarks/bench_rebin.py).
-    """
-    nspec, nb = counts.shape
-    flat = counts.ravel()
-    top = nb + 1.0
-    missed = 0
-    for i in range(index.size):
-        v = x[i]
-        s = index[i]
-        t = (v - x0) * inv
-        b = int(t) if (t >= 0.0 and t < top) else -1      # also rejects NaN; no overflowing conversion
-        f = t - b
-        if f < 1e-6 or f > 1.0 - 1e-6:
-            b = _exact_bin(v, edges, nb)
-        if b < 0 or b >= nb or s >= nspec:
-            missed += 1
-        else:
-            flat[s * nb + b] += 1.0
-    return missed
-
-
-def count_linear_into(counts: np.ndarray, index, x, edges) -> int:
-    """Add unweighted events into counts[spectrum, bin] (linear 1-D edges) in place; returns events missed."""
-    edges = np.ascontiguousarray(edges, np.float64)
-    return int(_count_linear(index, x, float(edges[0]), (edges.size - 1) / float(edges[-1] - edges[0]), edges,
-                             counts))
-
-
 def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorkspace:
     """Rebin(PreserveEvents=False): histogram the events on `edges`. Unweighted events with linear edges take
     the counts-only kernel, and variances (= counts) are one sequential copy instead of a second scatter."""
@@ -163,7 +114,7 @@ def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorks
     if ev.weights is not None or not linear:
         return ws.histogram(edges)
     out = HistogramWorkspace.zeros(ws.spectra, edges, run=ws.run_info.copy(), unit_id=ws.x_unit.unit_id)
-    count_linear_into(out.values, ev.index, ev.x, edges)
+    histogram_into(out.values, None, ev.index, ev.x, edges)       # counts-only kernel
     out.variances[...] = out.values
     if ws.monitors is not None:
         out.monitors = ws.monitors.histogram() if isinstance(ws.monitors, EventWorkspace) else ws.monitors

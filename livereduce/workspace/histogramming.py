@@ -105,6 +105,49 @@ def _histogram_ragged(index, x, weights, err2, edges2d, values, variances):
     return missed
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _exact_bin(v, edges, nb):
+    """Bin of v by binary search on the true edges (edges[i] <= v < edges[i+1]); -1 outside or NaN."""
+    if not (v >= edges[0] and v < edges[nb]):
+        return -1
+    lo, hi = 0, nb
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if edges[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_linear(index, x, x0, inv, edges, counts):
+    """Unweighted events into counts[spectrum, bin] for linear edges, in place; returns events missed.
+
+    The bin comes from one multiply; only an event within 1e-6 of a bin width of an edge (or outside the
+    range) consults the true edges, so it lands where edges[i] <= x < edges[i+1] says. Keeping that check
+    rare keeps the store address free of table loads and branches, which lets the CPU overlap the cache
+    misses: about 1.6x the rate of checking every event (measured, benchmarks/bench_rebin.py).
+    """
+    nspec, nb = counts.shape
+    flat = counts.ravel()
+    top = nb + 1.0
+    missed = 0
+    for i in range(index.size):
+        v = x[i]
+        s = index[i]
+        t = (v - x0) * inv
+        b = int(t) if (t >= 0.0 and t < top) else -1      # also rejects NaN; no overflowing conversion
+        f = t - b
+        if f < 1e-6 or f > 1.0 - 1e-6:
+            b = _exact_bin(v, edges, nb)
+        if b < 0 or b >= nb or s >= nspec:
+            missed += 1
+        else:
+            flat[s * nb + b] += 1.0
+    return missed
+
+
 _EMPTY = np.empty(0, np.float64)
 
 
@@ -124,4 +167,6 @@ def histogram_into(values: np.ndarray, variances: np.ndarray | None, index: np.n
     if edges.ndim == 2:
         return int(_histogram_ragged(index, x, w, e2, edges, values, var))
     kind, origin, inv = edge_kind(edges)
+    if kind == LINEAR and weights is None and variances is None:
+        return int(_count_linear(index, x, origin, inv, edges, values))     # the common Rebin case, fastest
     return int(_histogram(index, x, w, e2, edges, kind, origin, inv, values, var))
