@@ -173,3 +173,16 @@ def test_check_passes_good_scripts(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout and "OK dry run" in result.stdout
     assert not (products / "live.txt").exists()      # synthetic data never overwrites real products
+
+
+def test_sighup_rereads_scripts(tmp_path):
+    write_script(tmp_path, "proc", "pass\n")
+    daemon = DaemonProcess(tmp_path, base_config(tmp_path))
+    try:
+        daemon.wait_for("session started")
+        daemon.signal(signal.SIGHUP)
+        log = daemon.wait_for("restarting the session: proc script changed")
+        assert "SIGHUP received: re-reading scripts" in log
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()

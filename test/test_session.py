@@ -151,3 +151,21 @@ def test_clear_request_starts_a_new_accumulation(ads):
     session.request("clear", "test")
     session.step()
     assert ads["result"].getNumberEvents() == 200
+
+
+def test_compress_request_keeps_every_event_in_less_memory(ads):
+    from livereduce.daemon import _compress_accumulation
+
+    listener = FakeEventListener(events_per_extract=20_000, nspectra=2, tof_range=(40_000.0, 40_010.0), seed=8)
+    session, _ = make(ads, listener, accum_method="Add")
+    session.compress_hook = _compress_accumulation
+    for _ in range(3):
+        session.step()
+    before = ads["result"].nbytes()
+    session.request("compress", "test")
+    session.step()
+    acc = ads["result"]
+    # 80,000 events over 2 spectra × 10 µs merge into weighted events 0.01 µs apart: far fewer, same total
+    assert acc.nbytes() < before
+    assert acc.events.weights.sum() == 80_000
+    assert acc.getNumberEvents() < 80_000 * 0.6
