@@ -29,38 +29,35 @@ def edge_kind(edges: np.ndarray) -> tuple[int, float, float]:
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _exact_bin(v, edges, nb):
+    """Bin of v by binary search on the true edges (edges[i] <= v < edges[i+1]); -1 outside or NaN."""
+    if not (v >= edges[0] and v < edges[nb]):
+        return -1
+    lo, hi = 0, nb
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if edges[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _bin_of(x, edges, kind, origin, inv):
+    """Bin of x: one multiply for linear or log edges; the true edges decide only near an edge."""
     nb = edges.size - 1
+    if kind == GENERAL:
+        return _exact_bin(x, edges, nb)
     if not (x >= edges[0]) or not (x < edges[nb]):   # also rejects NaN
         return -1
-    if kind == 0:
-        b = int((x - origin) * inv)
-    elif kind == 1:
-        b = int(np.log(x / origin) * inv)
-    else:
-        lo, hi = 0, nb
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if edges[mid] <= x:
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    if b >= nb:
-        b = nb - 1
-    if b < 0:
-        b = 0
+    t = (x - origin) * inv if kind == LINEAR else np.log(x / origin) * inv
+    b = int(t)
+    f = t - b
     # the multiply can be one off only next to an edge; look at the true edges just there, so the common
     # case does not wait on a table read before its store
-    if kind == 0:
-        f = (x - origin) * inv - b
-    else:
-        f = np.log(x / origin) * inv - b
-    if f < 1e-6 or f > 1.0 - 1e-6:
-        while b > 0 and x < edges[b]:
-            b -= 1
-        while b < nb - 1 and x >= edges[b + 1]:
-            b += 1
+    if f < 1e-6 or f > 1.0 - 1e-6 or b >= nb:
+        return _exact_bin(x, edges, nb)
     return b
 
 
@@ -103,21 +100,6 @@ def _histogram_ragged(index, x, weights, err2, edges2d, values, variances):
         if with_var:
             variances[s, b] += err2[i] if weighted else 1.0
     return missed
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _exact_bin(v, edges, nb):
-    """Bin of v by binary search on the true edges (edges[i] <= v < edges[i+1]); -1 outside or NaN."""
-    if not (v >= edges[0] and v < edges[nb]):
-        return -1
-    lo, hi = 0, nb
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if edges[mid] <= v:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 @numba.njit(nogil=True, cache=True)
