@@ -18,68 +18,46 @@ import time
 import numpy as np
 
 from livereduce.listeners.isis_event import pack_frame, pack_setup
-from livereduce.servers.isis_histo import FakeHistogramDAE, serve_forever
+from livereduce.servers.base import TCPServer, serve_forever
+from livereduce.servers.isis_histo import FakeHistogramDAE
 
 log = logging.getLogger("livereduce.fake_event_dae")
 
 
-class FakeEventDAE:
+class FakeEventDAE(TCPServer):
+    name = "fake-event-dae"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 59876, *, nspectra: int = 100, nperiods: int = 1,
                  events_per_packet: int = 1000, rate_ms: float = 20.0, run_number: int = 1234,
                  seed: int | None = None, report_every: float = 5.0):
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.nspectra, self.nperiods = int(nspectra), int(nperiods)
         self.events_per_packet, self.rate_ms, self.run_number = int(events_per_packet), float(rate_ms), run_number
         self.report_every = report_every
         self._rng = np.random.default_rng(seed)
-        self._stop = threading.Event()
         self.sending = threading.Event()          # clear it to pause sending (tests drain the listener)
         self.sending.set()
         self.sent_events = 0
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
         self.side_channel: FakeHistogramDAE | None = None
 
     def start(self) -> int:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((self.host, self.port))
-        server.listen(8)
-        server.settimeout(0.2)
-        self._server, self.port = server, server.getsockname()[1]
-        self.side_channel = FakeHistogramDAE(self.host, self.port + 1, nperiods=self.nperiods,
-                                             nspectra=self.nspectra, nbins=10)
-        self.side_channel.start()
         self._start_time = int(time.time())
-        for target in (self._accept, self._report):
-            thread = threading.Thread(target=target, daemon=True, name="fake-event-dae")
-            thread.start()
-            self._threads.append(thread)
-        log.info("fake ISIS event DAE on %s:%d (IDC side channel on %d)", self.host, self.port, self.port + 1)
-        return self.port
+        port = super().start()
+        self.side_channel = FakeHistogramDAE(self.host, port + 1, nperiods=self.nperiods, nspectra=self.nspectra,
+                                             nbins=10)
+        self.side_channel.start()
+        self._spawn(self._report)
+        log.info("fake ISIS event DAE on %s:%d (IDC side channel on %d)", self.host, port, port + 1)
+        return port
 
     def stop(self) -> None:
-        self._stop.set()
-        self._server.close()
-        for thread in self._threads:
-            thread.join(2)
+        super().stop()
         if self.side_channel is not None:
             self.side_channel.stop()
         print(f"sent {self.sent_events} events", flush=True)
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._send, args=(conn,), daemon=True, name="fake-event-client")
-            thread.start()
-            self._threads.append(thread)
-
-    def _send(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         frame = 0
         try:
             conn.sendall(pack_setup(self.run_number, self._start_time, "MUSR"))
@@ -100,8 +78,6 @@ class FakeEventDAE:
                 frame += 1
         except OSError as exc:
             log.info("client gone: %s", exc)
-        finally:
-            conn.close()
 
     def _report(self) -> None:
         while not self._stop.wait(self.report_every):

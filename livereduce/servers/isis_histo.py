@@ -12,29 +12,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
-import threading
 
 import numpy as np
 
 from livereduce.errors import ProtocolError
 from livereduce.listeners import idc
 from livereduce.listeners.base import recv_exact
+from livereduce.servers.base import TCPServer, serve_forever
 
 log = logging.getLogger("livereduce.fake_dae")
 NMON = 3
 
 
-class FakeHistogramDAE:
+class FakeHistogramDAE(TCPServer):
+    name = "fake-dae"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 56789, *, nperiods: int = 1, nspectra: int = 100,
                  nbins: int = 30, name: str = "MUSR"):
-        self.host, self.port = host, port
-        self.nperiods, self.nspectra, self.nbins, self.name = int(nperiods), int(nspectra), int(nbins), name
+        super().__init__(host, port)
+        self.nperiods, self.nspectra, self.nbins, self.instrument = int(nperiods), int(nspectra), int(nbins), name
         self.nsp1 = self.nspectra + NMON
-        self._stop = threading.Event()
-        self._server: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
         self.requests = 0
 
     # -- what the DAE holds ---------------------------------------------------------------------
@@ -49,7 +47,7 @@ class FakeHistogramDAE:
             "MDET": (idc.INT32, np.arange(self.nspectra + 1, n + 1)), "NDET": (idc.INT32, np.array([n])),
             "UDET": (idc.INT32, np.arange(1, n + 1)), "SPEC": (idc.INT32, np.arange(1, n + 1)),
             "RTCB1": (idc.REAL32, 10000.0 + 100.0 * np.arange(self.nbins + 1)),
-            "RRPB": (idc.REAL32, rrpb), "NAME": (idc.CHAR, self.name.encode()),
+            "RRPB": (idc.REAL32, rrpb), "NAME": (idc.CHAR, self.instrument.encode()),
         }
 
     def histograms(self, first: int, count: int) -> np.ndarray:
@@ -62,39 +60,12 @@ class FakeHistogramDAE:
 
     # -- serving --------------------------------------------------------------------------------
     def start(self) -> int:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((self.host, self.port))
-        server.listen(16)
-        server.settimeout(0.2)
-        self._server, self.port = server, server.getsockname()[1]
-        thread = threading.Thread(target=self._accept, name="fake-dae-accept", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        log.info("fake ISIS histogram DAE on %s:%d (%d periods, %d spectra, %d bins)", self.host, self.port,
+        port = super().start()
+        log.info("fake ISIS histogram DAE on %s:%d (%d periods, %d spectra, %d bins)", self.host, port,
                  self.nperiods, self.nspectra, self.nbins)
-        return self.port
+        return port
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.close()
-        for thread in self._threads:
-            thread.join(2)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), name="fake-dae-client", daemon=True)
-            thread.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
         params = self.parameters()
         try:
@@ -123,8 +94,6 @@ class FakeHistogramDAE:
                     raise ProtocolError(f"unknown request {command!r}")
         except (ProtocolError, OSError, EOFError) as exc:
             log.debug("client dropped: %s", exc)
-        finally:
-            conn.close()
 
     def _recv(self, conn, n):
         while True:
@@ -141,20 +110,6 @@ class FakeHistogramDAE:
             except TimeoutError:
                 if self._stop.is_set():
                     raise EOFError("stopping") from None
-
-
-def serve_forever(server, banner: str) -> int:
-    """Run a fake server until SIGINT/SIGTERM (Ctrl-C), then stop it cleanly; exit code 0."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    print(banner.format(port=server.port), flush=True)
-    while not stop.wait(0.5):
-        pass
-    server.stop()
-    print("fake server stopped", flush=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
