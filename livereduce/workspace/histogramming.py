@@ -8,8 +8,9 @@ lands where Mantid puts it: bin i holds edges[i] <= x < edges[i+1].
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from livereduce.workspace.jit import njit
 
 LINEAR, LOG, GENERAL = 0, 1, 2
 
@@ -28,7 +29,7 @@ def edge_kind(edges: np.ndarray) -> tuple[int, float, float]:
     return GENERAL, 0.0, 0.0
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, inline="always")
 def _exact_bin(v, edges, nb):
     """Bin of v by binary search on the true edges (edges[i] <= v < edges[i+1]); -1 outside or NaN."""
     if not (v >= edges[0] and v < edges[nb]):
@@ -43,7 +44,7 @@ def _exact_bin(v, edges, nb):
     return lo
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, inline="always")
 def _bin_of(x, edges, kind, origin, inv):
     """Bin of x: one multiply for linear or log edges; the true edges decide only near an edge."""
     nb = edges.size - 1
@@ -61,7 +62,7 @@ def _bin_of(x, edges, kind, origin, inv):
     return b
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True)
 def _histogram(index, x, weights, err2, edges, kind, origin, inv, values, variances):
     nspec = values.shape[0]
     weighted = weights.size > 0
@@ -84,7 +85,7 @@ def _histogram(index, x, weights, err2, edges, kind, origin, inv, values, varian
     return missed
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True)
 def _histogram_ragged(index, x, weights, err2, edges2d, values, variances):
     weighted = weights.size > 0
     with_var = variances.size > 0
@@ -102,7 +103,7 @@ def _histogram_ragged(index, x, weights, err2, edges2d, values, variances):
     return missed
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True)
 def _count_linear(index, x, x0, inv, edges, counts):
     """Unweighted events into counts[spectrum, bin] for linear edges, in place; returns events missed.
 
