@@ -23,7 +23,7 @@ NEEDS_ADDRESS = ("adara", "isis_histogram", "isis_event")
 @dataclass(frozen=True)
 class Field:
     key: str                 # JSON key; "a.b" is key b of object a
-    kind: str                # str | number | bool | int_list | object | choice
+    kind: str                # str | number | int | bool | int_list | object | choice
     default: object
     doc: str
     choices: tuple = ()
@@ -69,6 +69,9 @@ FIELDS: tuple[Field, ...] = (
     Field("run_transition", "choice", "Restart", "At the end of a run: start afresh, stop, or keep the "
           "finished result as `<output>_<run>` then start afresh.", choices=("Restart", "Stop", "Rename")),
     Field("output_name", "str", "result", "Name of the output workspace."),
+    Field("max_carried_events", "int", 100_000_000, "Most events kept for a proc script that keeps failing, "
+          "to be processed once it works (~16 bytes each); past it the oldest are dropped, counted and logged.",
+          minimum=0),
     Field("log_file", "str", None, "Log file. Default: /var/log/SNS_applications/livereduce.log as user "
           "snsdata, else ./livereduce.log.", nullable=True),
     Field("log_level", "choice", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -102,6 +105,7 @@ class Config:
     start_from: str = "start_of_run"
     run_transition: str = "Restart"
     output_name: str = "result"
+    max_carried_events: int = 100_000_000
     log_file: str | None = None
     log_level: str = "INFO"
 
@@ -142,6 +146,12 @@ def _check(field: Field, value, source: str | None):
             hi = f" and ≤ {field.maximum:g}" if field.maximum is not None else ""
             bad(f"a number ≥ {field.minimum:g}{hi}")
         return float(value)
+    if field.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            bad("an integer" + (f" ≥ {field.minimum:g}" if field.minimum is not None else ""))
+        if field.minimum is not None and value < field.minimum:
+            bad(f"an integer ≥ {field.minimum:g}")
+        return int(value)
     if field.kind == "int_list":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             bad("null or a list of integers")

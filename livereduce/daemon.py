@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 from livereduce import systemd
+from livereduce.config import NEEDS_ADDRESS
 from livereduce.errors import ScriptError
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import StartFrom
+from livereduce.progress import ProgressLog
 from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text
 from livereduce.session import Session
 from livereduce.workspace.ads import mtd
@@ -119,14 +121,18 @@ class Daemon:
         self.session = Session(
             listener=listener, proc=self._fresh(self._scripts["proc"]), post_proc=self._fresh(self._scripts["post_proc"]),
             accum_method=cfg.accum_method, preserve_events=cfg.preserve_events, update_every=cfg.update_every,
-            run_transition=cfg.run_transition, output_name=cfg.output_name, start=StartFrom(cfg.start_from), ads=mtd)
+            run_transition=cfg.run_transition, output_name=cfg.output_name, start=StartFrom(cfg.start_from),
+            max_carried_events=cfg.max_carried_events, ads=mtd)
+        self.session.events.subscribe(ProgressLog(logging.getLogger("livereduce.progress"),
+                                                  update_every=cfg.update_every))
         self.session.compress_hook = _compress_accumulation
         self._session_stop = threading.Event()
         self._session_thread = threading.Thread(target=self._run_session, args=(self.session, self._session_stop),
                                                 name="session", daemon=True)
         self._session_thread.start()
+        where = self.resolved.address if self.resolved.listener in NEEDS_ADDRESS else "(in-process, no DAS)"
         log.info("session started (%s): listener %s %s, accumulation %s, update every %s s",
-                 why, self.resolved.listener, self.resolved.address or "", cfg.accum_method, cfg.update_every)
+                 why, self.resolved.listener, where, cfg.accum_method, cfg.update_every)
 
     def _listener_options(self) -> dict:
         cfg = self.config

@@ -32,6 +32,7 @@ from livereduce.workspace.histogram import HistogramWorkspace
 
 RUN_TRANSITIONS = ("Restart", "Stop", "Rename")
 NOT_YET_RETRY_S = 2.0
+MAX_CARRIED_EVENTS = 100_000_000   # default cap on events kept for a failing proc script (~1.6 GB)
 
 
 @dataclass
@@ -42,10 +43,12 @@ class SessionState:
     cycles: int = 0
     events_last_chunk: int = 0
     events_received: int = 0           # since the session started
+    events_in_run: int = 0             # received since the current run (or accumulation) began
     events_accumulated: int = 0        # in the current accumulation (counts, for histograms)
     events_carried: int = 0            # waiting in a chunk whose proc script failed
     events_dropped: int = 0            # lost for good (counted, logged)
-    events_outside_bins: int = 0       # histogrammed outside the accumulation's bin edges (not counted)
+    events_outside_bins: int = 0       # since the accumulation began: fell outside the bins they were
+                                       # histogrammed into (by Rebin in a script or by the session), not counted
     event_rate: float = 0.0            # events/s over the last cycle
     proc_seconds: float | None = None
     post_proc_seconds: float | None = None
@@ -70,8 +73,8 @@ class Session:
     def __init__(self, *, listener, proc: Script | None = None, post_proc: Script | None = None,
                  accum_method: Method | str = Method.ADD, preserve_events: bool = True, update_every: float = 30.0,
                  run_transition: str = "Restart", output_name: str = "result", start: StartFrom | None = None,
-                 ads: AnalysisDataService = mtd, dispatcher: Dispatcher | None = None,
-                 logger: logging.Logger | None = None):
+                 max_carried_events: int = MAX_CARRIED_EVENTS, ads: AnalysisDataService = mtd,
+                 dispatcher: Dispatcher | None = None, logger: logging.Logger | None = None):
         self.method = accum_method if isinstance(accum_method, Method) else Method.parse(accum_method)
         if not listener.buffers_events and self.method is Method.ADD:
             raise ConfigError("accum_method", "Replace or Append: this listener sends cumulative histograms, so "
@@ -81,6 +84,7 @@ class Session:
         self.listener, self.proc, self.post_proc = listener, proc, post_proc
         self.preserve_events, self.update_every = bool(preserve_events), float(update_every)
         self.run_transition, self.output_name = run_transition, output_name
+        self.max_carried_events = int(max_carried_events)
         self.accumulation_name = "accumulation" if post_proc is not None else output_name
         self.input_name = f"__livereduce_input_{output_name}"
         self.start_from = start or StartFrom()
@@ -121,6 +125,7 @@ class Session:
         self._carry = self._acc = None
         self._replace_next = True
         self.state.events_accumulated = self.state.accumulation_bytes = 0
+        self.state.events_in_run = self.state.events_outside_bins = 0
         self.log.warning("accumulation cleared: %s", reason)
         self.events.emit("reset", self.state.cycles, reason=reason)
 
@@ -172,7 +177,7 @@ class Session:
             chunk = self.listener.extract()
         except NotYet as exc:
             if st.phase != "waiting":
-                self.log.warning("waiting for data: %s", exc)
+                self.log.info("waiting for data: %s", exc)
             st.phase = "waiting"
             self.events.emit("waiting", st.cycles, reason=str(exc))
             return True
@@ -180,8 +185,11 @@ class Session:
         status = self.listener.run_status()
         st.phase, st.cycles = "running", st.cycles + 1
         st.run_status = status.name
-        if self.listener.run_number:
-            st.run_number = int(self.listener.run_number)
+        # The chunk names the run its data belongs to. The listener's own number may already be the next
+        # run's: its receive thread goes on after extract (an END_RUN chunk must not be labelled run N+1).
+        run_number = chunk.run.getRunNumber() or int(self.listener.run_number or 0)
+        if run_number:
+            st.run_number = run_number
         n = chunk.n_events
         st.events_last_chunk, st.events_received = n, st.events_received + n
         st.event_rate = n / max(t0 - self._last_extract, 1e-9)
@@ -191,6 +199,9 @@ class Session:
         if reset or status == RunStatus.BEGIN_RUN:
             self._drop_carry("a data reset" if reset else f"run {st.run_number} began")
             self._replace_next = True
+        if self._replace_next:
+            st.events_in_run = st.events_outside_bins = 0
+        st.events_in_run += n
         if status == RunStatus.BEGIN_RUN:
             self.log.info("run %d started", st.run_number)
         chunk_ws = workspace_from_chunk(chunk)
@@ -207,6 +218,11 @@ class Session:
         st.cycle_seconds = time.monotonic() - t0
         st.last_cycle_time = time.time()
         st.heartbeat = time.monotonic()
+        self.events.emit("cycle", st.cycles, run_number=st.run_number, run_status=status.name, events=n,
+                         events_in_run=st.events_in_run, events_accumulated=st.events_accumulated,
+                         events_outside_bins=st.events_outside_bins, events_carried=st.events_carried,
+                         proc_seconds=st.proc_seconds, post_proc_seconds=st.post_proc_seconds,
+                         accumulation_bytes=st.accumulation_bytes, cycle_seconds=st.cycle_seconds)
         return self._transition(status)
 
     # -- steps ------------------------------------------------------------------------------------
@@ -215,22 +231,20 @@ class Session:
             return chunk_ws
         self.ads.addOrReplace(self.input_name, chunk_ws)
         t = time.monotonic()
+        self.state.proc_seconds = None
         try:
             out = run_script(self.proc, chunk_ws, self.input_name)
             result = self._resolve_output(out, self.proc)
         except ScriptError as exc:
             self.state.proc_errors += 1
-            self._script_failed(exc)
+            self._script_failed(exc, "proc")
             if isinstance(chunk_ws, EventWorkspace) and chunk_ws.getNumberEvents():
-                self._carry = chunk_ws
-                self.state.events_carried = chunk_ws.getNumberEvents()
-                self.log.warning("%d events of this chunk are kept and will be processed with the next chunk",
-                                 self.state.events_carried)
+                self._keep_carry(chunk_ws)
             return None
         finally:
             self.state.proc_seconds = time.monotonic() - t
             self.ads.remove(self.input_name)
-        self.events.emit("proc_done", self.state.cycles, seconds=self.state.proc_seconds)
+        self.events.emit("proc_done", self.state.cycles, seconds=self.state.proc_seconds, script=self.proc.path)
         return result
 
     def _resolve_output(self, out, script: Script):
@@ -247,8 +261,13 @@ class Session:
     def _accumulate(self, processed) -> None:
         acc = self._existing_accumulation()
         method = Method.REPLACE if (self._replace_next or acc is None) else self.method
+        outside = _outside_bins(processed)          # the proc script's own histogramming (e.g. Rebin)
         if not self.preserve_events:
-            processed = _to_histogram(processed, acc if method is Method.ADD else None)
+            histogram = _to_histogram(processed, acc if method is Method.ADD else None)
+            if histogram is not processed:
+                outside += _outside_bins(histogram)
+            processed = histogram
+        before = _outside_bins(acc) if acc is not None and method is Method.ADD else None
         try:
             acc = accumulate(acc, processed, method)
         except Incompatible as exc:
@@ -257,12 +276,15 @@ class Session:
             if not self.preserve_events:
                 processed = _to_histogram(processed, None)
             acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
+            before = None
+        if before is not None:                      # events histogrammed in place into the accumulation
+            outside += _outside_bins(acc) - before
         self._replace_next = False
         self._acc = acc
         self.ads.addOrReplace(self.accumulation_name, acc)
         st = self.state
         st.events_accumulated = _event_count(acc)
-        st.events_outside_bins = getattr(acc, "events_outside_bins", 0)
+        st.events_outside_bins += outside
         st.accumulation_bytes = acc.nbytes()
         self.events.emit("accumulated", st.cycles, method=method.value, events=st.events_accumulated,
                          bytes=st.accumulation_bytes)
@@ -280,17 +302,19 @@ class Session:
             return
         acc = self._existing_accumulation()
         t = time.monotonic()
+        self.state.post_proc_seconds = None
         try:
             out = run_script(self.post_proc, acc, self.output_name, extra={"accumulation": acc})
             if out is not None and not isinstance(out, str) and hasattr(out, "id"):
                 self.ads.addOrReplace(self.output_name, out)
         except ScriptError as exc:
             self.state.post_proc_errors += 1
-            self._script_failed(exc)
+            self._script_failed(exc, "post_proc")
             return
         finally:
             self.state.post_proc_seconds = time.monotonic() - t
-        self.events.emit("post_proc_done", self.state.cycles, seconds=self.state.post_proc_seconds)
+        self.events.emit("post_proc_done", self.state.cycles, seconds=self.state.post_proc_seconds,
+                         script=self.post_proc.path)
 
     def _transition(self, status: RunStatus) -> bool:
         if status != RunStatus.END_RUN:
@@ -309,6 +333,22 @@ class Session:
         return True
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _keep_carry(self, chunk_ws: EventWorkspace) -> None:
+        """Keep a chunk whose proc script failed for the next cycle, at most max_carried_events of it: past
+        the cap the oldest events go (counted and logged), so a script that keeps failing cannot exhaust
+        memory."""
+        excess = chunk_ws.getNumberEvents() - self.max_carried_events
+        if excess > 0:
+            chunk_ws.drop_oldest(excess)
+            self.state.events_dropped += excess
+            self.log.error("the proc script keeps failing: dropped the %d oldest of the events kept for it "
+                           "(max_carried_events = %d); %d events lost so far", excess, self.max_carried_events,
+                           self.state.events_dropped)
+            self.events.emit("events_dropped", self.state.cycles, events=excess, reason="max_carried_events")
+        self._carry = chunk_ws
+        self.state.events_carried = chunk_ws.getNumberEvents()
+        self.log.warning("%d events are kept and will be processed with the next chunk", self.state.events_carried)
+
     def _drop_carry(self, why: str) -> None:
         if self._carry is None:
             return
@@ -318,11 +358,13 @@ class Session:
         self._carry = None
         self.log.error("%d events could not be processed before %s (the proc script kept failing); they are "
                        "not in the accumulation", lost, why)
+        self.events.emit("events_dropped", self.state.cycles, events=lost, reason=why)
 
-    def _script_failed(self, exc: ScriptError) -> None:
+    def _script_failed(self, exc: ScriptError, script: str) -> None:
+        """Recorded here; logged by the progress subscriber, which folds repeats of the same error."""
         self._error(str(exc))
-        self.log.error("script error in cycle %d: %s\n%s", self.state.cycles, exc, exc.traceback_text.rstrip())
-        self.events.emit("script_error", self.state.cycles, file=exc.filename, line=exc.lineno, message=str(exc))
+        self.events.emit("script_error", self.state.cycles, script=script, file=exc.filename, line=exc.lineno,
+                         message=str(exc), traceback=exc.traceback_text)
 
     def _error(self, message: str) -> None:
         self.state.last_error, self.state.last_error_time = message, time.time()
@@ -347,6 +389,12 @@ def _to_histogram(ws, acc):
     if isinstance(acc, HistogramWorkspace) and acc.spectra.same_layout(ws.spectra) and acc.x_unit == ws.x_unit:
         return ws          # accumulate.add histograms these events straight into acc's bins
     return ws.histogram()
+
+
+def _outside_bins(ws) -> int:
+    if isinstance(ws, WorkspaceGroup):
+        return sum(_outside_bins(m) for m in ws)
+    return int(getattr(ws, "events_outside_bins", 0))
 
 
 def _event_count(acc) -> int:

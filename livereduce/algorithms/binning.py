@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from livereduce.algorithms._util import float_list, is_inplace, shared_events
@@ -19,6 +18,7 @@ from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.jit import njit
 
 _LAST_BIN_MIN = 0.25   # a final partial bin narrower than 25% of the step joins the previous bin (Mantid rule)
 
@@ -69,7 +69,7 @@ def _segment(a: float, step: float, b: float, full_bins_only: bool) -> np.ndarra
     return edges
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _rebin_rows(old, y, v, new, out_y, out_v):
     shared = old.shape[0] == 1
     nn = new.size - 1
@@ -114,7 +114,7 @@ def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorks
     if ev.weights is not None or not linear:
         return ws.histogram(edges)
     out = HistogramWorkspace.zeros(ws.spectra, edges, run=ws.run_info.copy(), unit_id=ws.x_unit.unit_id)
-    histogram_into(out.values, None, ev.index, ev.x, edges)       # counts-only kernel
+    out.events_outside_bins = histogram_into(out.values, None, ev.index, ev.x, edges)   # counts-only kernel
     out.variances[...] = out.values
     if ws.monitors is not None:
         out.monitors = ws.monitors.histogram() if isinstance(ws.monitors, EventWorkspace) else ws.monitors

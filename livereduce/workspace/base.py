@@ -102,6 +102,7 @@ class MatrixWorkspace:
         self.x_unit = x_unit(unit_id)
         self.monitors = monitors
         self._name = ""
+        self.events_outside_bins = 0   # events histogrammed into this workspace that fell outside its bins
 
     # -- identity ---------------------------------------------------------------------------
     def name(self) -> str:

@@ -142,6 +142,12 @@ class EventWorkspace(MatrixWorkspace):
     def getEventType(self) -> str:
         return "TOF" if self.events.weights is None else "WEIGHTED"
 
+    def drop_oldest(self, n: int) -> None:
+        """Forget the first n events (the oldest: events are kept in arrival order)."""
+        if n > 0:
+            self.events = self.events.take(slice(min(n, len(self.events)), None)).copy()
+            self._order = None
+
     def add_events(self, other: EventWorkspace) -> None:
         """Add accumulation: concatenate event lists spectrum by spectrum (same spectra required)."""
         if not self.spectra.same_layout(other.spectra):
@@ -180,7 +186,7 @@ class EventWorkspace(MatrixWorkspace):
         """A histogram workspace of these events with `edges` (default: the workspace's own binning)."""
         edges = self.edges if edges is None else np.asarray(edges, dtype=np.float64)
         out = HistogramWorkspace.zeros(self.spectra, edges, run=self.run_info.copy(), unit_id=self.x_unit.unit_id)
-        self.histogram_into(out)
+        out.events_outside_bins = self.histogram_into(out)
         if self.monitors is not None:
             out.monitors = (self.monitors.histogram() if isinstance(self.monitors, EventWorkspace)
                             else self.monitors)

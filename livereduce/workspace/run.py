@@ -75,12 +75,13 @@ class Property:
     name: str
     value: object
     unit: str = ""
+    additive: bool = False   # a count over its chunk (e.g. monitor1_counts): Add accumulation sums it
 
     def units(self) -> str:
         return self.unit
 
     def copy(self) -> Property:
-        return Property(self.name, self.value, self.unit)
+        return Property(self.name, self.value, self.unit, self.additive)
 
 
 class Run:
@@ -90,8 +91,8 @@ class Run:
         self._entries: dict[str, Property | TimeSeries] = {e.name: e for e in entries}
 
     # -- building -------------------------------------------------------------------------------
-    def set(self, name: str, value, unit: str = "") -> None:
-        self._entries[name] = Property(name, value, unit)
+    def set(self, name: str, value, unit: str = "", *, additive: bool = False) -> None:
+        self._entries[name] = Property(name, value, unit, additive)
 
     def series(self, name: str, unit: str = "") -> TimeSeries:
         """The time series called `name`, created empty if absent."""
@@ -108,10 +109,13 @@ class Run:
         return Run(e.copy() for e in self._entries.values())
 
     def merge(self, newer: Run) -> None:
-        """Fold a later chunk's metadata in: properties are replaced, time series are extended."""
+        """Fold a later chunk's metadata in: properties are replaced, additive ones (counts over a chunk) summed,
+        time series extended."""
         for name, entry in newer._entries.items():
             mine = self._entries.get(name)
-            if isinstance(entry, TimeSeries) and isinstance(mine, TimeSeries):
+            if isinstance(entry, Property) and entry.additive and isinstance(mine, Property) and mine.additive:
+                mine.value = mine.value + entry.value
+            elif isinstance(entry, TimeSeries) and isinstance(mine, TimeSeries):
                 new_times = entry.times > (mine.times[-1] if mine.times.size else np.iinfo(np.int64).min)
                 if new_times.any():
                     mine.append(entry.times[new_times], entry.values[new_times])

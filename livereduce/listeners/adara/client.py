@@ -274,7 +274,7 @@ class AdaraListener:
                 run.series("proton_charge", "picoCoulomb").append(times, np.asarray(charges))
             self._run = run.carry_over()
             for monitor, count in self._monitor_counts.items():
-                run.set(f"monitor{monitor}_counts", count)
+                run.set(f"monitor{monitor}_counts", count, additive=True)   # this chunk's; Add sums them
             self._monitor_counts = {}
             self._tracker.latch()
             self._begin_pending = False
