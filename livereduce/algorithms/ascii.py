@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from livereduce.algorithms._util import index_range, int_list
+from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventWorkspace
@@ -35,7 +36,7 @@ def save_ascii(ws, filename: str, separator: str = "CSV", custom: str = "", comm
     fmt = f"%.{digits}{'e' if scientific else 'g'}"
     e2 = h.edges_2d()
     cols = ["X", "Y", "E"] + (["DX"] if write_x_error else [])
-    with open(filename, "a" if append else "w", encoding="utf-8") as fh:
+    with product_file(filename, append=append) as temp, open(temp, "a", encoding="utf-8") as fh:
         if column_header:
             fh.write(f"{comment} " + f" {sep} ".join(cols) + "\n")
         for i in idx:

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from livereduce.algorithms._util import int_list
+from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
@@ -56,7 +57,7 @@ def save(ws, filename: str, title: str = "", preserve_events: bool = True) -> No
     if not os.path.isdir(folder):
         raise AlgorithmError(f"SaveNexus: directory '{folder}' does not exist")
     members = list(ws) if isinstance(ws, WorkspaceGroup) else [ws]
-    with h5py.File(filename, "w") as f:
+    with product_file(filename) as temp, h5py.File(temp, "w") as f:
         _attrs(f, creator="livereduce", NX_class="NXroot", livereduce_group=int(isinstance(ws, WorkspaceGroup)))
         for k, m in enumerate(members, 1):
             entry = _attrs(f.create_group(f"{ENTRY}{k}"), NX_class="NXentry")
