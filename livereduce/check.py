@@ -26,7 +26,7 @@ def run_check(config_arg: str | None, out=None) -> int:
         print(line, file=out, flush=True)
 
     from livereduce.cli import resolve
-    from livereduce.config import load_config, resolve_config_path
+    from livereduce.config import NEEDS_ADDRESS, load_config, resolve_config_path
 
     try:
         path = resolve_config_path(config_arg)
@@ -35,8 +35,8 @@ def run_check(config_arg: str | None, out=None) -> int:
     except ConfigError as exc:
         say(f"ERROR config: {exc}")
         return 2
-    say(f"OK config {path or '(defaults)'}: instrument {resolved.name}, listener {resolved.listener} "
-        f"{resolved.address}".rstrip())
+    where = resolved.address if resolved.listener in NEEDS_ADDRESS else "(in-process, no DAS)"
+    say(f"OK config {path or '(defaults)'}: instrument {resolved.name}, listener {resolved.listener} {where}")
     for warning in warnings:
         say(f"WARNING config: {warning}")
 
