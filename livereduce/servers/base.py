@@ -1,11 +1,64 @@
 """What every fake DAS server shares: bind, an accept loop with one thread per client, a clean stop, and a
-command-line runner that stops on Ctrl-C or SIGTERM (no kill -9 needed)."""
+command-line runner that stops on Ctrl-C or SIGTERM (no kill -9 needed). A port that cannot be bound (another
+server already listens there) is one line on stderr and exit code 2, not a traceback."""
 
 from __future__ import annotations
 
+import argparse
+import errno
 import signal
 import socket
+import sys
 import threading
+
+EXIT_SETUP = 2          # the CLI's "fix the setup" exit code
+
+
+class BindError(OSError):
+    """The server could not listen on host:port (the port is in use, or not ours to take)."""
+
+    def __init__(self, host: str, port: int, cause: OSError):
+        super().__init__(cause.errno, cause.strerror)
+        self.host, self.port, self.cause = host, port, cause
+        self.role = ""          # e.g. "the IDC side channel, --port + 1"
+
+    def one_line(self, prog: str) -> str:
+        if self.cause.errno == errno.EADDRINUSE:
+            why = "is already in use (another server is listening there?)"
+        else:
+            why = f"cannot be bound: {self.cause.strerror or self.cause}"
+        role = f" ({self.role})" if self.role else ""
+        return f"{prog}: port {self.port}{role} on {self.host} {why}; choose another with --port"
+
+
+def bind_listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on host:port (SO_REUSEADDR, so a restart is not blocked by TIME_WAIT); a port
+    already in use raises BindError naming it."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((host, port))
+        server.listen(backlog)
+    except OSError as exc:
+        server.close()
+        raise BindError(host, port, exc) from None
+    return server
+
+
+def report_bind_error(exc: BindError, prog: str) -> int:
+    """The one line on stderr for a port that cannot be bound; returns the exit code (2)."""
+    print(exc.one_line(prog), file=sys.stderr, flush=True)
+    return EXIT_SETUP
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every option's default (the ports among them); a help text that already says its default,
+    or an option without one, is left as it is."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class TCPServer:
@@ -23,10 +76,7 @@ class TCPServer:
         raise NotImplementedError
 
     def start(self) -> int:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((self.host, self.port))
-        server.listen(16)
+        server = bind_listen(self.host, self.port, 16)
         server.settimeout(0.2)
         self._server, self.port = server, server.getsockname()[1]
         self._spawn(self._accept)
@@ -61,12 +111,16 @@ class TCPServer:
             conn.close()
 
 
-def serve_forever(server, banner: str) -> int:
-    """Run a fake server until SIGINT/SIGTERM (Ctrl-C), then stop it cleanly; exit code 0."""
+def serve_forever(server, banner: str, prog: str = "fake server") -> int:
+    """Run a fake server until SIGINT/SIGTERM (Ctrl-C), then stop it cleanly; exit code 0. A port that cannot
+    be bound: one line on stderr (the port, and --port to choose another), exit code 2."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    server.start()
+    try:
+        server.start()
+    except BindError as exc:
+        return report_bind_error(exc, prog)
     print(banner.format(port=server.port), flush=True)
     while not stop.wait(0.5):
         pass

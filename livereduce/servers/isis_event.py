@@ -18,16 +18,17 @@ import time
 import numpy as np
 
 from livereduce.listeners.isis_event import pack_frame, pack_setup
-from livereduce.servers.base import TCPServer, serve_forever
+from livereduce.servers.base import BindError, HelpFormatter, TCPServer, serve_forever
 from livereduce.servers.isis_histo import FakeHistogramDAE
 
 log = logging.getLogger("livereduce.fake_event_dae")
+PORT = 59876
 
 
 class FakeEventDAE(TCPServer):
     name = "fake-event-dae"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 59876, *, nspectra: int = 100, nperiods: int = 1,
+    def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, nspectra: int = 100, nperiods: int = 1,
                  events_per_packet: int = 1000, rate_ms: float = 20.0, run_number: int = 1234,
                  seed: int | None = None, report_every: float = 5.0):
         super().__init__(host, port)
@@ -44,9 +45,14 @@ class FakeEventDAE(TCPServer):
     def start(self) -> int:
         self._start_time = int(time.time())
         port = super().start()
-        self.side_channel = FakeHistogramDAE(self.host, port + 1, nperiods=self.nperiods, nspectra=self.nspectra,
-                                             nbins=10)
-        self.side_channel.start()
+        side = FakeHistogramDAE(self.host, port + 1, nperiods=self.nperiods, nspectra=self.nspectra, nbins=10)
+        try:
+            side.start()
+        except BindError as exc:
+            super().stop()              # free the event port too: nothing half-started stays behind
+            exc.role = "the IDC side channel, --port + 1"
+            raise
+        self.side_channel = side
         self._spawn(self._report)
         log.info("fake ISIS event DAE on %s:%d (IDC side channel on %d)", self.host, port, port + 1)
         return port
@@ -84,20 +90,23 @@ class FakeEventDAE(TCPServer):
             print(f"sent {self.sent_events} events", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="livereduce fake-event-dae", description="Fake ISIS event DAE.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=59876)
-    p.add_argument("--spectra", type=int, default=100)
-    p.add_argument("--periods", type=int, default=1)
+def main(argv: list[str] | None = None, prog: str = "livereduce fake-event-dae") -> int:
+    p = argparse.ArgumentParser(prog=prog, formatter_class=HelpFormatter,
+                                description="Fake ISIS event DAE; it also serves the histogram DAE's IDC "
+                                            "side channel on port + 1. Ctrl-C stops it.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=PORT, help="TCP port of the event stream (IDC on port + 1)")
+    p.add_argument("--spectra", type=int, default=100, help="number of spectra")
+    p.add_argument("--periods", type=int, default=1, help="number of periods")
     p.add_argument("--events", type=int, default=1000, help="events per packet")
     p.add_argument("--rate", type=float, default=20.0, help="milliseconds between packets")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     dae = FakeEventDAE(args.host, args.port, nspectra=args.spectra, nperiods=args.periods,
                        events_per_packet=args.events, rate_ms=args.rate, seed=args.seed)
-    return serve_forever(dae, f"fake ISIS event DAE on {args.host}:{{port}} (IDC on port+1; Ctrl-C to stop)")
+    return serve_forever(dae, f"fake ISIS event DAE on {args.host}:{{port}} (IDC on port+1; Ctrl-C to stop)",
+                         prog)
 
 
 if __name__ == "__main__":

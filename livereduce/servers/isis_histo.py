@@ -5,7 +5,11 @@ are detectors; the 3 monitors follow as spectra NSpectra+1..NSpectra+3 (listed b
 Mantid's fake, the monitors share the detectors' time regime, so one GETDAT serves both. Bin edges (RTCB1)
 are 10000 + 100·i µs; RRPB[8] (proton charge) is 3.14.
 
-    python -m livereduce.servers.isis_histo --port 56789 --periods 5 --spectra 10 --bins 100
+The command line (`livereduce fake-dae`, `python test/fake_server.py`) defaults to the processing-scripts
+guide's DAE, which the README's configs expect (test/fake.conf asks for periods [1, 3]): 5 periods, 10
+spectra, 100 bins on port 56789. The class keeps Mantid's defaults (1 period, 100 spectra, 30 bins).
+
+    livereduce fake-dae [--port 56789] [--periods 5] [--spectra 10] [--bins 100]
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ import numpy as np
 from livereduce.errors import ProtocolError
 from livereduce.listeners import idc
 from livereduce.listeners.base import recv_exact
-from livereduce.servers.base import TCPServer, serve_forever
+from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 
 log = logging.getLogger("livereduce.fake_dae")
 NMON = 3
+PORT = 56789
+GUIDE_PERIODS, GUIDE_SPECTRA, GUIDE_BINS = 5, 10, 100     # the command line's defaults (the guide's DAE)
 
 
 class FakeHistogramDAE(TCPServer):
     name = "fake-dae"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 56789, *, nperiods: int = 1, nspectra: int = 100,
+    def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, nperiods: int = 1, nspectra: int = 100,
                  nbins: int = 30, name: str = "MUSR"):
         super().__init__(host, port)
         self.nperiods, self.nspectra, self.nbins, self.instrument = int(nperiods), int(nspectra), int(nbins), name
@@ -112,18 +118,22 @@ class FakeHistogramDAE(TCPServer):
                     raise EOFError("stopping") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="livereduce fake-dae", description="Fake ISIS histogram DAE (IDC).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=56789)
-    p.add_argument("--periods", type=int, default=1)
-    p.add_argument("--spectra", type=int, default=100)
-    p.add_argument("--bins", type=int, default=30)
+def main(argv: list[str] | None = None, prog: str = "livereduce fake-dae") -> int:
+    p = argparse.ArgumentParser(prog=prog, formatter_class=HelpFormatter,
+                                description="Fake ISIS histogram DAE (IDC): every bin of spectrum s in "
+                                            "period p holds p*1000 + s; 3 monitors follow the detectors. "
+                                            "Ctrl-C stops it.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=PORT, help="TCP port to listen on")
+    p.add_argument("--periods", type=int, default=GUIDE_PERIODS, help="number of periods")
+    p.add_argument("--spectra", type=int, default=GUIDE_SPECTRA,
+                   help="detector spectra (monitors not counted)")
+    p.add_argument("--bins", type=int, default=GUIDE_BINS, help="time-of-flight bins per spectrum")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     dae = FakeHistogramDAE(args.host, args.port, nperiods=args.periods, nspectra=args.spectra, nbins=args.bins)
     return serve_forever(dae, f"fake ISIS histogram DAE on {args.host}:{{port}}: {args.periods} periods, "
-                              f"{args.spectra} spectra, {args.bins} bins (Ctrl-C to stop)")
+                              f"{args.spectra} spectra, {args.bins} bins (Ctrl-C to stop)", prog)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import numpy as np
 
 from livereduce.listeners.adara import packets as P
 from livereduce.listeners.adara.parser import Parser
+from livereduce.servers.base import BindError, HelpFormatter, bind_listen, report_bind_error
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
 log = logging.getLogger("livereduce.sms")
@@ -72,7 +73,7 @@ DEVICE_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 class FakeSMS:
     def __init__(self, host: str = "127.0.0.1", port: int = 31415, *, pixels: int = 1024, banks: int = 4,
-                 rate: float = 10_000.0, run_seconds: float = 10.0, runs: int = 0, first_run: int = 1,
+                 rate: float = 10_000.0, run_seconds: float | list[float] = 10.0, runs: int = 0, first_run: int = 1,
                  gap_seconds: float = 1.0, speed: str = "original", replay: str | Path | None = None,
                  instrument: str = "FAKE", proposal: str = "IPTS-0000", title: str = "fake run",
                  pause_at: float | None = None, pause_for: float = 1.0, error_events: float = 0.5,
@@ -91,6 +92,7 @@ class FakeSMS:
         self.hello_timeout = hello_timeout
         self._rng = np.random.default_rng(seed)
         self.sent_events_per_run: dict[int, int] = {}
+        self.sent_monitor_events_per_run: dict[int, dict[int, int]] = {}   # run → monitor id → events
         self.paused_events_per_run: dict[int, int] = {}
         self.runs_finished: list[int] = []
         self.done = threading.Event()             # every run / the whole replay has been sent
@@ -108,10 +110,7 @@ class FakeSMS:
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> int:
         """Bind, start serving and producing; returns the bound port (useful with port=0)."""
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((self.host, self.port))
-        server.listen(8)
+        server = bind_listen(self.host, self.port, 8)        # a port in use raises BindError naming it
         server.settimeout(0.2)
         self._server, self.port = server, server.getsockname()[1]
         log.info("fake SMS listening on %s:%d", self.host, self.port)
@@ -271,6 +270,7 @@ class FakeSMS:
                     self._run, self._run_start = rs.run_number, rs.run_start
                     self._history, self._history_times = [], []
                     self.sent_events_per_run.setdefault(rs.run_number, 0)
+                    self.sent_monitor_events_per_run.setdefault(rs.run_number, {})
                     self.paused_events_per_run.setdefault(rs.run_number, 0)
             elif ptype == P.Type.BANKED_EVENT and self._run:
                 count = sum(c for _, banks in P.walk_banks(payload) for b, _, c in banks
@@ -278,6 +278,10 @@ class FakeSMS:
                 self.sent_events_per_run[self._run] += count
                 if self._paused:
                     self.paused_events_per_run[self._run] += count
+            elif ptype == P.Type.BEAM_MONITOR_EVENT and self._run:
+                sent = self.sent_monitor_events_per_run[self._run]
+                for s in P.BeamMonitorPkt.decode(payload, fmt & 0xFF).sections:
+                    sent[s.monitor_id] = sent.get(s.monitor_id, 0) + len(s.events)
             elif ptype == P.Type.STREAM_ANNOTATION:
                 marker = P.AnnotationPkt.decode(payload, 0).marker_type
                 if marker in (P.MarkerType.PAUSE, P.MarkerType.RESUME):
@@ -306,14 +310,20 @@ class FakeSMS:
         run, k = self.first_run, 0
         yield t, _frame(P.RunStatusPkt(0, 0, P.RunStatusCode.NO_RUN), t)
         while self.runs <= 0 or k < self.runs:
-            yield from self._synthetic_run(run, t)
-            t += int(self.run_seconds * 1e9)
+            seconds = self._run_seconds(k)
+            yield from self._synthetic_run(run, t, seconds)
+            t += int(seconds * 1e9)
             for i in range(max(1, int(self.gap_seconds))):          # heartbeats between runs
                 yield t + i * 1_000_000_000, _frame(P.HeartbeatPkt(), t + i * 1_000_000_000)
             t += int(self.gap_seconds * 1e9)
             run, k = run + 1, k + 1
 
-    def _synthetic_run(self, run: int, t0: int) -> Iterator[tuple[int, bytes]]:
+    def _run_seconds(self, k: int) -> float:
+        """Length of the k-th run: `run_seconds`, or its k-th entry (cycled) when it is a list."""
+        lengths = self.run_seconds if isinstance(self.run_seconds, list | tuple) else [self.run_seconds]
+        return float(lengths[k % len(lengths)])
+
+    def _synthetic_run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes]]:
         rng, epics = self._rng, P.epics_from_ns(t0)[0]
         M = P.MarkerType
         for body in (P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
@@ -325,7 +335,7 @@ class FakeSMS:
                      P.VariableU32Pkt(1, 3, value=1), P.AnnotationPkt(M.SCAN_START, 1, f"run {run} scan 1")):
             yield t0, _frame(body, t0)
         per_bank = -(-self.pixels // self.banks)
-        pulses = max(1, round(self.run_seconds * 60))
+        pulses = max(1, round(seconds * 60))
         pause = (round(self.pause_at * 60), round((self.pause_at + self.pause_for) * 60)) if (
             self.pause_at is not None) else (-1, -1)
         for i in range(pulses):
@@ -439,35 +449,39 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="livereduce fake-sms", description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=31415)
-    p.add_argument("--pixels", type=int, default=1024)
-    p.add_argument("--banks", type=int, default=4)
+    p = argparse.ArgumentParser(prog="livereduce fake-sms", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=31415, help="TCP port to listen on")
+    p.add_argument("--pixels", type=int, default=1024, help="detector pixels")
+    p.add_argument("--banks", type=int, default=4, help="detector banks the pixels are split into")
     p.add_argument("--rate", type=float, default=10_000.0, help="detector events per second")
-    p.add_argument("--run-seconds", type=float, default=10.0)
+    p.add_argument("--run-seconds", type=float, default=10.0, help="length of each run")
     p.add_argument("--runs", type=int, default=0, help="number of runs (0: forever)")
-    p.add_argument("--first-run", type=int, default=1)
-    p.add_argument("--gap-seconds", type=float, default=1.0)
-    p.add_argument("--instrument", default="FAKE")
-    p.add_argument("--proposal", default="IPTS-0000")
-    p.add_argument("--title", default="fake run")
+    p.add_argument("--first-run", type=int, default=1, help="run number of the first run")
+    p.add_argument("--gap-seconds", type=float, default=1.0, help="pause between runs")
+    p.add_argument("--instrument", default="FAKE", help="instrument name")
+    p.add_argument("--proposal", default="IPTS-0000", help="proposal in the run info")
+    p.add_argument("--title", default="fake run", help="run title")
     p.add_argument("--pause-at", type=float, default=None, help="pause each run this many seconds in")
-    p.add_argument("--pause-for", type=float, default=1.0)
+    p.add_argument("--pause-for", type=float, default=1.0, help="seconds each pause lasts")
     p.add_argument("--replay", default=None, help="a .adara capture or a NeXus event file")
-    p.add_argument("--speed", choices=("original", "unlimited"), default="original")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     sms = FakeSMS(a.host, a.port, pixels=a.pixels, banks=a.banks, rate=a.rate, run_seconds=a.run_seconds,
                   runs=a.runs, first_run=a.first_run, gap_seconds=a.gap_seconds, speed=a.speed,
                   replay=a.replay, instrument=a.instrument, proposal=a.proposal, title=a.title,
-                  pause_at=a.pause_at,                   pause_for=a.pause_for, seed=a.seed)
+                  pause_at=a.pause_at, pause_for=a.pause_for, seed=a.seed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sms.start()
+    try:
+        sms.start()
+    except BindError as exc:
+        return report_bind_error(exc, "livereduce fake-sms")
     while not stop.wait(0.2):
         if a.exit_when_done and sms.done.is_set():
             break
