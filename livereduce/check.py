@@ -8,7 +8,6 @@ Exit 0 only when all is well; every problem is printed with its file and line.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -78,7 +77,6 @@ def _dry_run(config, resolved, scripts, say) -> list[str]:
     from livereduce.algorithms.registry import SAVE_SANDBOX
     from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
     from livereduce.session import Session
-    from livereduce.workspace.ads import mtd
 
     histogram_source = resolved.listener in ("isis_histogram", "fake_histogram")
     listener = (FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
@@ -86,18 +84,14 @@ def _dry_run(config, resolved, scripts, say) -> list[str]:
     quiet = logging.getLogger("livereduce.session")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)    # errors are reported below, once each
-    mtd.clear()
-    # synthetic data must never overwrite real products: Save* algorithms write into a scratch directory,
-    # which is also the working directory (scripts' own open() calls on absolute paths are not caught)
+    # synthetic data must never overwrite real products: Save* algorithms write into a scratch directory
+    # (a script's own open() calls are not redirected)
     scratch = tempfile.TemporaryDirectory(prefix="livereduce-check-")
     sandbox = SAVE_SANDBOX.set(scratch.name)
-    cwd = os.getcwd()
-    os.chdir(scratch.name)
     try:
         session = Session(listener=listener, proc=scripts.get("proc"), post_proc=scripts.get("post_proc"),
                           accum_method=config.accum_method, preserve_events=config.preserve_events,
-                          update_every=1, run_transition=config.run_transition, output_name=config.output_name,
-                          ads=mtd)  # scripts' algorithms use the one registry
+                          update_every=1, run_transition=config.run_transition, output_name=config.output_name)
         errors: list[str] = []
         session.events.subscribe(lambda r: errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data['message']}")
                                  if r.kind == "script_error" else None)
@@ -107,8 +101,6 @@ def _dry_run(config, resolved, scripts, say) -> list[str]:
         return [f"ERROR config: {exc}"]
     finally:
         quiet.setLevel(level)
-        mtd.clear()
-        os.chdir(cwd)
         SAVE_SANDBOX.reset(sandbox)
         scratch.cleanup()
     if not errors:

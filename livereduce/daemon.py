@@ -32,7 +32,6 @@ from livereduce.listeners.base import StartFrom
 from livereduce.progress import ProgressLog
 from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text
 from livereduce.session import Session
-from livereduce.workspace.ads import mtd
 
 log = logging.getLogger("livereduce.daemon")
 
@@ -122,7 +121,7 @@ class Daemon:
             listener=listener, proc=self._fresh(self._scripts["proc"]), post_proc=self._fresh(self._scripts["post_proc"]),
             accum_method=cfg.accum_method, preserve_events=cfg.preserve_events, update_every=cfg.update_every,
             run_transition=cfg.run_transition, output_name=cfg.output_name, start=StartFrom(cfg.start_from),
-            max_carried_events=cfg.max_carried_events, ads=mtd)
+            max_carried_events=cfg.max_carried_events)
         self.session.events.subscribe(ProgressLog(logging.getLogger("livereduce.progress"),
                                                   update_every=cfg.update_every))
         self.session.compress_hook = _compress_accumulation
@@ -175,10 +174,9 @@ class Daemon:
         self._session_thread = None
 
     def restart_session(self, why: str) -> None:
-        """Stop the session, clear every workspace and start again (the listener replays from run start)."""
+        """Stop the session and start a new one, with a new registry (the listener replays from run start)."""
         log.warning("restarting the session: %s", why)
         self._stop_session()
-        mtd.clear()
         self.restarts += 1
         self._start_session(why)
 

@@ -24,7 +24,7 @@ from livereduce.errors import ConfigError, NotYet, ScriptError
 from livereduce.events import Dispatcher
 from livereduce.listeners.base import RunStatus, StartFrom
 from livereduce.scripts import Script, run_script
-from livereduce.workspace.ads import AnalysisDataService, mtd
+from livereduce.workspace.ads import ActiveRegistry, AnalysisDataService, active, using
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.from_chunk import workspace_from_chunk
 from livereduce.workspace.group import WorkspaceGroup
@@ -73,7 +73,7 @@ class Session:
     def __init__(self, *, listener, proc: Script | None = None, post_proc: Script | None = None,
                  accum_method: Method | str = Method.ADD, preserve_events: bool = True, update_every: float = 30.0,
                  run_transition: str = "Restart", output_name: str = "result", start: StartFrom | None = None,
-                 max_carried_events: int = MAX_CARRIED_EVENTS, ads: AnalysisDataService = mtd,
+                 max_carried_events: int = MAX_CARRIED_EVENTS, ads: AnalysisDataService | None = None,
                  dispatcher: Dispatcher | None = None, logger: logging.Logger | None = None):
         self.method = accum_method if isinstance(accum_method, Method) else Method.parse(accum_method)
         if not listener.buffers_events and self.method is Method.ADD:
@@ -88,7 +88,8 @@ class Session:
         self.accumulation_name = "accumulation" if post_proc is not None else output_name
         self.input_name = f"__livereduce_input_{output_name}"
         self.start_from = start or StartFrom()
-        self.ads = ads
+        # the session's own registry (a new one unless given): its scripts' `mtd` while it runs
+        self.ads = active() if isinstance(ads, ActiveRegistry) else ads if ads is not None else AnalysisDataService()
         self.events = dispatcher or Dispatcher()
         self.log = logger or logging.getLogger("livereduce.session")
         self.state = SessionState(scripts={s.name: s.md5 for s in (proc, post_proc) if s is not None})
@@ -165,6 +166,10 @@ class Session:
 
     def step(self) -> bool:
         """Run one cycle. Returns False when the session should end (run_transition Stop at an EndRun)."""
+        with using(self.ads):           # scripts and algorithms see this session's registry as `mtd`
+            return self._step()
+
+    def _step(self) -> bool:
         st = self.state
         if not self._started:
             self.listener.start(self.start_from)

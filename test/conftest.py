@@ -14,12 +14,21 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def shared_path(relative: str) -> Path:
+    """`../shared/<relative>` (the user's shared directory, beside the clone), or skip the calling test naming
+    the missing path: a clone without `../shared` must still pass."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is not part of this clone)")
+    return path
+
+
 @pytest.fixture
 def ads():
-    from livereduce.workspace.ads import mtd
-    mtd.clear()
-    yield mtd
-    mtd.clear()
+    """A fresh workspace registry, active for the test's thread: what `mtd` means in the test's code."""
+    from livereduce.workspace.ads import AnalysisDataService, using
+    with using(AnalysisDataService()) as registry:
+        yield registry
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import sys
 
+import numpy as np
 import pytest
 
 from livereduce.errors import UnsupportedAlgorithm
@@ -44,7 +45,9 @@ def test_every_import_form_resolves_to_livereduce(ads):
              "import mantid\n")
     assert ns["Rebin"] is registry.get("Rebin") and ns["simpleapi"] is ns["api"]
     assert ns["api"].SumSpectra is registry.get("SumSpectra")
-    assert ns["AnalysisDataService"] is ads and ns["mtd"] is ads and ns["mtd2"] is ads
+    assert ns["AnalysisDataService"] is ns["mtd"] is ns["mtd2"]
+    ads.addOrReplace("in_this_session", ads_probe := _probe_workspace())
+    assert ns["mtd"]["in_this_session"] is ads_probe          # the script's mtd is the active registry
     assert ns["mantid"].logger is ns["logger"]
     assert mantid_modules() == []
 
@@ -146,3 +149,9 @@ def test_unsupported_calls_finds_only_missing_algorithms():
 def test_unsupported_calls_respects_a_foreign_star_import():
     assert unsupported_calls("from mylib import *\nDoThing(1)\n") == []
     assert unsupported_calls("from mantid.simpleapi import *\nDoThing(1)\n") == [("DoThing", 2)]
+
+
+def _probe_workspace():
+    from livereduce.workspace.histogram import HistogramWorkspace
+    from livereduce.workspace.spectra import Spectra
+    return HistogramWorkspace(np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.0, 1.0]), Spectra.one_to_one([1]))

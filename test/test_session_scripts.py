@@ -165,3 +165,22 @@ def test_seed_templates_for_ten_cycles(tmp_path, ads):
             if line and line[0] not in "#XS" and "," in line]
     y = [float(r[1]) for r in rows]
     assert sum(y) == pytest.approx(expected)
+
+
+def test_each_session_has_its_own_registry_even_on_other_threads(tmp_path):
+    import threading
+
+    from livereduce.workspace.ads import mtd
+
+    text = "mtd['seen_by_' + str(input.getNumberEvents())] = input\nCloneWorkspace(input, OutputWorkspace=output)\n"
+    first = Session(listener=FakeEventListener(events_per_extract=10, seed=1), update_every=0.01,
+                    proc=script(tmp_path, "proc", text))
+    second = Session(listener=FakeEventListener(events_per_extract=20, seed=2), update_every=0.01,
+                     proc=script(tmp_path, "proc", text))
+    worker = threading.Thread(target=first.step)      # as the daemon runs a session: on its own thread
+    worker.start()
+    worker.join(30)
+    second.step()
+    assert first.ads.getObjectNames() == ["result", "seen_by_10"]
+    assert second.ads.getObjectNames() == ["result", "seen_by_20"]
+    assert "seen_by_10" not in mtd and "seen_by_20" not in mtd      # nothing leaked to the process default

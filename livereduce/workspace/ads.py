@@ -1,13 +1,20 @@
-"""The analysis data service: workspaces by name (Mantid's `mtd`).
+"""The analysis data service: workspaces by name (Mantid's `mtd`), one registry per session.
 
-Accumulation state lives here by name, as in Mantid: deleting the accumulation makes the next chunk start it
-again. A group's members are registered too, as `<group>_1 … _N`.
+A group's members are registered too, as `<group>_1 … _N`. Each live session (and each `livereduce check`
+dry run) owns its own AnalysisDataService and makes it the *active* one in its thread while it works
+(`using`). `mtd`, as scripts and algorithms import it, is the active registry of the calling thread: a
+script sees its own session's workspaces, and a session the daemon abandoned keeps writing into its own
+registry, never into its replacement's. Outside any session (tests, an interactive shell) a process-wide
+default registry is active.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import threading
+from collections.abc import Iterator
 
 from livereduce.workspace.group import WorkspaceGroup
 
@@ -83,9 +90,6 @@ class AnalysisDataService:
             if name not in self._items:
                 return name
 
-    def unique_hidden_name(self) -> str:
-        return self.unique_name(prefix="__")
-
     def nbytes(self) -> int:
         with self._lock:
             seen, total = set(), 0
@@ -96,4 +100,46 @@ class AnalysisDataService:
             return total
 
 
-mtd = AnalysisDataService()
+_DEFAULT = AnalysisDataService()
+_ACTIVE: contextvars.ContextVar[AnalysisDataService] = contextvars.ContextVar("active_ads")
+
+
+def active() -> AnalysisDataService:
+    """The registry of the session running in this thread, else the process-wide default."""
+    return _ACTIVE.get(_DEFAULT)
+
+
+@contextlib.contextmanager
+def using(ads: AnalysisDataService) -> Iterator[AnalysisDataService]:
+    """Make `ads` the active registry of this thread for the duration of the block."""
+    registry = active() if isinstance(ads, ActiveRegistry) else ads
+    token = _ACTIVE.set(registry)
+    try:
+        yield registry
+    finally:
+        _ACTIVE.reset(token)
+
+
+class ActiveRegistry:
+    """`mtd`: every call goes to the active registry of the calling thread (see the module's docstring)."""
+
+    def __getattr__(self, name: str):
+        return getattr(active(), name)
+
+    def __getitem__(self, name: str):
+        return active()[name]
+
+    def __setitem__(self, name: str, ws) -> None:
+        active()[name] = ws
+
+    def __contains__(self, name: str) -> bool:
+        return name in active()
+
+    def __len__(self) -> int:
+        return len(active())
+
+    def __repr__(self) -> str:
+        return f"mtd({', '.join(active().getObjectNames())})"
+
+
+mtd = ActiveRegistry()
