@@ -1,42 +1,52 @@
-"""The processing scripts of shared/spec/processing-scripts.md, run unchanged on the embedded engine.
+"""The example scripts of the user guide, docs/processing-scripts.md, run unchanged on the embedded engine.
 
-Each script is executed the way Mantid does it (compile the text, exec it in a dict holding `input`, the chunk
-workspace, and `output`, a workspace name) inside `script_imports()`, on a synthetic event chunk whose events
-we know. Expected numbers are computed independently with plain numpy on those events.
+The guide carries the seed's example scripts (the user's shared/spec/processing-scripts.md; a test checks that
+every one of them is in the guide, when ../shared is present). Each script is run the way the daemon runs it:
+compiled by `livereduce.scripts.compile_script` and run by `livereduce.scripts.run_script` (Mantid's contract:
+function scope, `input` and `output`, plus `accumulation` for post_proc), on a synthetic event chunk whose
+events we know. Expected numbers are computed independently with plain numpy on those events.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import re
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO, shared_path
 
 from livereduce.listeners.base import Chunk, Events, Histograms
 from livereduce.mantidapi import script_imports
+from livereduce.scripts import compile_script, run_script
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.from_chunk import workspace_from_chunk
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "processing-scripts.md"
+GUIDE = REPO / "docs" / "processing-scripts.md"
+SHARED_SPEC = "spec/processing-scripts.md"      # the user's document, under ../shared
 H, M_N = 6.62607015e-34, 1.67492750056e-27     # CODATA 2022 (scipy.constants), written out
-OUT = "__anonymous_livedata_input_live"
+OUT = "__livereduce_input_result"               # the name the session gives the chunk (output_name "result")
+POST_OUT = "result"                             # the post_proc script's `output` (output_name)
 NSPEC = 8
 L1, L2 = 10.0, np.linspace(2.0, 3.0, NSPEC)
 
 
-def spec_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", SPEC.read_text(), flags=re.DOTALL)
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def guide_blocks() -> list[str]:
+    return python_blocks(GUIDE.read_text())
 
 
 def block(containing: str) -> str:
-    hits = [b for b in spec_blocks() if containing in b]
+    hits = [b for b in guide_blocks() if containing in b]
     assert len(hits) == 1, f"expected one script containing {containing!r}, found {len(hits)}"
     return hits[0]
 
@@ -56,17 +66,33 @@ def event_chunk(n=50_000, seed=7):
     return workspace_from_chunk(Chunk(spectra, run, events)), index, tof.astype(np.float64)
 
 
-def run_mantid_style(text: str, input_ws, **extra):
-    """RunPythonScript's contract: the chunk is registered under the output name; `import mantid` and
-    `from mantid.simpleapi import *` run first; then the text is exec'd with `input` and `output`."""
+KEEP_LOCALS = "\noutput = dict(locals())\n"    # appended: the script's variables come back as its `output`
+
+
+def no_mantid_modules_left() -> None:
+    assert not [m for m in sys.modules if m == "mantid" or m.startswith("mantid.")]
+
+
+def run_proc(text: str, input_ws):
+    """The session's proc step: the chunk registered under the hidden input name, the script compiled and run
+    by livereduce.scripts with `input` = the chunk and `output` = that name; `output` afterwards names (or
+    holds) the result."""
     from livereduce.workspace.ads import mtd
     mtd.addOrReplace(OUT, input_ws)
-    ns = {"input": input_ws, "output": OUT, **extra}
-    with script_imports():
-        exec("import mantid\nfrom mantid.simpleapi import *\n", ns)  # noqa: S102 - running scripts is the point
-        exec(compile(text, "reduce_TEST_live_proc.py", "exec"), ns)  # noqa: S102 - running scripts is the point
-    assert not [m for m in sys.modules if m == "mantid" or m.startswith("mantid.")]
-    return mtd[ns["output"]], ns
+    out = run_script(compile_script("reduce_TEST_live_proc.py", "proc", text.encode()), input_ws, OUT)
+    no_mantid_modules_left()
+    return mtd[out] if isinstance(out, str) else out
+
+
+def run_post_proc(text: str, acc):
+    """The session's post_proc step: `input` = the accumulation, `output` = the output name, and the
+    accumulation also as the variable and the workspace name `accumulation`. Returns what `output` holds."""
+    from livereduce.workspace.ads import mtd
+    mtd.addOrReplace("accumulation", acc)
+    script = compile_script("reduce_TEST_live_post_proc.py", "post_proc", text.encode())
+    out = run_script(script, acc, POST_OUT, extra={"accumulation": acc})
+    no_mantid_modules_left()
+    return out
 
 
 def per_spectrum_hist(index, tof, edges):
@@ -75,7 +101,7 @@ def per_spectrum_hist(index, tof, edges):
 
 def test_simple_rebinning_script(ads):
     ws, index, tof = event_chunk()
-    out, _ = run_mantid_style(block("# Rebin to common TOF range"), ws)
+    out = run_proc(block("# Rebin to common TOF range"), ws)
     edges = np.arange(1000.0, 20000.0 + 1, 100.0)
     expected = per_spectrum_hist(index, tof, edges)
     assert isinstance(out, HistogramWorkspace)
@@ -86,7 +112,7 @@ def test_simple_rebinning_script(ads):
 
 def test_spectrum_summation_script(ads):
     ws, _index, tof = event_chunk()
-    out, _ = run_mantid_style(block("# Sum all spectra for quick visualization"), ws)
+    out = run_proc(block("# Sum all spectra for quick visualization"), ws)
     assert isinstance(out, EventWorkspace) and out.getNumberHistograms() == 1
     assert out.getNumberEvents() == tof.size
     assert out.getSpectrum(0).getSpectrumNo() == 1    # the first summed spectrum's
@@ -104,7 +130,7 @@ def test_memory_section_scripts(ads, preserve):
     edges = np.arange(1000.0, 20000.0 + 1, 100.0)
     for text, events_kept in ((part[0], preserve), (whole, False)):
         ws, index, tof = event_chunk()
-        out, _ = run_mantid_style(text, ws)
+        out = run_proc(text, ws)
         assert isinstance(out, EventWorkspace) is events_kept
         if events_kept:
             assert out.getNumberEvents() == tof.size          # events kept, only the binning changed
@@ -114,7 +140,7 @@ def test_memory_section_scripts(ads, preserve):
 
 def test_ref_m_wavelength_script(ads):
     ws, index, tof = event_chunk()
-    out, _ = run_mantid_style(block("# Convert to wavelength"), ws)
+    out = run_proc(block("# Convert to wavelength"), ws)
     lam = H * tof * 1e-6 / (M_N * (L1 + L2[index])) * 1e10      # Å
     edges = 2.5 + 0.1 * np.arange(126)
     edges[-1] = 15.0
@@ -133,7 +159,7 @@ def test_anchor_histogram_script_on_events(ads):
             'SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n'
             'Rebin(InputWorkspace=output, OutputWorkspace=output, Params="300,20,17000")\n')
     ws, _index, tof = event_chunk()
-    out, _ = run_mantid_style(text, ws)
+    out = run_proc(text, ws)
     edges = 300.0 + 20.0 * np.arange(836)
     counts = np.histogram(tof, bins=edges)[0].astype(float)
     assert out.getNumberHistograms() == 1 and out.blocksize() == 835
@@ -152,7 +178,7 @@ def test_anchor_histogram_script_on_histograms(ads):
     edges = np.arange(0.0, 20001.0, 10.0)
     spectra = Spectra.one_to_one(np.arange(1, 5))
     ws = workspace_from_chunk(Chunk(spectra, Run(), histograms=Histograms(edges, counts)))
-    out, _ = run_mantid_style(text, ws)
+    out = run_proc(text, ws)
     total = counts[0].sum(axis=0)                       # sum over spectra
     expected = total[30:1700].reshape(-1, 2).sum(axis=1)  # bins 300..17000 pairwise
     np.testing.assert_array_equal(out.readY(0), expected)
@@ -160,14 +186,16 @@ def test_anchor_histogram_script_on_histograms(ads):
 
 
 def test_run_information_and_conditional_scripts(ads, caplog):
+    """post_proc scripts; `print` goes to the daemon's log (logger livereduce.script), as in the daemon."""
     ws, _index, _tof = event_chunk()
-    _, ns = run_mantid_style(block("# Get run number\nrun = accumulation.getRun()"), ws, accumulation=ws)
+    ns = run_post_proc(block("# Get run number\nrun = accumulation.getRun()") + KEEP_LOCALS, ws)
     assert (ns["run_number"], ns["ipts"], ns["start_time"]) == ("4321", "IPTS-12345", "2026-01-01T00:00:00Z")
-    printed = []
-    run_mantid_style(block("# Only process if enough counts"), ws, accumulation=ws,
-                     print=lambda *a: printed.append(" ".join(map(str, a))))
+    caplog.set_level(logging.INFO, logger="livereduce.script")
+    run_post_proc(block("# Only process if enough counts"), ws)
+    printed = [r.getMessage() for r in caplog.records if r.name == "livereduce.script"]
     assert ns["run"].getProperty("run_number").value == "4321"
-    assert printed == ["Not enough counts yet, skipping analysis"]     # 50 000 events < 10^6
+    # 50 000 events < 10^6
+    assert printed == ["[reduce_TEST_live_post_proc.py] Not enough counts yet, skipping analysis"]
 
 
 def test_post_processing_template(ads, tmp_path):
@@ -177,7 +205,7 @@ def test_post_processing_template(ads, tmp_path):
     ads.addOrReplace("accumulation", ws)
     text = block("# File: reduce_POWGEN_live_post_proc.py").replace("/SNS/POWGEN/shared/livereduce",
                                                                        str(tmp_path))
-    _, _ns = run_mantid_style(text, ws, accumulation=ws)
+    assert run_post_proc(text, ws) == POST_OUT          # a post_proc script need not create the output
     assert not ads.doesExist("integrated")              # the script deleted its temporary workspace
     loaded = load(str(tmp_path / "POWGEN_4321_live.nxs"))
     assert loaded.getNumberEvents() == tof.size
@@ -192,7 +220,7 @@ def test_file_output_post_processing(ads, tmp_path):
     ws, _index, tof = event_chunk()
     ads.addOrReplace("accumulation", ws)
     text = block("# Save NeXus file").replace("/SNS/INSTR/shared/livereduce", str(tmp_path))
-    run_mantid_style(text, ws, accumulation=ws)
+    run_post_proc(text, ws)
     assert (tmp_path / "live_data.nxs").stat().st_size > 0
     rows = [r for r in (tmp_path / "live_data.txt").read_text().splitlines() if "," in r and not r.startswith("#")]
     assert len(rows) == NSPEC * ws.blocksize()
@@ -206,7 +234,7 @@ def test_powgen_template_with_a_cal_file(ads, tmp_path):
         f"{i} {101 + i} 0.0 1 {1 if i < 4 else 2}\n" for i in range(NSPEC)))
     ws, index, tof = event_chunk()
     text = block("# File: reduce_POWGEN_live_proc.py").replace("/SNS/POWGEN/shared/cal_2024_01.cal", str(cal))
-    out, _ = run_mantid_style(text, ws)
+    out = run_proc(text, ws)
     assert out.getSpectrumNumbers() == [1, 2] and out.x_unit.unit_id == "dSpacing"
     theta = np.deg2rad(np.linspace(30, 150, NSPEC))[index] / 2
     d = H * tof * 1e-6 / (M_N * (L1 + L2[index])) * 1e10 / (2 * np.sin(theta))
@@ -219,14 +247,16 @@ def test_powgen_template_with_a_cal_file(ads, tmp_path):
 
 
 def test_troubleshooting_recipe_loads_and_runs_a_script(ads, tmp_path, monkeypatch):
-    """The troubleshooting recipe: Load('test_data.nxs'), then exec the proc script file."""
+    """The guide's recipe for running a proc script by hand: Load('test_data.nxs'), then exec the script file;
+    as written for a Mantid installation, and its embedded-engine form (the same lines in
+    script_imports())."""
     from livereduce.algorithms.nexus import save
     ws, _index, tof = event_chunk()
     save(ws, str(tmp_path / "test_data.nxs"))
     (tmp_path / "reduce_INSTR_live_proc.py").write_text(block("# Sum all spectra for quick visualization"))
     text = ("from mantid.simpleapi import *\ninput = Load('test_data.nxs')\noutput = 'test_output'\n"
             "exec(open('reduce_INSTR_live_proc.py').read())\n")
-    spec_text = SPEC.read_text()
+    spec_text = GUIDE.read_text()
     assert text.replace("\n", "") in spec_text.replace("\n", "").replace('python3 -c "', "")
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
@@ -235,11 +265,20 @@ def test_troubleshooting_recipe_loads_and_runs_a_script(ads, tmp_path, monkeypat
         exec(compile(text, "recipe", "exec"), ns)  # noqa: S102 - running scripts is the point
         gc.collect()
     assert ads["test_output"].getNumberEvents() == tof.size
+    ads.remove("test_output")
+    embedded = [b for b in re.findall(r'```bash\npython3 -c "\n(.*?)"\n```', spec_text, flags=re.DOTALL)
+                if "from livereduce.mantidapi import script_imports" in b]
+    assert len(embedded) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        exec(compile(embedded[0], "recipe-embedded", "exec"), {})  # noqa: S102 - the recipe as a user runs it
+        gc.collect()
+    assert ads["test_output"].getNumberEvents() == tof.size
+    no_mantid_modules_left()
 
 
 def test_lead_runner_runs_scripts_in_function_scope(ads, tmp_path):
     """The same scripts through livereduce.scripts (function scope): names from assignments still work."""
-    from livereduce.scripts import compile_script, run_script
     ws, _index, tof = event_chunk()
     ads.addOrReplace(OUT, ws)
     path = tmp_path / "reduce_TEST_live_proc.py"
@@ -249,3 +288,23 @@ def test_lead_runner_runs_scripts_in_function_scope(ads, tmp_path):
     out = run_script(compile_script(path, "proc"), ws, OUT)
     assert out == OUT and ads.doesExist("summed")
     np.testing.assert_array_equal(ads[OUT].readY(0), np.histogram(tof, bins=300.0 + 20.0 * np.arange(836))[0])
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_script_of_the_shared_spec_is_in_the_guide():
+    """The user's document (../shared/spec/processing-scripts.md) and the guide carry the same scripts."""
+    spec = shared_path(SHARED_SPEC)
+    ours = {normalised(b) for b in guide_blocks()}
+    missing = [b for b in python_blocks(spec.read_text()) if normalised(b) not in ours]
+    assert python_blocks(spec.read_text()), f"no python blocks found in {spec}"
+    assert not missing, f"{len(missing)} script(s) of {spec} not in {GUIDE}:\n" + "\n---\n".join(missing)
+
+
+def test_every_script_of_the_guide_compiles_as_the_daemon_compiles_it():
+    blocks = guide_blocks()
+    assert len(blocks) >= 13                                 # the seed's 13 scripts at least
+    for i, text in enumerate(blocks):
+        compile_script(f"guide-block-{i}.py", "proc", text.encode())     # ScriptError (file, line) if not
