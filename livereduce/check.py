@@ -12,7 +12,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from livereduce.algorithms.registry import SAVE_SANDBOX
+from livereduce.config import load_config, resolve, resolve_config_path
 from livereduce.errors import ConfigError, ScriptError
+from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
+from livereduce.mantidapi import unsupported_calls
+from livereduce.scripts import compile_script, find_scripts
+from livereduce.session import Session
 
 DRY_RUN_CYCLES = 3
 
@@ -24,24 +30,20 @@ def run_check(config_arg: str | None, out=None) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    from livereduce.cli import resolve
-    from livereduce.config import NEEDS_ADDRESS, load_config, resolve_config_path
-
     try:
         path = resolve_config_path(config_arg)
         config, warnings = load_config(path)
-        resolved = resolve(config)
+        runtime = resolve(config)
     except ConfigError as exc:
         say(f"ERROR config: {exc}")
         return 2
-    where = resolved.address if resolved.listener in NEEDS_ADDRESS else "(in-process, no DAS)"
-    say(f"OK config {path or '(defaults)'}: instrument {resolved.name}, listener {resolved.listener} {where}")
+    say(f"OK config {path or '(defaults)'}: instrument {runtime.name}, listener {runtime.listener} "
+        f"{runtime.where}")
     for warning in warnings:
         say(f"WARNING config: {warning}")
 
-    from livereduce.scripts import compile_script, find_scripts
     try:
-        found = find_scripts(config.script_dir, list(resolved.script_names))
+        found = find_scripts(config.script_dir, list(runtime.script_names))
     except ScriptError as exc:
         say(f"ERROR scripts: {exc}")
         return 2
@@ -57,7 +59,7 @@ def run_check(config_arg: str | None, out=None) -> int:
             continue
         problems.extend(_unsupported(file))
     if len(scripts) == sum(1 for f in (found.proc, found.post_proc) if f):
-        problems.extend(_dry_run(config, resolved, scripts, say))
+        problems.extend(_dry_run(config, runtime, scripts, say))
     for line in problems:
         say(line)
     say("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
@@ -65,7 +67,6 @@ def run_check(config_arg: str | None, out=None) -> int:
 
 
 def _unsupported(file: str) -> list[str]:
-    from livereduce.mantidapi import unsupported_calls
 
     source = Path(file).read_text(encoding="utf-8", errors="replace")
     return [f"ERROR {file}:{line}: {name} is not provided by the embedded engine (use engine 'mantid' where "
@@ -73,12 +74,9 @@ def _unsupported(file: str) -> list[str]:
             for name, line in unsupported_calls(source)]
 
 
-def _dry_run(config, resolved, scripts, say) -> list[str]:
-    from livereduce.algorithms.registry import SAVE_SANDBOX
-    from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
-    from livereduce.session import Session
+def _dry_run(config, runtime, scripts, say) -> list[str]:
 
-    histogram_source = resolved.listener in ("isis_histogram", "fake_histogram")
+    histogram_source = runtime.listener.cumulative
     listener = (FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
                 if histogram_source else FakeEventListener(events_per_extract=10_000, nspectra=16, seed=1))
     quiet = logging.getLogger("livereduce.session")

@@ -9,58 +9,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 
-from livereduce import __version__
+from livereduce import __version__, logs
+from livereduce.check import run_check
+from livereduce.config import load_config, resolve, resolve_config_path
+from livereduce.daemon import build_daemon
 from livereduce.errors import ConfigError, ScriptError
 
-EXIT_OK, EXIT_FAILURE, EXIT_SETUP = 0, 1, 2
+EXIT_SETUP = 2          # fix the setup: a restart cannot help (the systemd unit does not restart on 2)
 log = logging.getLogger("livereduce")
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """What a config means here: the instrument's name, its script names, and where its data comes from."""
-
-    name: str
-    script_names: tuple[str, ...]
-    listener: str
-    address: str
-
-
-def resolve(config) -> Resolved:
-    from livereduce import instruments
-    from livereduce.listeners import canonical
-
-    try:
-        inst = instruments.lookup(config.instrument)
-    except KeyError:
-        inst = None
-    if config.listener:
-        try:
-            listener = canonical(config.listener)
-        except KeyError:
-            raise ConfigError("listener", "one of the known listeners", config.listener) from None
-    elif inst is not None:
-        listener = inst.listener
-    else:
-        raise ConfigError("instrument", "a known instrument, or give 'listener' (and 'address')", config.instrument)
-    address = config.address or (inst.address if inst is not None else "")
-    names = tuple(instruments.script_names(inst)) if inst is not None else (config.instrument,)
-    return Resolved(inst.name if inst is not None else config.instrument, names, listener, address)
-
-
 def _load(path_arg: str | None):
-    from livereduce.config import load_config, resolve_config_path
-
     path = resolve_config_path(path_arg)
     config, warnings = load_config(path)
     return path, config, warnings
 
 
 def cmd_run(args) -> int:
-    from livereduce import logs
-
     try:
         path, config, warnings = _load(args.config)
     except ConfigError as exc:
@@ -73,12 +39,11 @@ def cmd_run(args) -> int:
         log.warning("config: %s", warning)
     try:
         engine = _engine(config)
-        resolved = resolve(config)
+        runtime = resolve(config)
         if engine == "mantid":
-            from livereduce.engines.mantid import run_mantid
-            return run_mantid(config, resolved)
-        from livereduce.daemon import Daemon
-        return Daemon(config, config_path=path, resolved=resolved).run()
+            from livereduce.engines.mantid import run_mantid   # imports Mantid: only when chosen
+            return run_mantid(config, runtime)
+        return build_daemon(config, runtime, config_path=path).run()
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_SETUP
@@ -97,8 +62,6 @@ def _engine(config) -> str:
 
 
 def cmd_check(args) -> int:
-    from livereduce.check import run_check
-
     return run_check(args.config)
 
 

@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from livereduce import instruments
 from livereduce.errors import ConfigError
+from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind, listener_kind
 
 DEFAULT_PATH = "/etc/livereduce.conf"
-HISTOGRAM_LISTENERS = ("isis_histogram", "fake_histogram")
-NEEDS_ADDRESS = ("adara", "isis_histogram", "isis_event")
 
 
 @dataclass(frozen=True)
@@ -194,24 +194,44 @@ def parse_config(raw, source: str | None = None) -> tuple[Config, list[str]]:
     for key, value in _flatten(raw, source, warnings).items():
         values[_attr(key)] = _check(_BY_KEY[key], value, source)
     values["listener_options"] = dict(values["listener_options"] or {})
-    _check_instrument(values, source)
+    runtime = _resolve(values["instrument"], values["listener"], values["address"], values["accum_method"], source)
+    if values["script_dir"] is None:
+        values["script_dir"] = f"/SNS/{runtime.script_names[0]}/shared/livereduce"
     for key in ("CONDA_ENV", "PIXI_ENV"):
         if values[key]:
             warnings.append(f"{key}={values[key]!r} noted (environment selection is the service wrapper's job)")
     return Config(**values), warnings
 
 
-def _check_instrument(values: dict, source: str | None) -> None:
-    from livereduce import instruments
-    from livereduce.listeners import canonical
+@dataclass(frozen=True)
+class Runtime:
+    """What a config means here: the instrument's name, its script names, and where its data comes from."""
 
-    name, listener = values["instrument"], values["listener"]
-    if listener is not None:
+    name: str
+    script_names: tuple[str, ...]
+    listener: ListenerKind
+    address: str
+
+    @property
+    def where(self) -> str:
+        """The DAS address for the log, or what stands in for one."""
+        return self.address if self.listener.needs_address else "(in-process, no DAS)"
+
+
+def resolve(config: Config) -> Runtime:
+    return _resolve(config.instrument, config.listener, config.address, config.accum_method, None)
+
+
+def _resolve(name: str | None, listener_name: str | None, address: str | None, accum_method: str,
+             source: str | None) -> Runtime:
+    """The one rule from instrument, listener and address to what runs (validation and the daemon use it)."""
+    listener = None
+    if listener_name is not None:
         try:
-            listener = canonical(listener)
-        except KeyError:
-            from livereduce.listeners import LISTENERS
-            raise ConfigError("listener", "one of " + ", ".join(LISTENERS), listener, source) from None
+            listener = listener_kind(listener_name)
+        except ValueError as exc:
+            raise ConfigError("listener", "one of " + ", ".join([*ListenerKind, *MANTID_LISTENER_NAMES]),
+                              listener_name, source) from exc
     if name is None:
         raise ConfigError("instrument", "an instrument name (e.g. POWGEN, NOMAD, ISIS_Histogram)", None, source)
     try:
@@ -223,16 +243,17 @@ def _check_instrument(values: dict, source: str | None) -> None:
             expected = "a known instrument" + (f" (closest: {', '.join(close)})" if close else "") + \
                 ", or give 'listener' (and 'address')"
             raise ConfigError("instrument", expected, name, source) from None
-        if listener in NEEDS_ADDRESS and not values["address"]:
+        if listener.needs_address and not address:
             raise ConfigError("address", f"host:port of the DAS (listener {listener} needs one for an "
                               f"instrument not in the table)", None, source)
     listener = listener or inst.listener
-    if listener in HISTOGRAM_LISTENERS and values["accum_method"] == "Add":
+    if listener.cumulative and accum_method == "Add":
         raise ConfigError("accum_method", "Replace or Append: this instrument's DAS sends cumulative histograms, "
                           "so Add would count the same neutrons again every cycle (Mantid refuses it too)", "Add",
                           source)
-    if values["script_dir"] is None:
-        values["script_dir"] = f"/SNS/{inst.short_name if inst else name}/shared/livereduce"
+    if inst is None:
+        return Runtime(name, (name,), listener, address or "")
+    return Runtime(inst.name, tuple(instruments.script_names(inst)), listener, address or inst.address)
 
 
 def load_config(path: str | None) -> tuple[Config, list[str]]:

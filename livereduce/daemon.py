@@ -1,37 +1,48 @@
-"""The daemon: startup → main loop → shutdown around one live session.
+"""The daemon: startup → main loop → shutdown around one live session, assembled from injected parts.
 
-Only the main thread decides. Signal handlers, the file watcher and the memory guard just post requests to
-one queue; the main loop handles them in order (gunicorn's arbiter, uvicorn's should_exit):
+Only the main loop decides. Signal handlers, the file watcher and the memory guard just post requests to one
+queue; the main loop handles them in order (gunicorn's arbiter, uvicorn's should_exit):
 
   SIGTERM / SIGINT  stop: the session finishes its step (or is abandoned after `stop_timeout`), exit 0;
                     a second one forces exit at once
   SIGHUP            re-read the scripts (as if both changed)
   SIGUSR1           reopen the log file (logrotate)
-  proc changed      restart the session and clear its workspaces (as the anchor does)
+  proc changed      restart the session (a new session, a new workspace registry)
   post_proc changed swap it in at the next cycle boundary; the accumulation is kept
   script broken     rejected with its file and line; the running script stays
   config changed    clean exit, so systemd restarts us with the new config (as the anchor does)
   memory soft       compress the accumulation;  memory hard: restart the session, clearing it
+
+`build_daemon` wires the real parts (listener from the config, inotify watcher, memory guard, systemd);
+tests build a `Daemon` with their own and run it in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from livereduce import systemd
-from livereduce.config import NEEDS_ADDRESS
+from livereduce import logs, systemd
+from livereduce.algorithms.binning import compress_events
+from livereduce.config import Config, Runtime
 from livereduce.errors import ScriptError
 from livereduce.listeners import make_listener
-from livereduce.listeners.base import StartFrom
+from livereduce.listeners.base import Listener, StartFrom
+from livereduce.memory import MemoryGuard
 from livereduce.progress import ProgressLog
-from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text
+from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text, script_kind
 from livereduce.session import Session
+from livereduce.watch import Watcher
+from livereduce.workspace.events import EventWorkspace
 
 log = logging.getLogger("livereduce.daemon")
 
@@ -41,24 +52,59 @@ HANDLED_SIGNALS = {
     signal.SIGHUP: "hup",     # systemctl reload: re-read scripts
     signal.SIGUSR1: "usr1",   # logrotate: reopen the log file
 }
+SYSTEMD_EVERY_S = 5.0
+
+
+class Guard(Protocol):
+    """A helper thread the daemon starts and stops: the file watcher, the memory guard."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Parts:
+    """What the daemon is built from. Tests replace any of these."""
+
+    make_listener: Callable[[], Listener]
+    watch: Callable[[list[Path], Callable[[Path], None]], Guard] | None = None
+    memory_guard: Callable[[Callable, Callable], Guard] | None = None
+    notifier: object = systemd                 # ready(), status(text), watchdog(), stopping()
+    clock: Callable[[], float] = time.monotonic
+    extra_subscribers: list[Callable] = field(default_factory=list)   # more record subscribers per session
+
+
+def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = None) -> Daemon:
+    """The daemon with its real parts: the configured listener, the inotify watcher, the memory guard."""
+    options = dict(config.listener_options)
+    if config.periods:
+        options.setdefault("periods", list(config.periods))
+    if config.spectra:
+        options.setdefault("spectra", list(config.spectra))
+    memory = None
+    if config.system_mem_limit_perc:
+        def memory(on_soft, on_hard):
+            return MemoryGuard(config.system_mem_limit_perc, config.mem_check_interval_sec, on_soft, on_hard)
+    parts = Parts(make_listener=lambda: make_listener(runtime.listener, runtime.address, **options),
+                  watch=Watcher, memory_guard=memory)
+    return Daemon(config, runtime, parts, config_path=config_path)
 
 
 class Daemon:
-    def __init__(self, config, *, config_path: str | None = None, resolved=None, stop_timeout: float = 3.0,
-                 tick: float = 0.1):
-        self.config = config
+    def __init__(self, config: Config, runtime: Runtime, parts: Parts, *, config_path: str | None = None,
+                 stop_timeout: float = 3.0, tick: float = 0.1):
+        self.config, self.runtime, self.parts = config, runtime, parts
         self.config_path = config_path
-        self.resolved = resolved            # instrument resolution: names for scripts, listener, address
         self.stop_timeout, self.tick = stop_timeout, tick
         self.requests: queue.SimpleQueue = queue.SimpleQueue()
         self.should_exit = False
         self.exit_code = 0
         self.session: Session | None = None
+        self.started = threading.Event()             # set once the first session runs (tests wait on it)
         self._session_thread: threading.Thread | None = None
         self._session_stop = threading.Event()
         self._scripts: dict[str, Script | None] = {"proc": None, "post_proc": None}
-        self._guards: list = []
-        self.restarts = 0
+        self._guards: list[Guard] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -70,11 +116,15 @@ class Daemon:
                 self.shutdown()
         return self.exit_code
 
+    def request_stop(self) -> None:
+        """Stop as SIGTERM does (for callers on other threads)."""
+        self.requests.put(("term", None))
+
     def startup(self) -> None:
         cfg = self.config
         for line in cfg.describe():
             log.info("config: %s", line)
-        found = find_scripts(cfg.script_dir, self.resolved.script_names)
+        found = find_scripts(cfg.script_dir, self.runtime.script_names)
         for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
             if path:
                 script = compile_script(path, kind)
@@ -85,11 +135,12 @@ class Daemon:
                          else "chunks pass through unprocessed")
         self._start_guards()            # first, so an edit made while the session starts is not missed
         self._start_session("startup")
-        systemd.ready()
-        systemd.status(f"live reduction of {self.resolved.name} started")
+        self.parts.notifier.ready()
+        self.parts.notifier.status(f"live reduction of {self.runtime.name} started")
+        self.started.set()
 
     def main_loop(self) -> None:
-        last_status = 0.0
+        last_status = -SYSTEMD_EVERY_S
         while not self.should_exit:
             try:
                 kind, payload = self.requests.get(timeout=self.tick)
@@ -97,13 +148,13 @@ class Daemon:
             except queue.Empty:
                 pass
             self._supervise()
-            now = time.monotonic()
-            if now - last_status >= 5.0:
+            now = self.parts.clock()
+            if now - last_status >= SYSTEMD_EVERY_S:
                 last_status = now
                 self._notify_systemd()
 
     def shutdown(self) -> None:
-        systemd.stopping()
+        self.parts.notifier.stopping()
         log.info("shutting down")
         for guard in self._guards:
             try:
@@ -116,42 +167,28 @@ class Daemon:
     # -- session ----------------------------------------------------------------------------------
     def _start_session(self, why: str) -> None:
         cfg = self.config
-        listener = make_listener(self.resolved.listener, self.resolved.address, **self._listener_options())
         self.session = Session(
-            listener=listener, proc=self._fresh(self._scripts["proc"]), post_proc=self._fresh(self._scripts["post_proc"]),
-            accum_method=cfg.accum_method, preserve_events=cfg.preserve_events, update_every=cfg.update_every,
-            run_transition=cfg.run_transition, output_name=cfg.output_name, start=StartFrom(cfg.start_from),
-            max_carried_events=cfg.max_carried_events)
+            listener=self.parts.make_listener(), proc=_fresh(self._scripts["proc"]),
+            post_proc=_fresh(self._scripts["post_proc"]), accum_method=cfg.accum_method,
+            preserve_events=cfg.preserve_events, update_every=cfg.update_every, run_transition=cfg.run_transition,
+            output_name=cfg.output_name, start=StartFrom(cfg.start_from), max_carried_events=cfg.max_carried_events)
         self.session.events.subscribe(ProgressLog(logging.getLogger("livereduce.progress"),
                                                   update_every=cfg.update_every))
+        for subscriber in self.parts.extra_subscribers:
+            self.session.events.subscribe(subscriber)
         self.session.compress_hook = _compress_accumulation
         self._session_stop = threading.Event()
         self._session_thread = threading.Thread(target=self._run_session, args=(self.session, self._session_stop),
                                                 name="session", daemon=True)
         self._session_thread.start()
-        where = self.resolved.address if self.resolved.listener in NEEDS_ADDRESS else "(in-process, no DAS)"
-        log.info("session started (%s): listener %s %s, accumulation %s, update every %s s",
-                 why, self.resolved.listener, where, cfg.accum_method, cfg.update_every)
-
-    def _listener_options(self) -> dict:
-        cfg = self.config
-        options = dict(cfg.listener_options or {})
-        if cfg.periods:
-            options.setdefault("periods", list(cfg.periods))
-        if cfg.spectra:
-            options.setdefault("spectra", list(cfg.spectra))
-        return options
-
-    @staticmethod
-    def _fresh(script: Script | None) -> Script | None:
-        """A new namespace per session: a restart must not inherit the old session's script globals."""
-        if script is None:
-            return None
-        return Script(path=script.path, kind=script.kind, md5=script.md5, code=script.code)
+        log.info("session started (%s): listener %s %s, accumulation %s, update every %s s", why,
+                 self.runtime.listener, self.runtime.where, cfg.accum_method, cfg.update_every)
 
     def _run_session(self, session: Session, stop: threading.Event) -> None:
         try:
             session.run(stop)
+        except BaseException:                  # reported here; the main loop restarts the session
+            log.exception("the session thread crashed")
         finally:
             try:
                 session.listener.close()
@@ -177,7 +214,6 @@ class Daemon:
         """Stop the session and start a new one, with a new registry (the listener replays from run start)."""
         log.warning("restarting the session: %s", why)
         self._stop_session()
-        self.restarts += 1
         self._start_session(why)
 
     def _supervise(self) -> None:
@@ -215,7 +251,6 @@ class Daemon:
                 self.handle_script_changed(script.path, force=True)
 
     def handle_usr1(self, _payload) -> None:
-        from livereduce import logs
         logs.reopen()
         log.info("log file reopened")
 
@@ -224,14 +259,14 @@ class Daemon:
         self.should_exit = True
 
     def handle_memory_soft(self, payload) -> None:
-        rss_mb, limit_mb = payload
+        rss_mb, soft_mb, limit_mb = payload
         log.warning("memory %.0f MB is above the soft limit (%.0f MB of %.0f MB hard): compressing the accumulation",
-                    rss_mb, 0.8 * limit_mb, limit_mb)
+                    rss_mb, soft_mb, limit_mb)
         if self.session is not None:
             self.session.request("compress", f"memory {rss_mb:.0f} MB")
 
     def handle_memory_hard(self, payload) -> None:
-        rss_mb, limit_mb = payload
+        rss_mb, _soft_mb, limit_mb = payload
         log.error("memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): restarting the session "
                   "and clearing workspaces", rss_mb, limit_mb, self.config.system_mem_limit_perc)
         self.restart_session(f"memory {rss_mb:.0f} MB > limit {limit_mb:.0f} MB")
@@ -241,7 +276,7 @@ class Daemon:
 
     def handle_script_changed(self, path, force: bool = False) -> None:
         path = str(path)
-        kind = _kind_of(path, self.resolved.script_names)
+        kind = script_kind(path, self.runtime.script_names)
         if kind is None:
             return
         current = self._scripts.get(kind)
@@ -267,26 +302,23 @@ class Daemon:
         log.info("%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5)
         self._scripts[kind] = script
         if kind == "post_proc" and current is not None and self.session is not None:
-            self.session.request("swap_post_proc", self._fresh(script))
+            self.session.request("swap_post_proc", _fresh(script))
         else:
             self.restart_session(f"{kind} script changed")
 
     # -- guards and systemd -----------------------------------------------------------------------
     def _start_guards(self) -> None:
-        from livereduce.memory import MemoryGuard
-        from livereduce.watch import Watcher
-
-        cfg = self.config
-        watched = [Path(cfg.script_dir)]
-        if self.config_path:
-            watched.append(Path(self.config_path))
-        watcher = Watcher(watched, self._on_file_change)
-        watcher.start()
-        self._guards.append(watcher)
-        if cfg.system_mem_limit_perc:
-            guard = MemoryGuard(cfg.system_mem_limit_perc, cfg.mem_check_interval_sec,
-                                on_soft=lambda rss, lim: self.requests.put(("memory_soft", (rss, lim))),
-                                on_hard=lambda rss, lim: self.requests.put(("memory_hard", (rss, lim))))
+        parts = self.parts
+        if parts.watch is not None:
+            watched = [Path(self.config.script_dir)]
+            if self.config_path:
+                watched.append(Path(self.config_path))
+            watcher = parts.watch(watched, self._on_file_change)
+            watcher.start()
+            self._guards.append(watcher)
+        if parts.memory_guard is not None:
+            guard = parts.memory_guard(lambda *mb: self.requests.put(("memory_soft", mb)),
+                                       lambda *mb: self.requests.put(("memory_hard", mb)))
             guard.start()
             self._guards.append(guard)
 
@@ -294,7 +326,7 @@ class Daemon:
         path = str(path)
         if self.config_path and os.path.abspath(path) == os.path.abspath(self.config_path):
             self.requests.put(("config_changed", path))
-        elif _kind_of(path, self.resolved.script_names) is not None:
+        elif script_kind(path, self.runtime.script_names) is not None:
             self.requests.put(("script_changed", path))
 
     def _notify_systemd(self) -> None:
@@ -305,52 +337,43 @@ class Daemon:
         # WATCHDOG only while the session shows progress: a hung script stops the pings and systemd acts
         limit = max(self.config.update_every * 3, self.config.watchdog_threshold)
         if time.monotonic() - st.heartbeat < limit:
-            systemd.watchdog()
-        systemd.status(f"{st.phase}: run {st.run_number}, {st.cycles} cycles, {st.events_accumulated} events, "
-                       f"{st.proc_errors + st.post_proc_errors} script errors")
+            self.parts.notifier.watchdog()
+        self.parts.notifier.status(f"{st.phase}: run {st.run_number}, {st.cycles} cycles, "
+                                   f"{st.events_accumulated} events, "
+                                   f"{st.proc_errors + st.post_proc_errors} script errors")
 
     # -- signals ----------------------------------------------------------------------------------
-    def _captured_signals(self):
-        daemon = self
+    @contextlib.contextmanager
+    def _captured_signals(self) -> Iterator[None]:
+        """On the main thread, signals become requests. The handler only enqueues (no logging, no locks);
+        a second stop request forces exit at once, as uvicorn does."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
 
-        class _Capture:
-            def __enter__(self):
-                self.previous = {}
-                if threading.current_thread() is not threading.main_thread():
-                    return self
-                for sig, name in HANDLED_SIGNALS.items():
-                    self.previous[sig] = signal.signal(sig, self.handler)
-                return self
+        def handler(sig, _frame):
+            name = HANDLED_SIGNALS[sig]
+            if name in ("term", "int") and self.should_exit:
+                os._exit(self.exit_code)
+            self.requests.put((name, None))
 
-            def handler(self, sig, _frame):
-                name = HANDLED_SIGNALS[sig]
-                if name in ("term", "int") and daemon.should_exit:
-                    os._exit(daemon.exit_code)   # second stop request: force, as uvicorn does
-                daemon.requests.put((name, None))
-                if name in ("term", "int"):
-                    daemon.should_exit_requested = True
-
-            def __exit__(self, *exc):
-                for sig, previous in self.previous.items():
-                    signal.signal(sig, previous)
-                return False
-
-        return _Capture()
+        previous = {sig: signal.signal(sig, handler) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
-def _kind_of(path: str, names) -> str | None:
-    base = os.path.basename(path)
-    for name in names:
-        for kind in ("proc", "post_proc"):
-            if base == f"reduce_{name}_live_{kind}.py":
-                return kind
-    return None
+def _fresh(script: Script | None) -> Script | None:
+    """A new namespace per session: a restart must not inherit the old session's script globals."""
+    if script is None:
+        return None
+    return Script(path=script.path, kind=script.kind, md5=script.md5, code=script.code)
 
 
 def _compress_accumulation(acc):
     """Soft memory limit: merge nearly equal events (lossless for any histogram coarser than 0.01 µs)."""
-    from livereduce.workspace.events import EventWorkspace
     if not isinstance(acc, EventWorkspace):
         return acc
-    from livereduce.algorithms.binning import compress_events
     return compress_events(acc, tolerance=0.01)

@@ -1,13 +1,59 @@
-"""Instruments: name ↔ short name ↔ facility ↔ default listener and address.
+"""Instruments and listener kinds: name ↔ short name ↔ facility ↔ default listener and address.
 
 Facts from Mantid's Facilities.xml (shared/reference/mantid-livedata.md §4). A config's `listener` and
-`address` override these defaults; an instrument missing here is accepted when they are given.
+`address` override these defaults; an instrument missing here is accepted when they are given. What each kind
+of listener implies (a network address, cumulative histograms, periods and spectra) is said here once.
 """
 
 from __future__ import annotations
 
 import difflib
+import enum
 from dataclasses import dataclass
+
+
+class ListenerKind(enum.StrEnum):
+    """The data sources; the value is the name used in configs and logs."""
+
+    FAKE_EVENT = "fake_event"
+    FAKE_HISTOGRAM = "fake_histogram"
+    ADARA = "adara"
+    ISIS_HISTOGRAM = "isis_histogram"
+    ISIS_EVENT = "isis_event"
+
+    @property
+    def needs_address(self) -> bool:
+        """A network client (the fakes run in-process)."""
+        return self in (ListenerKind.ADARA, ListenerKind.ISIS_HISTOGRAM, ListenerKind.ISIS_EVENT)
+
+    @property
+    def cumulative(self) -> bool:
+        """Sends cumulative histograms, so Add accumulation would count the same neutrons again every cycle."""
+        return self in (ListenerKind.ISIS_HISTOGRAM, ListenerKind.FAKE_HISTOGRAM)
+
+    @property
+    def reads_periods_and_spectra(self) -> bool:
+        return self in (ListenerKind.ISIS_HISTOGRAM, ListenerKind.ISIS_EVENT, ListenerKind.FAKE_HISTOGRAM)
+
+
+# Mantid's listener class names, accepted so configs written for Mantid keep working.
+MANTID_LISTENER_NAMES = {
+    "FakeEventDataListener": ListenerKind.FAKE_EVENT,
+    "SNSLiveEventDataListener": ListenerKind.ADARA,
+    "ISISHistoDataListener": ListenerKind.ISIS_HISTOGRAM,
+    "ISISLiveEventDataListener": ListenerKind.ISIS_EVENT,
+}
+
+
+def listener_kind(name: str) -> ListenerKind:
+    """The kind called `name` (ours or Mantid's class name); ValueError naming the known ones."""
+    if name in MANTID_LISTENER_NAMES:
+        return MANTID_LISTENER_NAMES[name]
+    try:
+        return ListenerKind(name)
+    except ValueError:
+        known = ", ".join([*ListenerKind, *MANTID_LISTENER_NAMES])
+        raise ValueError(f"unknown listener {name!r}; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -15,35 +61,35 @@ class Instrument:
     name: str
     short_name: str
     facility: str
-    listener: str
+    listener: ListenerKind
     address: str
 
 
 def _sns(name: str, short: str, host: str) -> Instrument:
-    return Instrument(name, short, "SNS", "adara", f"{host}-daq1.sns.gov:31415")
+    return Instrument(name, short, "SNS", ListenerKind.ADARA, f"{host}-daq1.sns.gov:31415")
 
 
 def _hfir(name: str, short: str, host: str) -> Instrument:
-    return Instrument(name, short, "HFIR", "adara", f"{host}-daq1.ornl.gov:31415")
+    return Instrument(name, short, "HFIR", ListenerKind.ADARA, f"{host}-daq1.ornl.gov:31415")
 
 
 def _isis(name: str) -> Instrument:
-    return Instrument(name, name, "ISIS", "isis_histogram", f"NDX{name}:6789")
+    return Instrument(name, name, "ISIS", ListenerKind.ISIS_HISTOGRAM, f"NDX{name}:6789")
 
 
 def _isis_event(name: str) -> Instrument:
     base = name.removesuffix("_EVENT")
-    return Instrument(name, name, "ISIS", "isis_event", f"NDX{base}:10000")
+    return Instrument(name, name, "ISIS", ListenerKind.ISIS_EVENT, f"NDX{base}:10000")
 
 
 INSTRUMENTS: tuple[Instrument, ...] = (
     # TEST_LIVE: the fake DAS endpoints on this machine
-    Instrument("ISIS_Histogram", "ISIS_Histogram", "TEST_LIVE", "isis_histogram", "127.0.0.1:56789"),
-    Instrument("ISIS_Event", "ISIS_Event", "TEST_LIVE", "isis_event", "127.0.0.1:59876"),
-    Instrument("ADARA_FakeEvent", "ADARA_FakeEvent", "TEST_LIVE", "fake_event", ""),
-    Instrument("ADARA_FileReader", "ADARA_FileReader", "TEST_LIVE", "adara", "127.0.0.1:31415"),
-    Instrument("FAKE_EVENT", "FAKE_EVENT", "TEST_LIVE", "fake_event", ""),
-    Instrument("FAKE_HISTOGRAM", "FAKE_HISTOGRAM", "TEST_LIVE", "fake_histogram", ""),
+    Instrument("ISIS_Histogram", "ISIS_Histogram", "TEST_LIVE", ListenerKind.ISIS_HISTOGRAM, "127.0.0.1:56789"),
+    Instrument("ISIS_Event", "ISIS_Event", "TEST_LIVE", ListenerKind.ISIS_EVENT, "127.0.0.1:59876"),
+    Instrument("ADARA_FakeEvent", "ADARA_FakeEvent", "TEST_LIVE", ListenerKind.FAKE_EVENT, ""),
+    Instrument("ADARA_FileReader", "ADARA_FileReader", "TEST_LIVE", ListenerKind.ADARA, "127.0.0.1:31415"),
+    Instrument("FAKE_EVENT", "FAKE_EVENT", "TEST_LIVE", ListenerKind.FAKE_EVENT, ""),
+    Instrument("FAKE_HISTOGRAM", "FAKE_HISTOGRAM", "TEST_LIVE", ListenerKind.FAKE_HISTOGRAM, ""),
     # SNS
     _sns("USANS", "USANS", "bl1a"), _sns("NOMAD", "NOM", "bl1b"), _sns("SNAP", "SNAP", "bl3"),
     _sns("REF_M", "REF_M", "bl4a"), _sns("REF_L", "REF_L", "bl4b"), _sns("CNCS", "CNCS", "bl5"),

@@ -1,7 +1,8 @@
 """Memory guard: this process's RSS against `limit_perc` % of the machine's RAM (the anchor's rule).
 
 Above the soft threshold (a fraction of the limit) it asks once for the accumulation to be compressed; above
-the limit it asks for a restart. It only posts requests (callbacks); the daemon decides. After a hard
+the limit it asks for a restart. It only posts requests (callbacks, given rss, soft and hard limits in MB);
+the daemon decides. After a hard
 request it waits for `restarted()` or for RSS to fall before asking again.
 """
 
@@ -33,11 +34,11 @@ class MemoryGuard:
         if rss > self.limit_mb:
             if not self._hard_sent:
                 self._hard_sent = True
-                self.on_hard(rss, self.limit_mb)
+                self.on_hard(rss, self.soft_fraction * self.limit_mb, self.limit_mb)
         elif rss > self.soft_fraction * self.limit_mb:
             if not self._soft_sent:
                 self._soft_sent = True
-                self.on_soft(rss, self.limit_mb)
+                self.on_soft(rss, self.soft_fraction * self.limit_mb, self.limit_mb)
         else:
             self._soft_sent = self._hard_sent = False
 

@@ -163,6 +163,16 @@ def script_filename(instrument_name: str, kind: str) -> str:
     return f"reduce_{instrument_name}_live_{kind}.py"
 
 
+def script_kind(path: str | os.PathLike, names) -> str | None:
+    """"proc" or "post_proc" when `path` is a script file of one of the instrument `names`, else None."""
+    base = os.path.basename(path)
+    for name in names:
+        for kind in ("proc", "post_proc"):
+            if base == script_filename(name, kind):
+                return kind
+    return None
+
+
 def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScripts:
     """Find reduce_<NAME>_live_{proc,post_proc}.py for any accepted instrument name (short or full).
 

@@ -91,7 +91,10 @@ def test_listener_reconnects_when_the_server_is_stopped_and_restarted(cleanup, c
         listener.start(StartFrom("start_of_run"))
         drain(listener, lambda recs: sum(r[2].n_events for r in recs) > 0)
         first.stop()
-        time.sleep(0.4)                                          # refused while nobody listens
+        deadline = time.monotonic() + 10                         # refused while nobody listens
+        while not listener.state()["last_error"].startswith("connect") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert listener.state()["last_error"].startswith("connect")
         second = FakeSMS(port=port, first_run=10, runs=1, run_seconds=0.3, speed="unlimited",
                          wait_for_client=True, rate=6000, seed=3)
         cleanup(second)
@@ -128,7 +131,10 @@ def test_a_client_asking_from_a_time_gets_the_run_without_older_events(cleanup):
     sms = FakeSMS(port=0, run_seconds=30, rate=6000, seed=5)
     cleanup(sms)
     port = sms.start()
-    time.sleep(1.2)                                              # more than a second of run 1 is history
+    deadline = time.monotonic() + 10                             # more than a second of run 1 is history
+    while not (sms._history_times and sms._history_times[-1] - sms._history_times[0] > 1_200_000_000):
+        assert time.monotonic() < deadline, "the fake SMS published no second of run 1"
+        time.sleep(0.02)
     since_s = time.time_ns() // 10**9                            # whole seconds: the hello's resolution
     listener = AdaraListener(f"127.0.0.1:{port}")
     cleanup(listener)

@@ -18,7 +18,7 @@ import pytest
 
 import livereduce
 
-from conftest import REPO, SHARED
+from conftest import REPO, shared_path
 
 PACKAGE = Path(livereduce.__file__).resolve().parent
 
@@ -80,9 +80,7 @@ def test_numba_kernels_run_uncached_when_nothing_is_writable(tmp_path):
 
 
 def test_every_import_is_a_declared_dependency():
-    tool = SHARED / "tools" / "check-deps"
-    if not tool.exists():
-        pytest.skip(f"{tool} is absent (the shared tools are not beside this clone)")
+    tool = shared_path("tools/check-deps")
     done = subprocess.run([sys.executable, str(tool), str(REPO / "livereduce"), str(REPO / "pyproject.toml")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

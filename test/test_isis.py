@@ -150,9 +150,11 @@ def test_event_totals_equal_what_was_sent():
             chunk = listener.extract()
             chunks.append(chunk)
             total += chunk.n_events
-        dae.sending.clear()
-        time.sleep(0.5)
-        total += listener.extract().n_events
+        dae.sending.clear()                       # stop the stream: everything sent must arrive
+        deadline = time.monotonic() + 10
+        while total != dae.sent_events and time.monotonic() < deadline:
+            total += listener.extract().n_events
+            time.sleep(0.02)
         assert total == dae.sent_events > 0
         chunk = chunks[-1]
         assert chunk.events.tof.min() >= 10_000 and chunk.events.tof.max() < 20_000
@@ -279,10 +281,8 @@ def test_daemon_event_totals_end_to_end(tmp_path):
     try:
         wait_json(out, lambda v: v["total"] > 20_000)
         dae.sending.clear()                       # stop the stream, then everything sent must arrive
-        sent = dae.sent_events
-        time.sleep(0.3)
-        sent = dae.sent_events
-        assert wait_json(out, lambda v: v["total"] == sent, timeout=15)["total"] == sent
+        final = wait_json(out, lambda v: v["total"] == dae.sent_events, timeout=15)
+        assert final["total"] == dae.sent_events
     finally:
         daemon.stop()
         dae.stop()

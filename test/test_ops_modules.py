@@ -38,8 +38,8 @@ def test_memory_guard_soft_before_hard(tmp_path):
     rss = psutil.Process().memory_info().rss / 1e6
     calls = []
     # limit set so current RSS is between 80 % and 100 % of it: soft fires, hard does not
-    guard = MemoryGuard(100 * rss / 0.9 / total_mb, 0.05, on_soft=lambda r, l: calls.append("soft"),
-                        on_hard=lambda r, l: calls.append("hard"))
+    guard = MemoryGuard(100 * rss / 0.9 / total_mb, 0.05, on_soft=lambda r, s, l: calls.append("soft"),
+                        on_hard=lambda r, s, l: calls.append("hard"))
     guard.check()
     assert calls == ["soft"]
     guard.check()
@@ -53,7 +53,7 @@ def test_memory_guard_soft_before_hard(tmp_path):
 
 def test_memory_guard_thread_fires_with_a_tiny_limit():
     fired = threading.Event()
-    guard = MemoryGuard(0.001, 0.02, on_soft=lambda r, l: None, on_hard=lambda r, l: fired.set())
+    guard = MemoryGuard(0.001, 0.02, on_soft=lambda r, s, l: None, on_hard=lambda r, s, l: fired.set())
     guard.start()
     try:
         assert fired.wait(5)

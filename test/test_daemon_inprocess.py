@@ -1,0 +1,229 @@
+"""The daemon in-process, assembled from parts: the in-process fake listener, the real inotify watcher on a
+temporary script directory, a memory guard the test fires, and a notifier that records what systemd would be
+told. Its logic (hot reload, memory requests, a crashed session) is tested here in well under a second per
+test; signals, exit codes and kill are tested on the subprocess (test_daemon.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from livereduce.config import parse_config, resolve
+from livereduce.daemon import Daemon, Parts
+from livereduce.listeners.fake import FakeEventListener
+from livereduce.watch import Watcher
+
+COUNT = "record.append(accumulation.getNumberEvents())\n"
+
+
+class Notifier:
+    """Records the sd_notify messages instead of sending them."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def ready(self):
+        self.sent.append("READY=1")
+
+    def status(self, text):
+        self.sent.append(f"STATUS={text}")
+
+    def watchdog(self):
+        self.sent.append("WATCHDOG=1")
+
+    def stopping(self):
+        self.sent.append("STOPPING=1")
+
+
+class FiringGuard:
+    """A memory guard the test fires by hand (the real one reads RSS; see test_ops_modules)."""
+
+    def __init__(self, on_soft, on_hard):
+        self.on_soft, self.on_hard = on_soft, on_hard
+        self.restarts = 0
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def restarted(self):
+        self.restarts += 1
+
+
+def wait_until(condition, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+class Running:
+    """A daemon running on a thread, with its script directory and config file."""
+
+    def __init__(self, tmp_path: Path, scripts: dict[str, str], **config):
+        self.dir = tmp_path / "scripts"
+        self.dir.mkdir()
+        for kind, text in scripts.items():
+            self.write(kind, text)
+        self.config_path = tmp_path / "livereduce.conf"
+        raw = {"instrument": "FAKE", "listener": "fake_event", "script_dir": str(self.dir), "update_every": 0.02,
+               "system_mem_limit_perc": 0, **config}
+        self.config_path.write_text(json.dumps(raw))
+        cfg, _ = parse_config(raw)
+        self.listeners: list[FakeEventListener] = []
+        self.guards: list[FiringGuard] = []
+        self.notifier = Notifier()
+
+        def listener():
+            self.listeners.append(FakeEventListener(events_per_extract=100, seed=len(self.listeners)))
+            return self.listeners[-1]
+
+        def guard(on_soft, on_hard):
+            self.guards.append(FiringGuard(on_soft, on_hard))
+            return self.guards[-1]
+
+        self.daemon = Daemon(cfg, resolve(cfg), Parts(make_listener=listener, watch=Watcher, memory_guard=guard,
+                                                      notifier=self.notifier), config_path=str(self.config_path))
+        self.exit_code: int | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.daemon.started.wait(10), "the daemon did not start"
+
+    def _run(self):
+        self.exit_code = self.daemon.run()
+
+    def write(self, kind: str, text: str):
+        path = self.dir / f"reduce_FAKE_live_{kind}.py"
+        temp = path.with_suffix(".tmp")
+        temp.write_text(text)
+        temp.replace(path)                      # as editors save: a new file renamed over the old
+
+    def session(self):
+        return self.daemon.session
+
+    def records(self, session=None):
+        """The list post_proc appends the accumulation's event count to, each cycle."""
+        session = session or self.session()
+        script = session.post_proc
+        return script.namespace.setdefault("record", []) if script is not None else []
+
+    def stop(self) -> int:
+        self.daemon.request_stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+        return self.exit_code
+
+
+@pytest.fixture
+def running(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    started = []
+
+    def start(scripts, **config):
+        started.append(Running(tmp_path, scripts, **config))
+        return started[-1]
+
+    yield start
+    for r in started:
+        if r.thread.is_alive():
+            r.stop()
+
+
+def accumulated(session) -> int:
+    return session.state.events_accumulated
+
+
+def test_post_proc_edit_swaps_in_and_keeps_the_accumulation(running):
+    r = running({"proc": "pass\n", "post_proc": "x = 1\n"})
+    session = r.session()
+    wait_until(lambda: accumulated(session) >= 500, what="500 events accumulated")
+    old = session.post_proc.md5
+    r.write("post_proc", "y = 2\n")
+    wait_until(lambda: session.post_proc.md5 != old, what="the new post_proc swapped in")
+    before = accumulated(session)
+    assert before >= 500
+    wait_until(lambda: accumulated(session) > before, what="accumulation growing")
+    assert r.session() is session                                  # the same session: nothing cleared
+    assert r.stop() == 0
+
+
+def test_proc_edit_restarts_the_session_with_a_new_registry(running):
+    r = running({"proc": "pass\n"})
+    first = r.session()
+    wait_until(lambda: first.state.cycles >= 2)
+    r.write("proc", "CloneWorkspace(input, OutputWorkspace=output)\n")
+    wait_until(lambda: r.session() is not first, what="a new session")
+    assert r.session().ads is not first.ads
+    assert len(r.listeners) == 2                                  # and a new listener
+    assert r.stop() == 0
+
+
+def test_an_unchanged_rewrite_and_a_broken_edit_keep_the_running_session(running, caplog):
+    r = running({"proc": "pass\n"})
+    first = r.session()
+    r.write("proc", "pass\n")                                      # same bytes: md5 unchanged
+    wait_until(lambda: "is unchanged; nothing to do" in caplog.text,
+               what="the unchanged rewrite noticed")
+    r.write("proc", "x = 1\nif x\n")                               # a syntax error on line 2
+    wait_until(lambda: "rejected the new proc script" in caplog.text, what="the broken edit rejected")
+    assert "reduce_FAKE_live_proc.py:2" in caplog.text
+    cycles = first.state.cycles
+    wait_until(lambda: first.state.cycles > cycles + 2, what="the old session still cycling")
+    assert r.session() is first
+    assert "restarting the session" not in caplog.text
+    assert r.stop() == 0
+
+
+def test_a_config_edit_stops_the_daemon_cleanly(running):
+    r = running({"proc": "pass\n"})
+    r.config_path.write_text(r.config_path.read_text().replace("0.02", "0.03"))
+    r.thread.join(10)
+    assert r.exit_code == 0
+
+
+def test_memory_soft_compresses_and_hard_restarts(running, caplog):
+    r = running({"proc": "pass\n"}, system_mem_limit_perc=50)
+    first = r.session()
+    wait_until(lambda: accumulated(first) >= 300)
+    guard = r.guards[0]
+    guard.on_soft(900.0, 800.0, 1000.0)
+    wait_until(lambda: "accumulation compressed" in caplog.text, what="the accumulation compressed")
+    assert r.session() is first
+    guard.on_hard(1100.0, 800.0, 1000.0)
+    wait_until(lambda: r.session() is not first, what="a restart")
+    assert guard.restarts == 1
+    assert "1100 MB exceeds the limit 1000 MB" in caplog.text
+    assert r.stop() == 0
+
+
+def test_a_crashed_session_thread_is_reported_and_restarted(running, caplog):
+    r = running({"proc": "pass\n"})
+    first = r.session()
+
+    def extract_then_exit():
+        raise SystemExit(3)           # not an Exception: escapes the session's per-cycle error handling
+
+    first.listener.extract = extract_then_exit
+    wait_until(lambda: r.session() is not first, what="a replacement session")
+    assert "the session thread crashed" in caplog.text and "SystemExit: 3" in caplog.text
+    assert "the session thread ended unexpectedly; restarting it" in caplog.text
+    wait_until(lambda: r.session().state.cycles >= 2, what="the new session cycling")
+    assert r.stop() == 0
+
+
+def test_systemd_is_told_ready_status_and_stopping(running):
+    r = running({"proc": "pass\n"})
+    wait_until(lambda: any(m.startswith("STATUS=running") for m in r.notifier.sent), what="a running status")
+    assert r.notifier.sent[0] == "READY=1"
+    assert "WATCHDOG=1" in r.notifier.sent                        # fed while the session makes progress
+    assert r.stop() == 0
+    assert r.notifier.sent[-1] == "STOPPING=1"
