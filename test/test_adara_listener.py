@@ -19,7 +19,8 @@ from test_adara_parser import mutated_stream
 from livereduce.errors import NotYet, ProtocolError
 from livereduce.listeners import make_listener
 from livereduce.listeners.adara import packets as P
-from livereduce.listeners.adara.client import AdaraListener, DetectorMap, parse_geometry
+from livereduce.listeners.adara.client import AdaraListener
+from livereduce.listeners.adara.geometry import DetectorMap, parse_geometry
 from livereduce.listeners.adara.parser import Parser
 from livereduce.listeners.base import RunStatus, StartFrom
 

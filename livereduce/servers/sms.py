@@ -49,7 +49,7 @@ def _frame(body, time_ns: int, version: int | None = None) -> bytes:
 
 def geometry_xml(name: str, pixels: int, first_id: int = 0, l1: float | None = 10.0, l2: float | None = 2.0,
                  monitors=(1,)) -> str:
-    """Geometry in the listener's IDF subset (see livereduce.listeners.adara.client.parse_geometry)."""
+    """Geometry in the listener's IDF subset (see livereduce.listeners.adara.geometry.parse_geometry)."""
     source = f'<source z="{-l1}"/><sample z="0.0"/>' if l1 is not None else ""
     angles = f' l2="{l2}" two_theta_first="10.0" two_theta_last="170.0"' if l2 is not None else ""
     mons = "".join(f'<monitor id="{m}"/>' for m in monitors)

@@ -3,13 +3,15 @@
 Receive thread (StreamThread: reconnects with backoff, one log line per event): sends a v0 client hello
 (0 = now, 1 = start of run, else EPICS seconds), frames the stream with `Parser`, and turns packets into a
 columnar event buffer, monitor events, logs and run state. `extract()` swaps it all out as a `Chunk`.
+Helpers: `packets` (codecs), `parser` (framing), `geometry` (GEOMETRY packet → spectra, detector id →
+workspace index), `pvs` (device descriptors and variable values → run logs).
 
 Decisions worth knowing:
 - Events are buffered with their raw detector id; ids become workspace indices at extract, vectorised, once
   the run's spectra are known. Ids outside the map are dropped and counted.
-- Spectra come from the GEOMETRY packet, read as a small IDF subset (see `parse_geometry`). Without a usable
-  geometry: detector ids 0..pixels-1 from the `pixels` option, else 0..highest id seen by the first extract,
-  with NaN geometry. The layout is fixed at the run's first extract and kept for the whole run.
+- Spectra come from the GEOMETRY packet, read as a small IDF subset (see `geometry.parse_geometry`). Without a
+  usable geometry: detector ids 0..pixels-1 from the `pixels` option, else 0..highest id seen by the first
+  extract, with NaN geometry. The layout is fixed at the run's first extract and kept for the whole run.
 - Run boundaries apply back-pressure (as Mantid does): after END_RUN, and before a NEW_RUN while data is
   buffered, the thread stops consuming until the next extract. So the END_RUN chunk holds the run's tail and
   the BEGIN_RUN chunk holds the start of the new run. A NEW_RUN seen on the stream is reported as BEGIN_RUN
@@ -27,17 +29,18 @@ import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
 import numpy as np
 
 from livereduce.errors import NotYet
 from livereduce.listeners.adara import packets as P
+from livereduce.listeners.adara.geometry import DetectorMap, Geometry, map_events, parse_geometry
 from livereduce.listeners.adara.parser import Parser
+from livereduce.listeners.adara.pvs import ProcessVariable, describe, log_values
+from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
 from livereduce.listeners.base import (
     Chunk,
     EventBuffer,
-    Events,
     RunStatus,
     RunTracker,
     StartFrom,
@@ -53,121 +56,6 @@ PER_RUN = ("run_number", "run_start", "run_end", "run_title", "experiment_identi
 FALLBACK_MONITORS = tuple(range(6))     # ADARA monitor ids 0..5 (Mantid accepts no others)
 FALLBACK_MAX_PIXELS = 1 << 22           # a stray id beyond this never sizes the fallback spectra
 _S = P.RunStatusCode
-
-
-def _tag(el: ET.Element) -> str:
-    return el.tag.rsplit("}", 1)[-1]
-
-
-def _xml(text: str) -> ET.Element:
-    return ET.fromstring(text.strip().encode())
-
-
-@dataclass(eq=False)
-class Geometry:
-    name: str
-    l1: float
-    det_ids: np.ndarray
-    l2: np.ndarray
-    two_theta: np.ndarray     # rad
-    azimuthal: np.ndarray     # rad
-    monitors: tuple[int, ...]
-
-
-def parse_geometry(text: str) -> Geometry:
-    """The IDF subset this listener (and the fake SMS) understands. Lengths in m, angles in degrees:
-
-        <instrument name="NAME">
-          <source z="-10.0"/> <sample z="0.0"/>                       L1 = sample z - source z
-          <detector id="7" l2="2.0" two_theta="30" azimuthal="0"/>     one pixel
-          <detectors first_id="100" count="1000" l2="2.0" two_theta_first="30" two_theta_last="150"/>
-          <monitor id="1"/>                                            ADARA monitor 1 = detector id -1
-        </instrument>
-
-    Spectra are ordered by detector id. A real IDF (components, types, idlists) yields its name and no pixels,
-    so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML.
-    """
-    try:
-        return _geometry(_xml(text))
-    except (ET.ParseError, KeyError, ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"geometry XML: {exc!r}") from None
-
-
-def _geometry(root: ET.Element) -> Geometry:
-    z, ids, l2, tt, az, monitors = {}, [], [], [], [], []
-    for el in root.iter():
-        a, tag = el.attrib, _tag(el)
-        if tag in ("source", "sample") and "z" in a:
-            z[tag] = float(a["z"])
-        elif tag == "detector" and "id" in a:
-            ids.append([int(a["id"])])
-            l2.append([float(a.get("l2", "nan"))])
-            tt.append([float(a.get("two_theta", "nan"))])
-            az.append([float(a.get("azimuthal", "0"))])
-        elif tag == "detectors" and "first_id" in a:
-            n = int(a["count"])
-            if not 0 <= n <= 1 << 24:
-                raise ValueError(f"detector count {n}")
-            ids.append(int(a["first_id"]) + np.arange(n))
-            l2.append(np.full(n, float(a.get("l2", "nan"))))
-            first, last = float(a.get("two_theta_first", "nan")), float(a.get("two_theta_last", "nan"))
-            tt.append(np.linspace(first, last, n))
-            az.append(np.full(n, float(a.get("azimuthal", "0"))))
-        elif tag == "monitor" and "id" in a:
-            monitors.append(int(a["id"]))
-    def cat(parts):
-        return np.concatenate(parts) if parts else np.empty(0)
-    det = cat(ids).astype(np.int64)
-    order = np.argsort(det, kind="stable")
-    if np.unique(det).size != det.size or (det.size and not -2**31 <= det.min() <= det.max() < 2**31):
-        raise ValueError("duplicate detector ids, or ids beyond 32 bits")
-    l1 = z["sample"] - z["source"] if {"sample", "source"} <= z.keys() else float("nan")
-    return Geometry(root.get("name", ""), l1, det[order], cat(l2)[order], np.deg2rad(cat(tt)[order]),
-                    np.deg2rad(cat(az)[order]), tuple(sorted(set(monitors))))
-
-
-class DetectorMap:
-    """Detector id → workspace index (uint32; any value >= `size` means "not mapped"), vectorised.
-
-    Contiguous ids (the common case) are an offset, with no lookup at all; dense ids use a lookup table;
-    sparse ones a sorted search.
-    """
-
-    UNMAPPED = np.uint32(0xFFFFFFFF)
-
-    def __init__(self, det_ids: np.ndarray):
-        det = np.asarray(det_ids, np.int64)
-        self.size, self.first = int(det.size), int(det[0]) if det.size else 0
-        self.lut = self.sorted = None
-        if det.size and det.min() >= 0 and np.array_equal(det, self.first + np.arange(det.size)):
-            return
-        self.first = None
-        top = int(det.max()) + 2 if det.size else 1
-        if det.size == 0 or (det.min() >= 0 and top <= 4 * det.size + (1 << 20)):
-            self.lut = np.full(top, self.UNMAPPED, np.uint32)      # last entry: every larger id
-            self.lut[det] = np.arange(det.size, dtype=np.uint32)
-        else:
-            order = np.argsort(det, kind="stable")
-            self.sorted, self.index = det[order], order.astype(np.uint32)
-
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        if self.first is not None:              # ids below `first` wrap around to huge values: unmapped
-            return ids - np.uint32(self.first) if self.first else ids
-        if self.lut is not None:
-            return self.lut[np.minimum(ids, self.lut.size - 1)]
-        pos = np.minimum(np.searchsorted(self.sorted, ids), self.sorted.size - 1)
-        return np.where(self.sorted[pos] == ids, self.index[pos], self.UNMAPPED)
-
-
-def _map_events(events: Events, mapping: DetectorMap) -> tuple[Events, int]:
-    """Events with workspace indices; events with unmapped ids are dropped (returns their count)."""
-    index = mapping(events.index)
-    bad = index >= mapping.size
-    dropped = int(np.count_nonzero(bad))
-    if not dropped:
-        return Events(index, events.tof, events.pulse_time, events.pulse_start), 0
-    kept_before = np.concatenate([[0], np.cumsum(~bad)])
-    return Events(index[~bad], events.tof[~bad], events.pulse_time, kept_before[events.pulse_start]), dropped
 
 
 class _Receiver(StreamThread):
@@ -202,7 +90,7 @@ class AdaraListener:
         self._instrument = ""
         self._layout: tuple[Spectra, DetectorMap, Spectra, DetectorMap] | None = None
         self._max_pixel = -1
-        self._pvs: dict[tuple[int, int], tuple[str, str, str]] = {}
+        self._pvs: dict[tuple[int, int], ProcessVariable] = {}    # written by the receive thread only
         self._in_run = 0                    # run number the stream is in (0: none), unlatched
         self._paused = False
         self._hold: tuple | None = None     # (what, RunStatusPkt, time): the receiver waits for an extract
@@ -290,8 +178,8 @@ class AdaraListener:
             if self._hold is None:
                 self._released.set()
         spectra, detectors, monitor_spectra, monitor_map = layout
-        events, dropped = _map_events(events, detectors)
-        monitor_events, mdropped = _map_events(monitor_events, monitor_map)
+        events, dropped = map_events(events, detectors)
+        monitor_events, mdropped = map_events(monitor_events, monitor_map)
         if dropped + mdropped:
             with self._lock:
                 self._counts["unmapped_events_dropped"] += dropped + mdropped
@@ -493,13 +381,13 @@ class AdaraListener:
 
     def _on_run_info(self, packet: P.Packet) -> None:
         try:
-            root = _xml(P.RunInfoPkt.decode(packet.payload, packet.version).xml)
+            root = parse_xml(P.RunInfoPkt.decode(packet.payload, packet.version).xml)
         except ET.ParseError as exc:
             log.warning("unreadable RUN_INFO XML (%s); ignored", exc)
             return
         with self._lock:
             for el in root.iter():
-                name = {"proposal_id": "experiment_identifier", "run_title": "run_title"}.get(_tag(el))
+                name = {"proposal_id": "experiment_identifier", "run_title": "run_title"}.get(local_tag(el))
                 if name and el.text is not None:
                     self._run.set(name, el.text.strip())
 
@@ -531,60 +419,24 @@ class AdaraListener:
                 log.info("annotation: %s", a.comment)
 
     def _on_descriptor(self, packet: P.Packet) -> None:
-        desc = P.DeviceDescriptorPkt.decode(packet.payload, packet.version)
-        try:
-            root = _xml(desc.xml)
-        except ET.ParseError as exc:
-            log.warning("unreadable device descriptor XML for device %d (%s); ignored", desc.device_id, exc)
-            return
+        pvs = describe(P.DeviceDescriptorPkt.decode(packet.payload, packet.version))
         with self._lock:
-            for pv in (el for el in root.iter() if _tag(el) == "process_variable"):
-                fields = {_tag(c): (c.text or "").strip() for c in pv}
-                kind = _kind(fields.get("pv_type", ""))
-                if kind is None or not fields.get("pv_name") or not fields.get("pv_id", "").isdecimal():
-                    log.debug("device %d: skipping process variable %s", desc.device_id, fields)
-                    continue
-                self._pvs[(desc.device_id, int(fields["pv_id"]))] = (fields["pv_name"], kind,
-                                                                     fields.get("pv_units", ""))
-                self._run.series(fields["pv_name"], fields.get("pv_units", ""))
+            for pv in pvs:
+                self._pvs[pv.key] = pv
+                self._run.series(pv.name, pv.unit)
 
     def _on_variable(self, packet: P.Packet) -> None:
         pkt = P.CLASSES[packet.type].decode(packet.payload, packet.version)
-        with self._lock:
-            pv = self._pvs.get((pkt.device_id, pkt.variable_id))
-            if pv is None:
+        pv = self._pvs.get((pkt.device_id, pkt.variable_id))
+        if pv is None:
+            with self._lock:
                 self._counts["unknown_variable_values"] += 1
-                log.debug("value for unknown variable %d of device %d dropped", pkt.variable_id,
-                          pkt.device_id)
-                return
-            name, kind, unit = pv
-            if isinstance(pkt, P.MultVariablePkt):
-                times, values = packet.time_ns + np.asarray(pkt.tofs, np.int64), list(pkt.values)
-            else:
-                times, values = np.array([packet.time_ns]), [pkt.value]
-            if not values:
-                return
-            try:
-                if kind in ("str", "array"):
-                    array = np.empty(len(values), object)
-                    array[:] = [str(v) for v in values] if kind == "str" else [np.asarray(v) for v in values]
-                else:
-                    array = np.asarray(values, np.float64 if kind == "float" else np.int64)
-            except (TypeError, ValueError, OverflowError):
-                log.debug("value %r does not fit %s log %s; dropped", values, kind, name)
-                return
-            self._run.series(name, unit).append(times, array)
-
-
-def _kind(pv_type: str) -> str | None:
-    t = pv_type.lower()
-    if "array" in t:
-        return "array"
-    if t in ("double", "float"):
-        return "float"
-    if t in ("integer", "unsigned", "unsigned integer", "int") or t.startswith("enum_"):
-        return "int"
-    return "str" if t == "string" else None
+            log.debug("value for unknown variable %d of device %d dropped", pkt.variable_id, pkt.device_id)
+            return
+        update = log_values(pkt, packet.time_ns, pv)
+        if update is not None:
+            with self._lock:
+                self._run.series(pv.name, pv.unit).append(*update)
 
 
 def _copy(s: Spectra) -> Spectra:
