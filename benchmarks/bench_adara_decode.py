@@ -22,7 +22,7 @@ import numpy as np
 try:
     from livereduce.listeners.adara import packets as P
     from livereduce.listeners.base import EventBuffer
-except ModuleNotFoundError:                     # run from a checkout that is not installed
+except ModuleNotFoundError:  # run from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from livereduce.listeners.adara import packets as P
     from livereduce.listeners.base import EventBuffer
@@ -34,8 +34,9 @@ def packet_payload(events: int, banks: int, rng: np.random.Generator) -> bytes:
     tof = rng.integers(10_000, 160_000, events).astype(np.uint32)
     edges = np.linspace(0, events, banks + 1).astype(int)
     sections = [P.EventBank(0xFFFFFFFE, np.full(4, 1000, np.uint32), np.full(4, 0x80000000, np.uint32))]
-    sections += [P.EventBank(b + 1, tof[edges[b]:edges[b + 1]], pixel[edges[b]:edges[b + 1]])
-                 for b in range(banks)]
+    sections += [
+        P.EventBank(b + 1, tof[edges[b] : edges[b + 1]], pixel[edges[b] : edges[b + 1]]) for b in range(banks)
+    ]
     return P.BankedEventPkt(1_500_000, 0, 0, 0, 0, [P.EventSource(0, 0, 0, True, sections)]).payload(1)
 
 
@@ -66,7 +67,7 @@ def measure(payload: bytes, events: int, rounds: int) -> dict[str, float]:
             buffer.swap()
 
     rates = {name: [] for name in ("copy", "decode", "append")}
-    for _ in range(rounds):                      # interleaved: drift hits all three alike
+    for _ in range(rounds):  # interleaved: drift hits all three alike
         for name, fn in (("copy", copy), ("decode", decode), ("append", decode_append)):
             rates[name].append(events / timed(fn, repeat) / 1e6)
     return {k: statistics.median(v) for k, v in rates.items()}
@@ -81,7 +82,8 @@ def tcp_rate(payload: bytes, seconds: float) -> float:
     from livereduce.listeners.base import StartFrom
 
     head = P.encode(P.RunStatusPkt(1, 0, P.RunStatusCode.STATE), 0, 0) + P.encode(
-        P.GeometryPkt('<instrument name="B"><detectors first_id="0" count="100000"/></instrument>'))
+        P.GeometryPkt('<instrument name="B"><detectors first_id="0" count="100000"/></instrument>')
+    )
     blob = (P.HEADER.pack(len(payload), (P.Type.BANKED_EVENT << 8) | 1, 1, 0) + payload) * 20
     server, stop = socket.create_server(("127.0.0.1", 0)), threading.Event()
 
@@ -115,17 +117,21 @@ def main(argv=None) -> int:
     ap.add_argument("--tcp", type=float, default=3.0, help="seconds of the end-to-end TCP run (0: skip)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(1)
-    print(f"{'events/packet':>13} {'banks':>5} {'memcpy Mev/s':>13} {'decode Mev/s':>13} {'ratio':>6} "
-          f"{'decode+append Mev/s':>20} {'ratio':>6}")
+    print(
+        f"{'events/packet':>13} {'banks':>5} {'memcpy Mev/s':>13} {'decode Mev/s':>13} {'ratio':>6} "
+        f"{'decode+append Mev/s':>20} {'ratio':>6}"
+    )
     worst = float("inf")
     for events, banks in ((170_000, 16), (1_000_000, 32), (4_000_000, 64)):
         payload = packet_payload(events, banks, rng)
         assert P.event_arrays(payload)[0].size == events
         med = measure(payload, events, args.rounds)
         worst = min(worst, med["decode"])
-        print(f"{events:>13,} {banks:>5} {med['copy']:>13.0f} {med['decode']:>13.0f} "
-              f"{med['decode'] / med['copy']:>6.2f} {med['append']:>20.0f} "
-              f"{med['append'] / med['copy']:>6.2f}")
+        print(
+            f"{events:>13,} {banks:>5} {med['copy']:>13.0f} {med['decode']:>13.0f} "
+            f"{med['decode'] / med['copy']:>6.2f} {med['append']:>20.0f} "
+            f"{med['append'] / med['copy']:>6.2f}"
+        )
     if args.tcp:
         rate = tcp_rate(packet_payload(170_000, 16, rng), args.tcp)
         print(f"whole listener over loopback TCP (170,000-event pulses): {rate:.0f} M events/s")

@@ -48,15 +48,15 @@ def main() -> int:
     spectra = Spectra.one_to_one(np.arange(a.spectra))
     ws = EventWorkspace(spectra, EventColumns(pix, tof), edges)
 
-    acc = HistogramWorkspace.zeros(spectra, edges)          # counts + variances: the accumulator
+    acc = HistogramWorkspace.zeros(spectra, edges)  # counts + variances: the accumulator
     acc.values.fill(0.0)
-    acc.variances.fill(0.0)                                 # touch every page before timing
+    acc.variances.fill(0.0)  # touch every page before timing
     counts_only = np.zeros((a.spectra, a.bins))
     counts_only.fill(0.0)
     base = np.zeros((a.spectra, a.bins))
     base.fill(0.0)
 
-    small = slice(0, 1000)                                  # compile the kernels outside the timing
+    small = slice(0, 1000)  # compile the kernels outside the timing
     histogram_into(counts_only, None, pix[small], tof[small], edges)
     ws.histogram_into(acc)
     counts_only.fill(0.0)
@@ -68,9 +68,10 @@ def main() -> int:
     }
     if not a.skip_rebin:
         runs["C Rebin(PreserveEvents=False), with 1.6 GB output allocation"] = lambda: rebin(
-            ws, f"0,{width},20000", preserve_events=False)
+            ws, f"0,{width},20000", preserve_events=False
+        )
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(a.rounds):                               # interleaved rounds
+    for _ in range(a.rounds):  # interleaved rounds
         for name, fn in runs.items():
             t = time.perf_counter()
             out = fn()
@@ -85,12 +86,16 @@ def main() -> int:
     for name, ts in times.items():
         med = statistics.median(ts)
         rate = a.events / med
-        print(f"  {name:62s} median {med * 1e3:8.1f} ms  {rate / 1e6:7.1f} M events/s  "
-              f"ratio to add.at {rate / base_rate:5.2f}  (min {min(ts) * 1e3:.1f} ms, max {max(ts) * 1e3:.1f} ms)")
+        print(
+            f"  {name:62s} median {med * 1e3:8.1f} ms  {rate / 1e6:7.1f} M events/s  "
+            f"ratio to add.at {rate / base_rate:5.2f}  (min {min(ts) * 1e3:.1f} ms, max {max(ts) * 1e3:.1f} ms)"
+        )
     best = a.events / statistics.median(times["B kernel, counts only"])
     verdict = "meets" if best >= TARGET else "BELOW"
-    print(f"Rebin kernel into a preallocated accumulator: {best / 1e6:.1f} M events/s — {verdict} the "
-          f"{TARGET / 1e6:.0f} M events/s target")
+    print(
+        f"Rebin kernel into a preallocated accumulator: {best / 1e6:.1f} M events/s — {verdict} the "
+        f"{TARGET / 1e6:.0f} M events/s target"
+    )
     return 0 if best >= TARGET else 1
 
 

@@ -47,7 +47,9 @@ def accumulate(acc, chunk, method: Method):
                 replace(a, c)
         return chunk
     if isinstance(acc, WorkspaceGroup) or isinstance(chunk, WorkspaceGroup):
-        if not (isinstance(acc, WorkspaceGroup) and isinstance(chunk, WorkspaceGroup)) or len(acc) != len(chunk):
+        if not (isinstance(acc, WorkspaceGroup) and isinstance(chunk, WorkspaceGroup)) or len(acc) != len(
+            chunk
+        ):
             raise Incompatible("a workspace group can only be combined with a group of the same size")
         return WorkspaceGroup([accumulate(a, c, method) for a, c in zip(acc, chunk, strict=True)])
     if method is Method.REPLACE:
@@ -62,28 +64,36 @@ def replace(acc, chunk):
         acc = None
     if acc is not None and hasattr(acc, "spectra") and acc.spectra.same_layout(chunk.spectra):
         s = chunk.spectra
-        s.l1, s.l2, s.two_theta, s.azimuthal = acc.spectra.l1, acc.spectra.l2, acc.spectra.two_theta, \
-            acc.spectra.azimuthal
+        s.l1, s.l2, s.two_theta, s.azimuthal = (
+            acc.spectra.l1,
+            acc.spectra.l2,
+            acc.spectra.two_theta,
+            acc.spectra.azimuthal,
+        )
     return chunk
 
 
 def add(acc, chunk):
     if not acc.spectra.same_layout(chunk.spectra):
-        raise Incompatible(f"chunk has {chunk.getNumberHistograms()} spectra, accumulation "
-                           f"{acc.getNumberHistograms()} (or other spectrum numbers / detectors)")
+        raise Incompatible(
+            f"chunk has {chunk.getNumberHistograms()} spectra, accumulation "
+            f"{acc.getNumberHistograms()} (or other spectrum numbers / detectors)"
+        )
     if acc.x_unit != chunk.x_unit:
-        raise Incompatible(f"chunk x unit {chunk.x_unit.unit_id} differs from accumulation's {acc.x_unit.unit_id}")
+        raise Incompatible(
+            f"chunk x unit {chunk.x_unit.unit_id} differs from accumulation's {acc.x_unit.unit_id}"
+        )
     if isinstance(acc, EventWorkspace) and isinstance(chunk, EventWorkspace):
         acc.add_events(chunk)
         acc.edges = _union_edges(acc.edges, chunk.edges)
     elif isinstance(acc, HistogramWorkspace) and isinstance(chunk, EventWorkspace):
         if acc.edges.ndim == 1 and acc.edges.size == 2 and chunk.edges.ndim == 1 and chunk.edges.size == 2:
-            acc.set_edges(_union_edges(acc.edges, chunk.edges))   # one default bin: widen it to hold all
+            acc.set_edges(_union_edges(acc.edges, chunk.edges))  # one default bin: widen it to hold all
         acc.events_outside_bins = getattr(acc, "events_outside_bins", 0) + chunk.histogram_into(acc)
     elif isinstance(acc, HistogramWorkspace) and isinstance(chunk, HistogramWorkspace):
         if acc.edges.shape != chunk.edges.shape or not np.array_equal(acc.edges, chunk.edges):
             raise Incompatible("chunk binning differs from the accumulation's; rebin both the same way")
-        np.add(acc.values, chunk.values, out=acc.values)          # in place, into scipp's buffers
+        np.add(acc.values, chunk.values, out=acc.values)  # in place, into scipp's buffers
         np.add(acc.variances, chunk.variances, out=acc.variances)
     else:
         raise Incompatible(f"cannot Add a {chunk.id()} chunk to a {acc.id()} accumulation")
@@ -107,23 +117,38 @@ def append(acc, chunk):
     if type(acc) is not type(chunk):
         raise Incompatible(f"cannot Append a {chunk.id()} chunk to a {acc.id()} accumulation")
     if acc.x_unit != chunk.x_unit:
-        raise Incompatible(f"chunk x unit {chunk.x_unit.unit_id} differs from accumulation's {acc.x_unit.unit_id}")
+        raise Incompatible(
+            f"chunk x unit {chunk.x_unit.unit_id} differs from accumulation's {acc.x_unit.unit_id}"
+        )
     spectra = acc.spectra.concat(chunk.spectra)
-    if np.unique(spectra.numbers).size != spectra.numbers.size:   # keep spectrum numbers unique (Mantid #18147)
+    if (
+        np.unique(spectra.numbers).size != spectra.numbers.size
+    ):  # keep spectrum numbers unique (Mantid #18147)
         n_acc = acc.getNumberHistograms()
-        spectra.numbers[n_acc:] = np.arange(spectra.numbers[:n_acc].max() + 1,
-                                            spectra.numbers[:n_acc].max() + 1 + chunk.getNumberHistograms())
+        spectra.numbers[n_acc:] = np.arange(
+            spectra.numbers[:n_acc].max() + 1, spectra.numbers[:n_acc].max() + 1 + chunk.getNumberHistograms()
+        )
     run = acc.run_info
     run.merge(chunk.run_info)
     if isinstance(acc, HistogramWorkspace):
         if not np.array_equal(acc.edges_2d()[0], chunk.edges_2d()[0]) or acc.blocksize() != chunk.blocksize():
             raise Incompatible("appended spectra must share the accumulation's binning")
-        edges = (np.concatenate([acc.edges_2d(), chunk.edges_2d()]) if acc.edges.ndim == 2 or chunk.edges.ndim == 2
-                 else acc.edges)
-        return HistogramWorkspace(np.concatenate([acc.values, chunk.values]),
-                                  np.concatenate([acc.variances, chunk.variances]), edges, spectra, run,
-                                  acc.x_unit.unit_id, acc.monitors)
+        edges = (
+            np.concatenate([acc.edges_2d(), chunk.edges_2d()])
+            if acc.edges.ndim == 2 or chunk.edges.ndim == 2
+            else acc.edges
+        )
+        return HistogramWorkspace(
+            np.concatenate([acc.values, chunk.values]),
+            np.concatenate([acc.variances, chunk.variances]),
+            edges,
+            spectra,
+            run,
+            acc.x_unit.unit_id,
+            acc.monitors,
+        )
     events = acc.events.copy()
     events.append(chunk.events, index_offset=acc.getNumberHistograms())
-    return EventWorkspace(spectra, events, _union_edges(acc.edges, chunk.edges), run, acc.x_unit.unit_id,
-                          acc.monitors)
+    return EventWorkspace(
+        spectra, events, _union_edges(acc.edges, chunk.edges), run, acc.x_unit.unit_id, acc.monitors
+    )

@@ -37,8 +37,10 @@ def run_check(config_arg: str | None, out=None) -> int:
     except ConfigError as exc:
         say(f"ERROR config: {exc}")
         return 2
-    say(f"OK config {path or '(defaults)'}: instrument {runtime.name}, listener {runtime.listener} "
-        f"{runtime.where}")
+    say(
+        f"OK config {path or '(defaults)'}: instrument {runtime.name}, listener {runtime.listener} "
+        f"{runtime.where}"
+    )
     for warning in warnings:
         say(f"WARNING config: {warning}")
 
@@ -69,30 +71,47 @@ def run_check(config_arg: str | None, out=None) -> int:
 def _unsupported(file: str) -> list[str]:
 
     source = Path(file).read_text(encoding="utf-8", errors="replace")
-    return [f"ERROR {file}:{line}: {name} is not provided by the embedded engine (use engine 'mantid' where "
-            f"Mantid is installed, or see `docs/algorithms.md` for the supported list)"
-            for name, line in unsupported_calls(source)]
+    return [
+        f"ERROR {file}:{line}: {name} is not provided by the embedded engine (use engine 'mantid' where "
+        f"Mantid is installed, or see `docs/algorithms.md` for the supported list)"
+        for name, line in unsupported_calls(source)
+    ]
 
 
 def _dry_run(config, runtime, scripts, say) -> list[str]:
 
     histogram_source = runtime.listener.cumulative
-    listener = (FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
-                if histogram_source else FakeEventListener(events_per_extract=10_000, nspectra=16, seed=1))
+    listener = (
+        FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
+        if histogram_source
+        else FakeEventListener(events_per_extract=10_000, nspectra=16, seed=1)
+    )
     quiet = logging.getLogger("livereduce.session")
     level = quiet.level
-    quiet.setLevel(logging.CRITICAL)    # errors are reported below, once each
+    quiet.setLevel(logging.CRITICAL)  # errors are reported below, once each
     # synthetic data must never overwrite real products: Save* algorithms write into a scratch directory
     # (a script's own open() calls are not redirected)
     scratch = tempfile.TemporaryDirectory(prefix="livereduce-check-")
     sandbox = SAVE_SANDBOX.set(scratch.name)
     try:
-        session = Session(listener=listener, proc=scripts.get("proc"), post_proc=scripts.get("post_proc"),
-                          accum_method=config.accum_method, preserve_events=config.preserve_events,
-                          update_every=1, run_transition=config.run_transition, output_name=config.output_name)
+        session = Session(
+            listener=listener,
+            proc=scripts.get("proc"),
+            post_proc=scripts.get("post_proc"),
+            accum_method=config.accum_method,
+            preserve_events=config.preserve_events,
+            update_every=1,
+            run_transition=config.run_transition,
+            output_name=config.output_name,
+        )
         errors: list[str] = []
-        session.events.subscribe(lambda r: errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data['message']}")
-                                 if r.kind == "script_error" else None)
+        session.events.subscribe(
+            lambda r: (
+                errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data['message']}")
+                if r.kind == "script_error"
+                else None
+            )
+        )
         for _ in range(DRY_RUN_CYCLES):
             session.step()
     except ConfigError as exc:
@@ -102,6 +121,8 @@ def _dry_run(config, runtime, scripts, say) -> list[str]:
         SAVE_SANDBOX.reset(sandbox)
         scratch.cleanup()
     if not errors:
-        say(f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic {'histograms' if histogram_source else 'events'} "
-            f"(files from Save* algorithms went to a scratch directory)")
+        say(
+            f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic {'histograms' if histogram_source else 'events'} "
+            f"(files from Save* algorithms went to a scratch directory)"
+        )
     return list(dict.fromkeys(errors))

@@ -16,7 +16,7 @@ from livereduce.config import load_config, resolve, resolve_config_path
 from livereduce.daemon import build_daemon
 from livereduce.errors import ConfigError, ScriptError
 
-EXIT_SETUP = 2          # fix the setup: a restart cannot help (the systemd unit does not restart on 2)
+EXIT_SETUP = 2  # fix the setup: a restart cannot help (the systemd unit does not restart on 2)
 log = logging.getLogger("livereduce")
 
 
@@ -41,7 +41,8 @@ def cmd_run(args) -> int:
         engine = _engine(config)
         runtime = resolve(config)
         if engine == "mantid":
-            from livereduce.engines.mantid import run_mantid   # imports Mantid: only when chosen
+            from livereduce.engines.mantid import run_mantid  # imports Mantid: only when chosen
+
             return run_mantid(config, runtime)
         return build_daemon(config, runtime, config_path=path).run()
     except ConfigError as exc:
@@ -65,13 +66,18 @@ def cmd_check(args) -> int:
     return run_check(args.config)
 
 
-SERVERS = {"fake-sms": "livereduce.servers.sms", "fake-dae": "livereduce.servers.isis_histo",
-           "fake-event-dae": "livereduce.servers.isis_event"}
+SERVERS = {
+    "fake-sms": "livereduce.servers.sms",
+    "fake-dae": "livereduce.servers.isis_histo",
+    "fake-event-dae": "livereduce.servers.isis_event",
+}
 COMMANDS = {"run", "check", *SERVERS}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="livereduce", description="Live data reduction for neutron beamlines.")
+    parser = argparse.ArgumentParser(
+        prog="livereduce", description="Live data reduction for neutron beamlines."
+    )
     parser.add_argument("--version", action="version", version=f"livereduce {__version__}")
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("run", help="run the daemon (default)")
@@ -80,20 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and scripts, dry-run the scripts on synthetic data")
     p.add_argument("config", nargs="?", default=None)
     p.set_defaults(func=cmd_check)
-    for name, text in (("fake-sms", "fake SNS ADARA stream server (see fake-sms --help)"),
-                       ("fake-dae", "fake ISIS histogram DAE (see fake-dae --help)"),
-                       ("fake-event-dae", "fake ISIS event DAE (see fake-event-dae --help)")):
+    for name, text in (
+        ("fake-sms", "fake SNS ADARA stream server (see fake-sms --help)"),
+        ("fake-dae", "fake ISIS histogram DAE (see fake-dae --help)"),
+        ("fake-event-dae", "fake ISIS event DAE (see fake-event-dae --help)"),
+    ):
         sub.add_parser(name, help=text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SERVERS:     # the fake servers parse their own options
+    if argv and argv[0] in SERVERS:  # the fake servers parse their own options
         import importlib
+
         return importlib.import_module(SERVERS[argv[0]]).main(argv[1:]) or 0
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        argv = ["run", *argv]          # the seed's form: livereduce.py [CONFIG]
+        argv = ["run", *argv]  # the seed's form: livereduce.py [CONFIG]
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -1,8 +1,9 @@
-"""Configuration: every key declared once in FIELDS (type, default, bounds, description).
+"""Configuration: every key declared once, as an attribute of Config (type, default, bounds, description).
 
-Validation, the startup summary and docs/configuration.md (scripts/build_config_doc.py) all derive from the
-table, so they cannot drift apart. A bad value raises ConfigError naming the key, what was expected and
-what was found; unknown keys are warnings, with the closest known key suggested.
+FIELDS is read from those declarations; validation, the startup summary and docs/configuration.md
+(scripts/build_config_doc.py) all derive from it, so they cannot drift apart. A bad value raises
+ConfigError naming the key, what was expected and what was found; unknown keys are warnings, with the
+closest known key suggested.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from livereduce import instruments
@@ -18,12 +19,16 @@ from livereduce.errors import ConfigError
 from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind, listener_kind
 
 DEFAULT_PATH = "/etc/livereduce.conf"
+SOFT_MEMORY_FRACTION = 0.8  # of the memory limit: above it the accumulation is compressed
 
 
 @dataclass(frozen=True)
 class Field:
-    key: str                 # JSON key; "a.b" is key b of object a
-    kind: str                # str | number | int | bool | int_list | object | choice
+    """One config key as the table declares it: what validation, the startup log and the docs need."""
+
+    key: str  # JSON key; "a.b" is key b of object a
+    attr: str  # the Config attribute
+    kind: str  # str | number | int | bool | int_list | object | choice
     default: object
     doc: str
     choices: tuple = ()
@@ -32,88 +37,173 @@ class Field:
     nullable: bool = False
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("instrument", "str", None, "Instrument name, full or short (`POWGEN` or `PG3`); chooses the default "
-          "listener, address and script names.", nullable=True),
-    Field("script_dir", "str", None, "Directory holding `reduce_<INSTR>_live_proc.py` / `_post_proc.py`. "
-          "Default `/SNS/<short name>/shared/livereduce`.", nullable=True),
-    Field("update_every", "number", 30.0, "Seconds between cycle starts; 0 runs one cycle and exits.", minimum=0),
-    Field("preserve_events", "bool", True, "Keep events after the proc script (false: histogram them, which "
-          "bounds memory; recommended)."),
-    Field("accum_method", "choice", "Add", "How each chunk joins the accumulation.",
-          choices=("Add", "Replace", "Append")),
-    Field("periods", "int_list", None, "Periods to read from an ISIS histogram DAE (1-based); null: all.",
-          minimum=1, nullable=True),
-    Field("spectra", "int_list", None, "Spectrum numbers to read from an ISIS DAE; null: all.", minimum=0,
-          nullable=True),
-    Field("system_mem_limit_perc", "number", 70.0, "Restart the session, clearing it, when this process's RSS "
-          "exceeds this % of RAM; at 80 % of it the accumulation is compressed first. 0 disables.",
-          minimum=0, maximum=100),
-    Field("mem_check_interval_sec", "number", 1.0, "Seconds between memory checks.", minimum=0.01),
-    Field("watchdog.interval", "number", 60.0, "Seconds between the anchor watchdog's checks (kept for "
-          "compatibility; systemd's watchdog is fed from the session's progress).", minimum=0.01),
-    Field("watchdog.threshold", "number", 300.0, "Seconds without progress after which the systemd watchdog "
-          "is no longer fed (so systemd restarts the service).", minimum=20),
-    Field("CONDA_ENV", "str", None, "Accepted for compatibility with the anchor's wrapper; logged only.",
-          nullable=True),
-    Field("PIXI_ENV", "str", None, "Accepted for compatibility with the anchor's wrapper; logged only.",
-          nullable=True),
-    Field("engine", "choice", "auto", "`embedded` (our engine), `mantid` (Mantid's StartLiveData) or `auto` "
-          "(Mantid when importable, else embedded).", choices=("auto", "embedded", "mantid")),
-    Field("listener", "str", None, "Listener override: fake_event, fake_histogram, adara, isis_histogram, "
-          "isis_event (or Mantid's class names).", nullable=True),
-    Field("address", "str", None, "`host:port` override of the instrument's DAS address.", nullable=True),
-    Field("listener_options", "object", {}, "Extra options passed to the listener (e.g. fake_event `rate`)."),
-    Field("start_from", "choice", "start_of_run", "Where the stream starts: the current run's start (a "
-          "restart replays the run) or now.", choices=("start_of_run", "now")),
-    Field("run_transition", "choice", "Restart", "At the end of a run: start afresh, stop, or keep the "
-          "finished result as `<output>_<run>` then start afresh.", choices=("Restart", "Stop", "Rename")),
-    Field("output_name", "str", "result", "Name of the output workspace."),
-    Field("max_carried_events", "int", 100_000_000, "Most events kept for a proc script that keeps failing, "
-          "to be processed once it works (~16 bytes each); past it the oldest are dropped, counted and logged.",
-          minimum=0),
-    Field("log_file", "str", None, "Log file. Default: /var/log/SNS_applications/livereduce.log as user "
-          "snsdata, else ./livereduce.log.", nullable=True),
-    Field("log_level", "choice", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-)
-_BY_KEY = {f.key: f for f in FIELDS}
-
-
-def _attr(key: str) -> str:
-    return key.replace(".", "_")
+def _key(
+    default,
+    doc: str,
+    kind: str,
+    *,
+    choices: tuple = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    nullable: bool = False,
+    json_key: str | None = None,
+):
+    """A Config attribute with its declaration: the one place a key, its default and its bounds are written."""
+    spec = {
+        "doc": doc,
+        "kind": kind,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "nullable": nullable,
+        "json_key": json_key,
+    }
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=spec)
+    return field(default=default, metadata=spec)
 
 
 @dataclass(frozen=True)
 class Config:
-    instrument: str | None = None
-    script_dir: str | None = None
-    update_every: float = 30.0
-    preserve_events: bool = True
-    accum_method: str = "Add"
-    periods: tuple | None = None
-    spectra: tuple | None = None
-    system_mem_limit_perc: float = 70.0
-    mem_check_interval_sec: float = 1.0
-    watchdog_interval: float = 60.0
-    watchdog_threshold: float = 300.0
-    CONDA_ENV: str | None = None
-    PIXI_ENV: str | None = None
-    engine: str = "auto"
-    listener: str | None = None
-    address: str | None = None
-    listener_options: dict | None = None
-    start_from: str = "start_of_run"
-    run_transition: str = "Restart"
-    output_name: str = "result"
-    max_carried_events: int = 100_000_000
-    log_file: str | None = None
-    log_level: str = "INFO"
+    """A validated configuration file. Each attribute is declared once, with its default, bounds and doc."""
+
+    instrument: str | None = _key(
+        None,
+        "Instrument name, full or short (`POWGEN` or `PG3`); chooses the default listener, address and "
+        "script names.",
+        "str",
+        nullable=True,
+    )
+    script_dir: str | None = _key(
+        None,
+        "Directory holding `reduce_<INSTR>_live_proc.py` / `_post_proc.py`. Default "
+        "`/SNS/<short name>/shared/livereduce`.",
+        "str",
+        nullable=True,
+    )
+    update_every: float = _key(
+        30.0, "Seconds between cycle starts; 0 runs one cycle and exits.", "number", minimum=0
+    )
+    preserve_events: bool = _key(
+        True,
+        "Keep events after the proc script (false: histogram them, which bounds memory; recommended).",
+        "bool",
+    )
+    accum_method: str = _key(
+        "Add", "How each chunk joins the accumulation.", "choice", choices=("Add", "Replace", "Append")
+    )
+    periods: tuple | None = _key(
+        None,
+        "Periods to read from an ISIS histogram DAE (1-based); null: all.",
+        "int_list",
+        minimum=1,
+        nullable=True,
+    )
+    spectra: tuple | None = _key(
+        None, "Spectrum numbers to read from an ISIS DAE; null: all.", "int_list", minimum=0, nullable=True
+    )
+    system_mem_limit_perc: float = _key(
+        70.0,
+        f"Restart the session, clearing it, when this process's RSS exceeds this % of RAM; at "
+        f"{SOFT_MEMORY_FRACTION:.0%} of it the accumulation is compressed first. 0 disables.",
+        "number",
+        minimum=0,
+        maximum=100,
+    )
+    mem_check_interval_sec: float = _key(1.0, "Seconds between memory checks.", "number", minimum=0.01)
+    watchdog_interval: float = _key(
+        60.0,
+        "Seconds between the anchor watchdog's checks (kept for compatibility; systemd's watchdog is fed "
+        "from the session's progress).",
+        "number",
+        minimum=0.01,
+        json_key="watchdog.interval",
+    )
+    watchdog_threshold: float = _key(
+        300.0,
+        "Seconds without progress after which the systemd watchdog is no longer fed (so systemd "
+        "restarts the service).",
+        "number",
+        minimum=20,
+        json_key="watchdog.threshold",
+    )
+    CONDA_ENV: str | None = _key(
+        None, "Accepted for compatibility with the anchor's wrapper; logged only.", "str", nullable=True
+    )
+    PIXI_ENV: str | None = _key(
+        None, "Accepted for compatibility with the anchor's wrapper; logged only.", "str", nullable=True
+    )
+    engine: str = _key(
+        "auto",
+        "`embedded` (our engine), `mantid` (Mantid's StartLiveData) or `auto` (Mantid "
+        "when importable, else embedded).",
+        "choice",
+        choices=("auto", "embedded", "mantid"),
+    )
+    listener: str | None = _key(
+        None,
+        "Listener override: fake_event, fake_histogram, adara, isis_histogram, "
+        "isis_event (or Mantid's class names).",
+        "str",
+        nullable=True,
+    )
+    address: str | None = _key(
+        None, "`host:port` override of the instrument's DAS address.", "str", nullable=True
+    )
+    listener_options: dict = _key(  # noqa: RUF009 - _key gives a dict field its default_factory
+        {}, "Extra options passed to the listener (e.g. fake_event `rate`).", "object"
+    )
+    start_from: str = _key(
+        "start_of_run",
+        "Where the stream starts: the current run's start (a restart replays the run) or now.",
+        "choice",
+        choices=("start_of_run", "now"),
+    )
+    run_transition: str = _key(
+        "Restart",
+        "At the end of a run: start afresh, stop, or keep the finished "
+        "result as `<output>_<run>` then start afresh.",
+        "choice",
+        choices=("Restart", "Stop", "Rename"),
+    )
+    output_name: str = _key("result", "Name of the output workspace.", "str")
+    max_carried_events: int = _key(
+        100_000_000,
+        "Most events kept for a proc script that keeps failing, to be processed once it works "
+        "(~16 bytes each); past it the oldest are dropped, counted and logged.",
+        "int",
+        minimum=0,
+    )
+    log_file: str | None = _key(
+        None,
+        "Log file. Default: /var/log/SNS_applications/livereduce.log as user snsdata, else ./livereduce.log.",
+        "str",
+        nullable=True,
+    )
+    log_level: str = _key("INFO", "Log level.", "choice", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def describe(self) -> list[str]:
-        return [f"{f.key} = {getattr(self, _attr(f.key))!r}" for f in FIELDS]
+        return [f"{f.key} = {getattr(self, f.attr)!r}" for f in FIELDS]
 
 
-assert {_attr(f.key) for f in FIELDS} == {f.name for f in fields(Config)}, "FIELDS and Config disagree"
+def _field(f) -> Field:
+    m = f.metadata
+    default = {} if m["kind"] == "object" else f.default
+    return Field(
+        m["json_key"] or f.name,
+        f.name,
+        m["kind"],
+        default,
+        m["doc"],
+        m["choices"],
+        m["minimum"],
+        m["maximum"],
+        m["nullable"],
+    )
+
+
+FIELDS: tuple[Field, ...] = tuple(_field(f) for f in fields(Config))
+_BY_KEY = {f.key: f for f in FIELDS}
 
 
 def resolve_config_path(arg: str | None) -> str | None:
@@ -142,7 +232,9 @@ def _check(field: Field, value, source: str | None):
     if field.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             bad("a number" + (f" ≥ {field.minimum:g}" if field.minimum is not None else ""))
-        if field.minimum is not None and value < field.minimum or field.maximum is not None and value > field.maximum:
+        if (field.minimum is not None and value < field.minimum) or (
+            field.maximum is not None and value > field.maximum
+        ):
             hi = f" and ≤ {field.maximum:g}" if field.maximum is not None else ""
             bad(f"a number ≥ {field.minimum:g}{hi}")
         return float(value)
@@ -153,7 +245,9 @@ def _check(field: Field, value, source: str | None):
             bad(f"an integer ≥ {field.minimum:g}")
         return int(value)
     if field.kind == "int_list":
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             bad("null or a list of integers")
         if field.minimum is not None and any(v < field.minimum for v in value):
             bad(f"integers ≥ {field.minimum:g}")
@@ -162,7 +256,7 @@ def _check(field: Field, value, source: str | None):
         if not isinstance(value, dict):
             bad("a JSON object")
         return dict(value)
-    for choice in field.choices:                     # "choice": case-insensitive, canonicalised
+    for choice in field.choices:  # "choice": case-insensitive, canonicalised
         if isinstance(value, str) and value.lower() == choice.lower():
             return choice
     bad("one of " + ", ".join(field.choices))
@@ -173,7 +267,9 @@ def _flatten(raw: dict, source: str | None, warnings: list[str]) -> dict:
     for key, value in raw.items():
         if key == "watchdog":
             if not isinstance(value, dict):
-                raise ConfigError("watchdog", 'an object like {"interval": 60, "threshold": 300}', value, source)
+                raise ConfigError(
+                    "watchdog", 'an object like {"interval": 60, "threshold": 300}', value, source
+                )
             for sub, subvalue in value.items():
                 flat[f"watchdog.{sub}"] = subvalue
         else:
@@ -190,16 +286,20 @@ def parse_config(raw, source: str | None = None) -> tuple[Config, list[str]]:
     if not isinstance(raw, dict):
         raise ConfigError("<top level>", "a JSON object", type(raw).__name__, source)
     warnings: list[str] = []
-    values = {_attr(f.key): f.default for f in FIELDS}
+    values = {f.attr: f.default for f in FIELDS}
     for key, value in _flatten(raw, source, warnings).items():
-        values[_attr(key)] = _check(_BY_KEY[key], value, source)
-    values["listener_options"] = dict(values["listener_options"] or {})
-    runtime = _resolve(values["instrument"], values["listener"], values["address"], values["accum_method"], source)
+        values[_BY_KEY[key].attr] = _check(_BY_KEY[key], value, source)
+    values["listener_options"] = dict(values["listener_options"])
+    runtime = _resolve(
+        values["instrument"], values["listener"], values["address"], values["accum_method"], source
+    )
     if values["script_dir"] is None:
         values["script_dir"] = f"/SNS/{runtime.script_names[0]}/shared/livereduce"
     for key in ("CONDA_ENV", "PIXI_ENV"):
         if values[key]:
-            warnings.append(f"{key}={values[key]!r} noted (environment selection is the service wrapper's job)")
+            warnings.append(
+                f"{key}={values[key]!r} noted (environment selection is the service wrapper's job)"
+            )
     return Config(**values), warnings
 
 
@@ -222,35 +322,53 @@ def resolve(config: Config) -> Runtime:
     return _resolve(config.instrument, config.listener, config.address, config.accum_method, None)
 
 
-def _resolve(name: str | None, listener_name: str | None, address: str | None, accum_method: str,
-             source: str | None) -> Runtime:
+def _resolve(
+    name: str | None, listener_name: str | None, address: str | None, accum_method: str, source: str | None
+) -> Runtime:
     """The one rule from instrument, listener and address to what runs (validation and the daemon use it)."""
     listener = None
     if listener_name is not None:
         try:
             listener = listener_kind(listener_name)
         except ValueError as exc:
-            raise ConfigError("listener", "one of " + ", ".join([*ListenerKind, *MANTID_LISTENER_NAMES]),
-                              listener_name, source) from exc
+            raise ConfigError(
+                "listener",
+                "one of " + ", ".join([*ListenerKind, *MANTID_LISTENER_NAMES]),
+                listener_name,
+                source,
+            ) from exc
     if name is None:
-        raise ConfigError("instrument", "an instrument name (e.g. POWGEN, NOMAD, ISIS_Histogram)", None, source)
+        raise ConfigError(
+            "instrument", "an instrument name (e.g. POWGEN, NOMAD, ISIS_Histogram)", None, source
+        )
     try:
         inst = instruments.lookup(name)
     except KeyError:
         inst = None
         if listener is None:
             close = instruments.closest(name)
-            expected = "a known instrument" + (f" (closest: {', '.join(close)})" if close else "") + \
-                ", or give 'listener' (and 'address')"
+            expected = (
+                "a known instrument"
+                + (f" (closest: {', '.join(close)})" if close else "")
+                + ", or give 'listener' (and 'address')"
+            )
             raise ConfigError("instrument", expected, name, source) from None
         if listener.needs_address and not address:
-            raise ConfigError("address", f"host:port of the DAS (listener {listener} needs one for an "
-                              f"instrument not in the table)", None, source)
+            raise ConfigError(
+                "address",
+                f"host:port of the DAS (listener {listener} needs one for an instrument not in the table)",
+                None,
+                source,
+            ) from None
     listener = listener or inst.listener
     if listener.cumulative and accum_method == "Add":
-        raise ConfigError("accum_method", "Replace or Append: this instrument's DAS sends cumulative histograms, "
-                          "so Add would count the same neutrons again every cycle (Mantid refuses it too)", "Add",
-                          source)
+        raise ConfigError(
+            "accum_method",
+            "Replace or Append: this instrument's DAS sends cumulative histograms, "
+            "so Add would count the same neutrons again every cycle (Mantid refuses it too)",
+            "Add",
+            source,
+        )
     if inst is None:
         return Runtime(name, (name,), listener, address or "")
     return Runtime(inst.name, tuple(instruments.script_names(inst)), listener, address or inst.address)
@@ -267,6 +385,7 @@ def load_config(path: str | None) -> tuple[Config, list[str]]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError("<json>", "valid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}", path) \
-            from exc
+        raise ConfigError(
+            "<json>", "valid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}", path
+        ) from exc
     return parse_config(raw, path)

@@ -47,10 +47,10 @@ from livereduce.workspace.events import EventWorkspace
 log = logging.getLogger("livereduce.daemon")
 
 HANDLED_SIGNALS = {
-    signal.SIGTERM: "term",   # systemctl stop
-    signal.SIGINT: "int",     # Ctrl-C
-    signal.SIGHUP: "hup",     # systemctl reload: re-read scripts
-    signal.SIGUSR1: "usr1",   # logrotate: reopen the log file
+    signal.SIGTERM: "term",  # systemctl stop
+    signal.SIGINT: "int",  # Ctrl-C
+    signal.SIGHUP: "hup",  # systemctl reload: re-read scripts
+    signal.SIGUSR1: "usr1",  # logrotate: reopen the log file
 }
 SYSTEMD_EVERY_S = 5.0
 
@@ -69,9 +69,9 @@ class Parts:
     make_listener: Callable[[], Listener]
     watch: Callable[[list[Path], Callable[[Path], None]], Guard] | None = None
     memory_guard: Callable[[Callable, Callable], Guard] | None = None
-    notifier: object = systemd                 # ready(), status(text), watchdog(), stopping()
+    notifier: object = systemd  # ready(), status(text), watchdog(), stopping()
     clock: Callable[[], float] = time.monotonic
-    extra_subscribers: list[Callable] = field(default_factory=list)   # more record subscribers per session
+    extra_subscribers: list[Callable] = field(default_factory=list)  # more record subscribers per session
 
 
 def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = None) -> Daemon:
@@ -83,16 +83,29 @@ def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = 
         options.setdefault("spectra", list(config.spectra))
     memory = None
     if config.system_mem_limit_perc:
+
         def memory(on_soft, on_hard):
             return MemoryGuard(config.system_mem_limit_perc, config.mem_check_interval_sec, on_soft, on_hard)
-    parts = Parts(make_listener=lambda: make_listener(runtime.listener, runtime.address, **options),
-                  watch=Watcher, memory_guard=memory)
+
+    parts = Parts(
+        make_listener=lambda: make_listener(runtime.listener, runtime.address, **options),
+        watch=Watcher,
+        memory_guard=memory,
+    )
     return Daemon(config, runtime, parts, config_path=config_path)
 
 
 class Daemon:
-    def __init__(self, config: Config, runtime: Runtime, parts: Parts, *, config_path: str | None = None,
-                 stop_timeout: float = 3.0, tick: float = 0.1):
+    def __init__(
+        self,
+        config: Config,
+        runtime: Runtime,
+        parts: Parts,
+        *,
+        config_path: str | None = None,
+        stop_timeout: float = 3.0,
+        tick: float = 0.1,
+    ):
         self.config, self.runtime, self.parts = config, runtime, parts
         self.config_path = config_path
         self.stop_timeout, self.tick = stop_timeout, tick
@@ -100,7 +113,7 @@ class Daemon:
         self.should_exit = False
         self.exit_code = 0
         self.session: Session | None = None
-        self.started = threading.Event()             # set once the first session runs (tests wait on it)
+        self.started = threading.Event()  # set once the first session runs (tests wait on it)
         self._session_thread: threading.Thread | None = None
         self._session_stop = threading.Event()
         self._scripts: dict[str, Script | None] = {"proc": None, "post_proc": None}
@@ -131,9 +144,14 @@ class Daemon:
                 self._scripts[kind] = script
                 log.info("using %s script %s (md5 %s)", kind, path, script.md5)
             else:
-                log.info("no %s script (%s)", kind, "accumulation passes through" if kind == "post_proc"
-                         else "chunks pass through unprocessed")
-        self._start_guards()            # first, so an edit made while the session starts is not missed
+                log.info(
+                    "no %s script (%s)",
+                    kind,
+                    "accumulation passes through"
+                    if kind == "post_proc"
+                    else "chunks pass through unprocessed",
+                )
+        self._start_guards()  # first, so an edit made while the session starts is not missed
         self._start_session("startup")
         self.parts.notifier.ready()
         self.parts.notifier.status(f"live reduction of {self.runtime.name} started")
@@ -168,26 +186,41 @@ class Daemon:
     def _start_session(self, why: str) -> None:
         cfg = self.config
         self.session = Session(
-            listener=self.parts.make_listener(), proc=_fresh(self._scripts["proc"]),
-            post_proc=_fresh(self._scripts["post_proc"]), accum_method=cfg.accum_method,
-            preserve_events=cfg.preserve_events, update_every=cfg.update_every, run_transition=cfg.run_transition,
-            output_name=cfg.output_name, start=StartFrom(cfg.start_from), max_carried_events=cfg.max_carried_events)
-        self.session.events.subscribe(ProgressLog(logging.getLogger("livereduce.progress"),
-                                                  update_every=cfg.update_every))
+            listener=self.parts.make_listener(),
+            proc=_fresh(self._scripts["proc"]),
+            post_proc=_fresh(self._scripts["post_proc"]),
+            accum_method=cfg.accum_method,
+            preserve_events=cfg.preserve_events,
+            update_every=cfg.update_every,
+            run_transition=cfg.run_transition,
+            output_name=cfg.output_name,
+            start=StartFrom(cfg.start_from),
+            max_carried_events=cfg.max_carried_events,
+        )
+        self.session.events.subscribe(
+            ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
+        )
         for subscriber in self.parts.extra_subscribers:
             self.session.events.subscribe(subscriber)
         self.session.compress_hook = _compress_accumulation
         self._session_stop = threading.Event()
-        self._session_thread = threading.Thread(target=self._run_session, args=(self.session, self._session_stop),
-                                                name="session", daemon=True)
+        self._session_thread = threading.Thread(
+            target=self._run_session, args=(self.session, self._session_stop), name="session", daemon=True
+        )
         self._session_thread.start()
-        log.info("session started (%s): listener %s %s, accumulation %s, update every %s s", why,
-                 self.runtime.listener, self.runtime.where, cfg.accum_method, cfg.update_every)
+        log.info(
+            "session started (%s): listener %s %s, accumulation %s, update every %s s",
+            why,
+            self.runtime.listener,
+            self.runtime.where,
+            cfg.accum_method,
+            cfg.update_every,
+        )
 
     def _run_session(self, session: Session, stop: threading.Event) -> None:
         try:
             session.run(stop)
-        except BaseException:                  # reported here; the main loop restarts the session
+        except BaseException:  # reported here; the main loop restarts the session
             log.exception("the session thread crashed")
         finally:
             try:
@@ -202,8 +235,10 @@ class Daemon:
         self._session_stop.set()
         thread.join(self.stop_timeout)
         if thread.is_alive():
-            log.warning("the session is still busy after %.1f s (a long script step?); abandoning it",
-                        self.stop_timeout)
+            log.warning(
+                "the session is still busy after %.1f s (a long script step?); abandoning it",
+                self.stop_timeout,
+            )
             try:
                 self.session.listener.close()
             except Exception:
@@ -221,7 +256,9 @@ class Daemon:
         if thread is None or thread.is_alive() or self.should_exit:
             return
         state = self.session.state
-        if self.config.update_every == 0 or state.run_status == "END_RUN" and self.config.run_transition == "Stop":
+        if self.config.update_every == 0 or (
+            state.run_status == "END_RUN" and self.config.run_transition == "Stop"
+        ):
             log.info("the session ended (%d cycles); exiting", state.cycles)
             self.should_exit = True
         else:
@@ -255,20 +292,31 @@ class Daemon:
         log.info("log file reopened")
 
     def handle_config_changed(self, path) -> None:
-        log.warning("config file %s changed: exiting so the service restarts with the new configuration", path)
+        log.warning(
+            "config file %s changed: exiting so the service restarts with the new configuration", path
+        )
         self.should_exit = True
 
     def handle_memory_soft(self, payload) -> None:
         rss_mb, soft_mb, limit_mb = payload
-        log.warning("memory %.0f MB is above the soft limit (%.0f MB of %.0f MB hard): compressing the accumulation",
-                    rss_mb, soft_mb, limit_mb)
+        log.warning(
+            "memory %.0f MB is above the soft limit (%.0f MB of %.0f MB hard): compressing the accumulation",
+            rss_mb,
+            soft_mb,
+            limit_mb,
+        )
         if self.session is not None:
             self.session.request("compress", f"memory {rss_mb:.0f} MB")
 
     def handle_memory_hard(self, payload) -> None:
         rss_mb, _soft_mb, limit_mb = payload
-        log.error("memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): restarting the session "
-                  "and clearing workspaces", rss_mb, limit_mb, self.config.system_mem_limit_perc)
+        log.error(
+            "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): restarting the session "
+            "and clearing workspaces",
+            rss_mb,
+            limit_mb,
+            self.config.system_mem_limit_perc,
+        )
         self.restart_session(f"memory {rss_mb:.0f} MB > limit {limit_mb:.0f} MB")
         for guard in self._guards:
             if hasattr(guard, "restarted"):
@@ -296,10 +344,16 @@ class Daemon:
         try:
             script = compile_script(path, kind, text)
         except ScriptError as exc:
-            log.error("rejected the new %s script: %s; the running version stays\n%s", kind, exc,
-                      exc.traceback_text.rstrip())
+            log.error(
+                "rejected the new %s script: %s; the running version stays\n%s",
+                kind,
+                exc,
+                exc.traceback_text.rstrip(),
+            )
             return
-        log.info("%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5)
+        log.info(
+            "%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5
+        )
         self._scripts[kind] = script
         if kind == "post_proc" and current is not None and self.session is not None:
             self.session.request("swap_post_proc", _fresh(script))
@@ -317,8 +371,10 @@ class Daemon:
             watcher.start()
             self._guards.append(watcher)
         if parts.memory_guard is not None:
-            guard = parts.memory_guard(lambda *mb: self.requests.put(("memory_soft", mb)),
-                                       lambda *mb: self.requests.put(("memory_hard", mb)))
+            guard = parts.memory_guard(
+                lambda *mb: self.requests.put(("memory_soft", mb)),
+                lambda *mb: self.requests.put(("memory_hard", mb)),
+            )
             guard.start()
             self._guards.append(guard)
 
@@ -338,9 +394,11 @@ class Daemon:
         limit = max(self.config.update_every * 3, self.config.watchdog_threshold)
         if time.monotonic() - st.heartbeat < limit:
             self.parts.notifier.watchdog()
-        self.parts.notifier.status(f"{st.phase}: run {st.run_number}, {st.cycles} cycles, "
-                                   f"{st.events_accumulated} events, "
-                                   f"{st.proc_errors + st.post_proc_errors} script errors")
+        self.parts.notifier.status(
+            f"{st.phase}: run {st.run_number}, {st.cycles} cycles, "
+            f"{st.events_accumulated} events, "
+            f"{st.proc_errors + st.post_proc_errors} script errors"
+        )
 
     # -- signals ----------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("livereduce.events")
 
+
 # kinds: started, waiting (NotYet), chunk, proc_done, accumulated, post_proc_done, script_error,
 #        events_dropped, cycle (a summary at the end of each cycle), run_transition, reset, stopped
 @dataclass(frozen=True)

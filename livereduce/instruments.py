@@ -84,28 +84,77 @@ def _isis_event(name: str) -> Instrument:
 
 INSTRUMENTS: tuple[Instrument, ...] = (
     # TEST_LIVE: the fake DAS endpoints on this machine
-    Instrument("ISIS_Histogram", "ISIS_Histogram", "TEST_LIVE", ListenerKind.ISIS_HISTOGRAM, "127.0.0.1:56789"),
+    Instrument(
+        "ISIS_Histogram", "ISIS_Histogram", "TEST_LIVE", ListenerKind.ISIS_HISTOGRAM, "127.0.0.1:56789"
+    ),
     Instrument("ISIS_Event", "ISIS_Event", "TEST_LIVE", ListenerKind.ISIS_EVENT, "127.0.0.1:59876"),
     Instrument("ADARA_FakeEvent", "ADARA_FakeEvent", "TEST_LIVE", ListenerKind.FAKE_EVENT, ""),
     Instrument("ADARA_FileReader", "ADARA_FileReader", "TEST_LIVE", ListenerKind.ADARA, "127.0.0.1:31415"),
     Instrument("FAKE_EVENT", "FAKE_EVENT", "TEST_LIVE", ListenerKind.FAKE_EVENT, ""),
     Instrument("FAKE_HISTOGRAM", "FAKE_HISTOGRAM", "TEST_LIVE", ListenerKind.FAKE_HISTOGRAM, ""),
     # SNS
-    _sns("USANS", "USANS", "bl1a"), _sns("NOMAD", "NOM", "bl1b"), _sns("SNAP", "SNAP", "bl3"),
-    _sns("REF_M", "REF_M", "bl4a"), _sns("REF_L", "REF_L", "bl4b"), _sns("CNCS", "CNCS", "bl5"),
-    _sns("EQ-SANS", "EQSANS", "bl6"), _sns("VULCAN", "VULCAN", "bl7"), _sns("CORELLI", "CORELLI", "bl9"),
-    _sns("POWGEN", "PG3", "bl11a"), _sns("MANDI", "MANDI", "bl11b"), _sns("TOPAZ", "TOPAZ", "bl12"),
-    _sns("HYSPEC", "HYS", "bl14b"), _sns("VISION", "VIS", "bl16b"), _sns("SEQUOIA", "SEQ", "bl17"),
+    _sns("USANS", "USANS", "bl1a"),
+    _sns("NOMAD", "NOM", "bl1b"),
+    _sns("SNAP", "SNAP", "bl3"),
+    _sns("REF_M", "REF_M", "bl4a"),
+    _sns("REF_L", "REF_L", "bl4b"),
+    _sns("CNCS", "CNCS", "bl5"),
+    _sns("EQ-SANS", "EQSANS", "bl6"),
+    _sns("VULCAN", "VULCAN", "bl7"),
+    _sns("CORELLI", "CORELLI", "bl9"),
+    _sns("POWGEN", "PG3", "bl11a"),
+    _sns("MANDI", "MANDI", "bl11b"),
+    _sns("TOPAZ", "TOPAZ", "bl12"),
+    _sns("HYSPEC", "HYS", "bl14b"),
+    _sns("VISION", "VIS", "bl16b"),
+    _sns("SEQUOIA", "SEQ", "bl17"),
     _sns("ARCS", "ARCS", "bl18"),
     # HFIR
-    _hfir("HB2B", "HB2B", "hb2b"), _hfir("WAND", "HB2C", "hb2c"), _hfir("GPSANS", "CG2", "cg2"),
+    _hfir("HB2B", "HB2B", "hb2b"),
+    _hfir("WAND", "HB2C", "hb2c"),
+    _hfir("GPSANS", "CG2", "cg2"),
     _hfir("BIOSANS", "CG3", "cg3"),
     # ISIS (histogram DAE on 6789; event streams on 10000)
-    *(_isis(n) for n in ("ALF", "ARGUS", "CHIPIR", "CRISP", "EMU", "ENGINX", "GEM", "HRPD", "IMAT", "INTER",
-                         "IRIS", "LARMOR", "LET", "LOQ", "MAPS", "MARI", "MERLIN", "MUSR", "NIMROD", "OFFSPEC",
-                         "OSIRIS", "PEARL", "POLARIS", "POLREF", "SANS2D", "SURF", "SXD", "TOSCA", "VESUVIO",
-                         "WISH", "ZOOM")),
-    *(_isis_event(n) for n in ("ENGIN-X_EVENT", "MERLIN_EVENT", "LET_EVENT", "OFFSPEC_EVENT", "SANS2D_EVENT")),
+    *(
+        _isis(n)
+        for n in (
+            "ALF",
+            "ARGUS",
+            "CHIPIR",
+            "CRISP",
+            "EMU",
+            "ENGINX",
+            "GEM",
+            "HRPD",
+            "IMAT",
+            "INTER",
+            "IRIS",
+            "LARMOR",
+            "LET",
+            "LOQ",
+            "MAPS",
+            "MARI",
+            "MERLIN",
+            "MUSR",
+            "NIMROD",
+            "OFFSPEC",
+            "OSIRIS",
+            "PEARL",
+            "POLARIS",
+            "POLREF",
+            "SANS2D",
+            "SURF",
+            "SXD",
+            "TOSCA",
+            "VESUVIO",
+            "WISH",
+            "ZOOM",
+        )
+    ),
+    *(
+        _isis_event(n)
+        for n in ("ENGIN-X_EVENT", "MERLIN_EVENT", "LET_EVENT", "OFFSPEC_EVENT", "SANS2D_EVENT")
+    ),
 )
 
 _BY_NAME = {key.upper(): inst for inst in INSTRUMENTS for key in (inst.name, inst.short_name)}

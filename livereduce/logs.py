@@ -39,7 +39,7 @@ def setup_logging(log_file: str | None, level: str = "INFO") -> str:
     file_handler.setFormatter(logging.Formatter(FORMAT))
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter(FORMAT))
-    console.addFilter(logging.Filter("livereduce"))      # the console shows livereduce and script messages only
+    console.addFilter(logging.Filter("livereduce"))  # the console shows livereduce and script messages only
     for handler in (file_handler, console):
         root.addHandler(handler)
         _handlers.append(handler)

@@ -13,11 +13,20 @@ import threading
 
 import psutil
 
+from livereduce.config import SOFT_MEMORY_FRACTION
+
 log = logging.getLogger("livereduce.memory")
 
 
 class MemoryGuard:
-    def __init__(self, limit_perc: float, interval_s: float, on_soft, on_hard, soft_fraction: float = 0.8):
+    def __init__(
+        self,
+        limit_perc: float,
+        interval_s: float,
+        on_soft,
+        on_hard,
+        soft_fraction: float = SOFT_MEMORY_FRACTION,
+    ):
         self.limit_mb = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
         self.interval, self.soft_fraction = float(interval_s), soft_fraction
         self.on_soft, self.on_hard = on_soft, on_hard

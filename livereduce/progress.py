@@ -23,25 +23,32 @@ from livereduce.events import Record
 
 @dataclass
 class _ErrorStreak:
-    key: tuple                  # (file, line, message) of the error being repeated
-    count: int = 1              # times in a row this same error
-    failed_cycles: int = 1      # times in a row the script failed, whatever the error
+    key: tuple  # (file, line, message) of the error being repeated
+    count: int = 1  # times in a row this same error
+    failed_cycles: int = 1  # times in a row the script failed, whatever the error
 
 
 class ProgressLog:
-    def __init__(self, logger: logging.Logger, *, update_every: float, quiet_after: float = 60.0,
-                 outside_warn_fraction: float = 0.05, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        update_every: float,
+        quiet_after: float = 60.0,
+        outside_warn_fraction: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.log = logger
-        self.min_interval = max(float(update_every), 1.0) * 0.9     # cycles are update_every apart, ± jitter
+        self.min_interval = max(float(update_every), 1.0) * 0.9  # cycles are update_every apart, ± jitter
         self.quiet_after = quiet_after
         self.outside_warn_fraction = outside_warn_fraction
         self.clock = clock
         self._last_line = -float("inf")
-        self._last_events = clock()          # last time a chunk held events (or the session started)
+        self._last_events = clock()  # last time a chunk held events (or the session started)
         self._waiting_since: float | None = None
         self._waiting_said = 0.0
         self._outside_warned_run: int | None = None
-        self._errors: dict[str, _ErrorStreak] = {}   # script kind → the error it keeps raising
+        self._errors: dict[str, _ErrorStreak] = {}  # script kind → the error it keeps raising
 
     def __call__(self, record: Record) -> None:
         handler = getattr(self, f"_on_{record.kind}", None)
@@ -59,9 +66,13 @@ class ProgressLog:
             return
         self._last_line = now
         run = f"run {d['run_number']}" if d["run_status"] != "NO_RUN" else "no run"
-        parts = [f"cycle {record.cycle}: {run} ({d['run_status']})",
-                 f"chunk {d['events']:,} events", f"run {d['events_in_run']:,} events",
-                 f"accumulated {d['events_accumulated']:,}", f"outside bins {d['events_outside_bins']:,}"]
+        parts = [
+            f"cycle {record.cycle}: {run} ({d['run_status']})",
+            f"chunk {d['events']:,} events",
+            f"run {d['events_in_run']:,} events",
+            f"accumulated {d['events_accumulated']:,}",
+            f"outside bins {d['events_outside_bins']:,}",
+        ]
         if d["events_carried"]:
             parts.append(f"carried {d['events_carried']:,}")
         parts.append(f"proc {_ms(d['proc_seconds'])}, post_proc {_ms(d['post_proc_seconds'])}")
@@ -78,19 +89,27 @@ class ProgressLog:
         if self._outside_warned_run == d["run_number"]:
             return
         self._outside_warned_run = d["run_number"]
-        self.log.warning("%s of %s events of run %d (%.0f %%) fell outside the bins they were histogrammed into "
-                         "and are not counted (Mantid's rule); widen Rebin's Params to keep them",
-                         f"{outside:,}", f"{total:,}", d["run_number"], 100.0 * outside / total)
+        self.log.warning(
+            "%s of %s events of run %d (%.0f %%) fell outside the bins they were histogrammed into "
+            "and are not counted (Mantid's rule); widen Rebin's Params to keep them",
+            f"{outside:,}",
+            f"{total:,}",
+            d["run_number"],
+            100.0 * outside / total,
+        )
 
     def _on_waiting(self, record: Record) -> None:
         now = self.clock()
         if self._waiting_since is None:
             self._waiting_since = self._waiting_said = now
-            return                              # the session says "waiting for data" itself, once
+            return  # the session says "waiting for data" itself, once
         if now - self._waiting_said >= self.quiet_after:
             self._waiting_said = now
-            self.log.info("still waiting for data after %.0f s: %s", now - self._waiting_since,
-                          record.data.get("reason", ""))
+            self.log.info(
+                "still waiting for data after %.0f s: %s",
+                now - self._waiting_since,
+                record.data.get("reason", ""),
+            )
 
     # -- script errors ----------------------------------------------------------------------------
     def _on_script_error(self, record: Record) -> None:
@@ -100,18 +119,30 @@ class ProgressLog:
         if streak is not None and streak.key == key:
             streak.count += 1
             streak.failed_cycles += 1
-            self.log.error("script error in cycle %d (the same as before, %d times in a row): %s", record.cycle,
-                           streak.count, d["message"])
+            self.log.error(
+                "script error in cycle %d (the same as before, %d times in a row): %s",
+                record.cycle,
+                streak.count,
+                d["message"],
+            )
             return
         self._errors[d["script"]] = _ErrorStreak(key, failed_cycles=streak.failed_cycles + 1 if streak else 1)
-        self.log.error("script error in cycle %d: %s\n%s", record.cycle, d["message"],
-                       (d.get("traceback") or "").rstrip())
+        self.log.error(
+            "script error in cycle %d: %s\n%s",
+            record.cycle,
+            d["message"],
+            (d.get("traceback") or "").rstrip(),
+        )
 
     def _script_ok(self, record: Record, script: str) -> None:
         streak = self._errors.pop(script, None)
         if streak is not None:
-            self.log.info("%s script runs again after %d failed cycle%s", script, streak.failed_cycles,
-                          "" if streak.failed_cycles == 1 else "s")
+            self.log.info(
+                "%s script runs again after %d failed cycle%s",
+                script,
+                streak.failed_cycles,
+                "" if streak.failed_cycles == 1 else "s",
+            )
 
     def _on_proc_done(self, record: Record) -> None:
         self._script_ok(record, "proc")

@@ -29,7 +29,8 @@ _RESULT = "__livereduce_result__"
 
 
 def md5_of_text(text: bytes) -> str:
-    return hashlib.md5(text).hexdigest()
+    """The script's identity in logs (md5, as the anchor logs it; not a security measure)."""
+    return hashlib.md5(text, usedforsecurity=False).hexdigest()
 
 
 @dataclass
@@ -37,10 +38,10 @@ class Script:
     """A compiled user script, ready to run once per cycle."""
 
     path: str
-    kind: str                      # "proc" or "post_proc"
+    kind: str  # "proc" or "post_proc"
     md5: str
     code: object = field(repr=False)
-    namespace: dict = field(default_factory=dict, repr=False)   # module globals; persists across cycles
+    namespace: dict = field(default_factory=dict, repr=False)  # module globals; persists across cycles
 
     @property
     def name(self) -> str:
@@ -54,12 +55,20 @@ def _wrap(tree: ast.Module) -> ast.Module:
     capture = ast.parse(f"{_RESULT}[:] = [input, output]").body
     func = ast.FunctionDef(
         name=_ENTRY,
-        args=ast.arguments(posonlyargs=[], args=[ast.arg("input"), ast.arg("output")], kwonlyargs=[],
-                           kw_defaults=[], defaults=[]),
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg("input"), ast.arg("output")],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
         body=[ast.Try(body=body, handlers=[], orelse=[], finalbody=capture)],
-        decorator_list=[], returns=None, type_params=[])
+        decorator_list=[],
+        returns=None,
+        type_params=[],
+    )
     module = ast.Module(body=[*hoisted, func], type_ignores=[])
-    for node in ast.walk(module):   # wrapper nodes take line 1; the user's keep their own
+    for node in ast.walk(module):  # wrapper nodes take line 1; the user's keep their own
         if "lineno" in node._attributes and not hasattr(node, "lineno"):
             node.lineno = node.end_lineno = 1
             node.col_offset = node.end_col_offset = 0
@@ -81,8 +90,9 @@ def compile_script(path: str | os.PathLike, kind: str, text: bytes | None = None
         tree = ast.parse(source, filename=path)
         code = compile(_wrap(tree), path, "exec")
     except SyntaxError as exc:
-        raise ScriptError(path, exc.lineno, f"SyntaxError: {exc.msg}",
-                          "".join(traceback.format_exception_only(exc))) from exc
+        raise ScriptError(
+            path, exc.lineno, f"SyntaxError: {exc.msg}", "".join(traceback.format_exception_only(exc))
+        ) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ScriptError(path, None, f"cannot compile: {exc}") from exc
     return Script(path=path, kind=kind, md5=md5_of_text(text), code=code)
@@ -94,6 +104,7 @@ def _script_print(script: Script):
             print(*args, sep=sep, end=end, file=file, flush=flush)
             return
         script_log.info("[%s] %s", script.name, sep.join(str(a) for a in args))
+
     return _print
 
 
@@ -110,7 +121,7 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
             ns.update(_simpleapi_names())
             ns.update(__name__="__main__", __file__=script.path, __builtins__=__builtins__)
             ns["print"] = _script_print(script)
-            exec(script.code, ns)   # defines the entry function (and runs hoisted star imports)
+            exec(script.code, ns)  # noqa: S102 - running the user's script is the job; defines the entry function (and runs hoisted star imports)
         result: list = []
         ns[_RESULT] = result
         if extra:
@@ -138,6 +149,7 @@ def _script_error(script: Script, exc: BaseException) -> ScriptError:
     if isinstance(exc, NameError) and name and name[:1].isupper():
         # Mantid pre-imports every algorithm; a missing capitalised name is most likely one we lack
         from livereduce import algorithms
+
         if name not in algorithms.SUPPORTED:
             try:
                 algorithms.get(name)
@@ -153,6 +165,7 @@ def _script_error(script: Script, exc: BaseException) -> ScriptError:
 
 # -- discovery ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FoundScripts:
     proc: str | None
@@ -164,7 +177,7 @@ def script_filename(instrument_name: str, kind: str) -> str:
 
 
 def script_kind(path: str | os.PathLike, names) -> str | None:
-    """"proc" or "post_proc" when `path` is a script file of one of the instrument `names`, else None."""
+    """ "proc" or "post_proc" when `path` is a script file of one of the instrument `names`, else None."""
     base = os.path.basename(path)
     for name in names:
         for kind in ("proc", "post_proc"):
@@ -179,7 +192,7 @@ def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScript
     Both variants of one kind present → error (which one is meant is ambiguous). At least one script must
     exist and none may be empty.
     """
-    script_dir = Path(script_dir).absolute()     # scripts are known by absolute path (logs, watcher, __file__)
+    script_dir = Path(script_dir).absolute()  # scripts are known by absolute path (logs, watcher, __file__)
     if not script_dir.is_dir():
         raise ScriptError(str(script_dir), None, "script_dir does not exist or is not a directory")
     found: dict[str, str | None] = {}
@@ -187,8 +200,11 @@ def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScript
         hits = [script_dir / script_filename(n, kind) for n in dict.fromkeys(names)]
         hits = [h for h in hits if h.is_file()]
         if len(hits) > 1:
-            raise ScriptError(str(script_dir), None, f"both {hits[0].name} and {hits[1].name} exist; "
-                              f"keep one {kind} script per instrument")
+            raise ScriptError(
+                str(script_dir),
+                None,
+                f"both {hits[0].name} and {hits[1].name} exist; keep one {kind} script per instrument",
+            )
         if hits and hits[0].stat().st_size == 0:
             raise ScriptError(str(hits[0]), None, "script is empty")
         found[kind] = str(hits[0]) if hits else None

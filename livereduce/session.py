@@ -32,24 +32,24 @@ from livereduce.workspace.histogram import HistogramWorkspace
 
 RUN_TRANSITIONS = ("Restart", "Stop", "Rename")
 NOT_YET_RETRY_S = 2.0
-MAX_CARRIED_EVENTS = 100_000_000   # default cap on events kept for a failing proc script (~1.6 GB)
+MAX_CARRIED_EVENTS = 100_000_000  # default cap on events kept for a failing proc script (~1.6 GB)
 
 
 @dataclass
 class SessionState:
     """What the daemon, the log and the status page read. Written only by the session thread."""
 
-    phase: str = "starting"            # starting | waiting | running | stopped
+    phase: str = "starting"  # starting | waiting | running | stopped
     cycles: int = 0
     events_last_chunk: int = 0
-    events_received: int = 0           # since the session started
-    events_in_run: int = 0             # received since the current run (or accumulation) began
-    events_accumulated: int = 0        # in the current accumulation (counts, for histograms)
-    events_carried: int = 0            # waiting in a chunk whose proc script failed
-    events_dropped: int = 0            # lost for good (counted, logged)
-    events_outside_bins: int = 0       # since the accumulation began: fell outside the bins they were
-                                       # histogrammed into (by Rebin in a script or by the session), not counted
-    event_rate: float = 0.0            # events/s over the last cycle
+    events_received: int = 0  # since the session started
+    events_in_run: int = 0  # received since the current run (or accumulation) began
+    events_accumulated: int = 0  # in the current accumulation (counts, for histograms)
+    events_carried: int = 0  # waiting in a chunk whose proc script failed
+    events_dropped: int = 0  # lost for good (counted, logged)
+    events_outside_bins: int = 0  # since the accumulation began: fell outside the bins they were
+    # histogrammed into (by Rebin in a script or by the session), not counted
+    event_rate: float = 0.0  # events/s over the last cycle
     proc_seconds: float | None = None
     post_proc_seconds: float | None = None
     cycle_seconds: float | None = None
@@ -60,7 +60,7 @@ class SessionState:
     last_error_time: float | None = None
     run_number: int = 0
     run_status: str = "NO_RUN"
-    scripts: dict = field(default_factory=dict)      # file name → md5
+    scripts: dict = field(default_factory=dict)  # file name → md5
     accumulation_bytes: int = 0
     last_cycle_time: float | None = None
     heartbeat: float = field(default_factory=time.monotonic)
@@ -70,15 +70,31 @@ class SessionState:
 
 
 class Session:
-    def __init__(self, *, listener, proc: Script | None = None, post_proc: Script | None = None,
-                 accum_method: Method | str = Method.ADD, preserve_events: bool = True, update_every: float = 30.0,
-                 run_transition: str = "Restart", output_name: str = "result", start: StartFrom | None = None,
-                 max_carried_events: int = MAX_CARRIED_EVENTS, ads: AnalysisDataService | None = None,
-                 dispatcher: Dispatcher | None = None, logger: logging.Logger | None = None):
+    def __init__(
+        self,
+        *,
+        listener,
+        proc: Script | None = None,
+        post_proc: Script | None = None,
+        accum_method: Method | str = Method.ADD,
+        preserve_events: bool = True,
+        update_every: float = 30.0,
+        run_transition: str = "Restart",
+        output_name: str = "result",
+        start: StartFrom | None = None,
+        max_carried_events: int = MAX_CARRIED_EVENTS,
+        ads: AnalysisDataService | None = None,
+        dispatcher: Dispatcher | None = None,
+        logger: logging.Logger | None = None,
+    ):
         self.method = accum_method if isinstance(accum_method, Method) else Method.parse(accum_method)
         if not listener.buffers_events and self.method is Method.ADD:
-            raise ConfigError("accum_method", "Replace or Append: this listener sends cumulative histograms, so "
-                              "Add would count the same neutrons again every cycle", "Add")
+            raise ConfigError(
+                "accum_method",
+                "Replace or Append: this listener sends cumulative histograms, so "
+                "Add would count the same neutrons again every cycle",
+                "Add",
+            )
         if run_transition not in RUN_TRANSITIONS:
             raise ConfigError("run_transition", " / ".join(RUN_TRANSITIONS), run_transition)
         self.listener, self.proc, self.post_proc = listener, proc, post_proc
@@ -89,17 +105,19 @@ class Session:
         self.input_name = f"__livereduce_input_{output_name}"
         self.start_from = start or StartFrom()
         # the session's own registry (a new one unless given): its scripts' `mtd` while it runs
-        self.ads = active() if isinstance(ads, ActiveRegistry) else ads if ads is not None else AnalysisDataService()
+        self.ads = (
+            active() if isinstance(ads, ActiveRegistry) else ads if ads is not None else AnalysisDataService()
+        )
         self.events = dispatcher or Dispatcher()
         self.log = logger or logging.getLogger("livereduce.session")
         self.state = SessionState(scripts={s.name: s.md5 for s in (proc, post_proc) if s is not None})
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._replace_next = True          # first cycle and after a reset: Replace
-        self._carry = None                 # chunk workspace whose proc failed
-        self._acc = None                   # the accumulation; owned here, also registered by name
+        self._replace_next = True  # first cycle and after a reset: Replace
+        self._carry = None  # chunk workspace whose proc failed
+        self._acc = None  # the accumulation; owned here, also registered by name
         self._last_extract = time.monotonic()
         self._started = False
-        self.compress_hook = None          # set by the daemon: accumulation → smaller accumulation
+        self.compress_hook = None  # set by the daemon: accumulation → smaller accumulation
 
     # -- requests from other threads (applied at the next cycle boundary) -------------------------
     def request(self, action: str, payload=None) -> None:
@@ -114,7 +132,9 @@ class Session:
             if action == "swap_post_proc":
                 self.post_proc = payload
                 self.state.scripts = {s.name: s.md5 for s in (self.proc, payload) if s is not None}
-                self.log.info("post_proc script swapped in: %s (md5 %s); accumulation kept", payload.name, payload.md5)
+                self.log.info(
+                    "post_proc script swapped in: %s (md5 %s); accumulation kept", payload.name, payload.md5
+                )
             elif action == "clear":
                 self.clear(payload or "requested")
             elif action == "compress":
@@ -138,7 +158,9 @@ class Session:
         smaller = self._acc = self.compress_hook(acc)
         self.ads.addOrReplace(self.accumulation_name, smaller)
         self.state.accumulation_bytes = smaller.nbytes()
-        self.log.warning("accumulation compressed (%s): %.1f MB -> %.1f MB", reason, before / 1e6, smaller.nbytes() / 1e6)
+        self.log.warning(
+            "accumulation compressed (%s): %.1f MB -> %.1f MB", reason, before / 1e6, smaller.nbytes() / 1e6
+        )
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -152,7 +174,7 @@ class Session:
             started = time.monotonic()
             try:
                 keep_going = self.step()
-            except Exception as exc:           # a bug or a broken listener must not end live reduction
+            except Exception as exc:  # a bug or a broken listener must not end live reduction
                 keep_going = True
                 self.state.cycle_errors += 1
                 self._error(f"cycle failed: {type(exc).__name__}: {exc}")
@@ -166,7 +188,7 @@ class Session:
 
     def step(self) -> bool:
         """Run one cycle. Returns False when the session should end (run_transition Stop at an EndRun)."""
-        with using(self.ads):           # scripts and algorithms see this session's registry as `mtd`
+        with using(self.ads):  # scripts and algorithms see this session's registry as `mtd`
             return self._step()
 
     def _step(self) -> bool:
@@ -210,8 +232,13 @@ class Session:
         if status == RunStatus.BEGIN_RUN:
             self.log.info("run %d started", st.run_number)
         chunk_ws = workspace_from_chunk(chunk)
-        between_runs = self._replace_next and n == 0 and chunk.histograms is None and self._acc is not None \
+        between_runs = (
+            self._replace_next
+            and n == 0
+            and chunk.histograms is None
+            and self._acc is not None
             and status != RunStatus.BEGIN_RUN
+        )
         if not between_runs:
             if self._carry is not None:
                 chunk_ws = _merge_events(self._carry, chunk_ws)
@@ -223,11 +250,21 @@ class Session:
         st.cycle_seconds = time.monotonic() - t0
         st.last_cycle_time = time.time()
         st.heartbeat = time.monotonic()
-        self.events.emit("cycle", st.cycles, run_number=st.run_number, run_status=status.name, events=n,
-                         events_in_run=st.events_in_run, events_accumulated=st.events_accumulated,
-                         events_outside_bins=st.events_outside_bins, events_carried=st.events_carried,
-                         proc_seconds=st.proc_seconds, post_proc_seconds=st.post_proc_seconds,
-                         accumulation_bytes=st.accumulation_bytes, cycle_seconds=st.cycle_seconds)
+        self.events.emit(
+            "cycle",
+            st.cycles,
+            run_number=st.run_number,
+            run_status=status.name,
+            events=n,
+            events_in_run=st.events_in_run,
+            events_accumulated=st.events_accumulated,
+            events_outside_bins=st.events_outside_bins,
+            events_carried=st.events_carried,
+            proc_seconds=st.proc_seconds,
+            post_proc_seconds=st.post_proc_seconds,
+            accumulation_bytes=st.accumulation_bytes,
+            cycle_seconds=st.cycle_seconds,
+        )
         return self._transition(status)
 
     # -- steps ------------------------------------------------------------------------------------
@@ -249,12 +286,16 @@ class Session:
         finally:
             self.state.proc_seconds = time.monotonic() - t
             self.ads.remove(self.input_name)
-        self.events.emit("proc_done", self.state.cycles, seconds=self.state.proc_seconds, script=self.proc.path)
+        self.events.emit(
+            "proc_done", self.state.cycles, seconds=self.state.proc_seconds, script=self.proc.path
+        )
         return result
 
     def _resolve_output(self, out, script: Script):
         if out is None:
-            raise ScriptError(script.path, None, "the script set 'output' to None: no workspace to accumulate")
+            raise ScriptError(
+                script.path, None, "the script set 'output' to None: no workspace to accumulate"
+            )
         if isinstance(out, str):
             if not self.ads.doesExist(out):
                 raise ScriptError(script.path, None, f"the output workspace '{out}' was not created")
@@ -266,7 +307,7 @@ class Session:
     def _accumulate(self, processed) -> None:
         acc = self._existing_accumulation()
         method = Method.REPLACE if (self._replace_next or acc is None) else self.method
-        outside = _outside_bins(processed)          # the proc script's own histogramming (e.g. Rebin)
+        outside = _outside_bins(processed)  # the proc script's own histogramming (e.g. Rebin)
         if not self.preserve_events:
             histogram = _to_histogram(processed, acc if method is Method.ADD else None)
             if histogram is not processed:
@@ -282,7 +323,7 @@ class Session:
                 processed = _to_histogram(processed, None)
             acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
             before = None
-        if before is not None:                      # events histogrammed in place into the accumulation
+        if before is not None:  # events histogrammed in place into the accumulation
             outside += _outside_bins(acc) - before
         self._replace_next = False
         self._acc = acc
@@ -291,14 +332,20 @@ class Session:
         st.events_accumulated = _event_count(acc)
         st.events_outside_bins += outside
         st.accumulation_bytes = acc.nbytes()
-        self.events.emit("accumulated", st.cycles, method=method.value, events=st.events_accumulated,
-                         bytes=st.accumulation_bytes)
+        self.events.emit(
+            "accumulated",
+            st.cycles,
+            method=method.value,
+            events=st.events_accumulated,
+            bytes=st.accumulation_bytes,
+        )
 
     def _existing_accumulation(self):
         """The session's accumulation. A script that renamed or deleted its name does not lose it: the name
         is registered again here (Mantid would silently start over)."""
-        if self._acc is not None and not (self.ads.doesExist(self.accumulation_name)
-                                          and self.ads[self.accumulation_name] is self._acc):
+        if self._acc is not None and not (
+            self.ads.doesExist(self.accumulation_name) and self.ads[self.accumulation_name] is self._acc
+        ):
             self.ads.addOrReplace(self.accumulation_name, self._acc)
         return self._acc
 
@@ -318,8 +365,12 @@ class Session:
             return
         finally:
             self.state.post_proc_seconds = time.monotonic() - t
-        self.events.emit("post_proc_done", self.state.cycles, seconds=self.state.post_proc_seconds,
-                         script=self.post_proc.path)
+        self.events.emit(
+            "post_proc_done",
+            self.state.cycles,
+            seconds=self.state.post_proc_seconds,
+            script=self.post_proc.path,
+        )
 
     def _transition(self, status: RunStatus) -> bool:
         if status != RunStatus.END_RUN:
@@ -346,13 +397,19 @@ class Session:
         if excess > 0:
             chunk_ws.drop_oldest(excess)
             self.state.events_dropped += excess
-            self.log.error("the proc script keeps failing: dropped the %d oldest of the events kept for it "
-                           "(max_carried_events = %d); %d events lost so far", excess, self.max_carried_events,
-                           self.state.events_dropped)
+            self.log.error(
+                "the proc script keeps failing: dropped the %d oldest of the events kept for it "
+                "(max_carried_events = %d); %d events lost so far",
+                excess,
+                self.max_carried_events,
+                self.state.events_dropped,
+            )
             self.events.emit("events_dropped", self.state.cycles, events=excess, reason="max_carried_events")
         self._carry = chunk_ws
         self.state.events_carried = chunk_ws.getNumberEvents()
-        self.log.warning("%d events are kept and will be processed with the next chunk", self.state.events_carried)
+        self.log.warning(
+            "%d events are kept and will be processed with the next chunk", self.state.events_carried
+        )
 
     def _drop_carry(self, why: str) -> None:
         if self._carry is None:
@@ -361,15 +418,26 @@ class Session:
         self.state.events_dropped += lost
         self.state.events_carried = 0
         self._carry = None
-        self.log.error("%d events could not be processed before %s (the proc script kept failing); they are "
-                       "not in the accumulation", lost, why)
+        self.log.error(
+            "%d events could not be processed before %s (the proc script kept failing); they are "
+            "not in the accumulation",
+            lost,
+            why,
+        )
         self.events.emit("events_dropped", self.state.cycles, events=lost, reason=why)
 
     def _script_failed(self, exc: ScriptError, script: str) -> None:
         """Recorded here; logged by the progress subscriber, which folds repeats of the same error."""
         self._error(str(exc))
-        self.events.emit("script_error", self.state.cycles, script=script, file=exc.filename, line=exc.lineno,
-                         message=str(exc), traceback=exc.traceback_text)
+        self.events.emit(
+            "script_error",
+            self.state.cycles,
+            script=script,
+            file=exc.filename,
+            line=exc.lineno,
+            message=str(exc),
+            traceback=exc.traceback_text,
+        )
 
     def _error(self, message: str) -> None:
         self.state.last_error, self.state.last_error_time = message, time.time()
@@ -391,8 +459,12 @@ def _to_histogram(ws, acc):
         return WorkspaceGroup([_to_histogram(m, None) for m in ws])
     if not isinstance(ws, EventWorkspace):
         return ws
-    if isinstance(acc, HistogramWorkspace) and acc.spectra.same_layout(ws.spectra) and acc.x_unit == ws.x_unit:
-        return ws          # accumulate.add histograms these events straight into acc's bins
+    if (
+        isinstance(acc, HistogramWorkspace)
+        and acc.spectra.same_layout(ws.spectra)
+        and acc.x_unit == ws.x_unit
+    ):
+        return ws  # accumulate.add histograms these events straight into acc's bins
     return ws.histogram()
 
 

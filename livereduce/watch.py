@@ -6,7 +6,6 @@ which plain IN_MODIFY on the file would miss, because it watches the directory.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -17,10 +16,6 @@ log = logging.getLogger("livereduce.watch")
 # watchfiles logs every batch it sees at INFO; when the log file sits beside a watched file, that logging
 # would itself be a change, for ever
 logging.getLogger("watchfiles").setLevel(logging.WARNING)
-
-
-def md5_of(path: str | Path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 class Watcher:
@@ -55,9 +50,16 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 # yield_on_timeout: the first (empty) batch says the watches are established
-                for changes in watchfiles.watch(*self._dirs, stop_event=self._stop, debounce=self.debounce_ms,
-                                                step=50, rust_timeout=100, yield_on_timeout=True,
-                                                raise_interrupt=False, ignore_permission_denied=True):
+                for changes in watchfiles.watch(
+                    *self._dirs,
+                    stop_event=self._stop,
+                    debounce=self.debounce_ms,
+                    step=50,
+                    rust_timeout=100,
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                    ignore_permission_denied=True,
+                ):
                     self._ready.set()
                     for path in sorted({Path(p) for _, p in changes}):
                         if self._wanted(path.resolve() if path.exists() else path):

@@ -35,9 +35,23 @@ def render() -> str:
             allowed = (allowed + "; " if allowed else "") + "null"
         default = json.dumps(f.default)
         lines.append(f"| `{f.key}` | {f.kind} | `{default}` | {allowed} | {f.doc} |")
-    lines += ["", "Example (the processing-scripts guide's memory settings):", "", "```json",
-              json.dumps({"instrument": "POWGEN", "preserve_events": False, "system_mem_limit_perc": 70,
-                          "mem_check_interval_sec": 1}, indent=2), "```", ""]
+    lines += [
+        "",
+        "Example (the processing-scripts guide's memory settings):",
+        "",
+        "```json",
+        json.dumps(
+            {
+                "instrument": "POWGEN",
+                "preserve_events": False,
+                "system_mem_limit_perc": 70,
+                "mem_check_interval_sec": 1,
+            },
+            indent=2,
+        ),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ def shared_path(relative: str) -> Path:
 def ads():
     """A fresh workspace registry, active for the test's thread: what `mtd` means in the test's code."""
     from livereduce.workspace.ads import AnalysisDataService, using
+
     with using(AnalysisDataService()) as registry:
         yield registry
 

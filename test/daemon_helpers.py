@@ -23,9 +23,14 @@ class DaemonProcess:
         self.config_path = tmp_path / "livereduce.conf"
         self.config_path.write_text(json.dumps(config, indent=2))
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "livereduce.py"), *args,
-                                      str(self.config_path)], cwd=tmp_path, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(self.config_path)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -41,8 +46,10 @@ class DaemonProcess:
                 break
             time.sleep(0.1)
         out = self.output() if self.proc.poll() is not None else ""
-        raise AssertionError(f"{text!r} (×{count}) not in the log after {timeout} s; exit={self.proc.poll()}\n"
-                             f"--- log tail ---\n{self.log()[-4000:]}\n--- output ---\n{out[-2000:]}")
+        raise AssertionError(
+            f"{text!r} (×{count}) not in the log after {timeout} s; exit={self.proc.poll()}\n"
+            f"--- log tail ---\n{self.log()[-4000:]}\n--- output ---\n{out[-2000:]}"
+        )
 
     def output(self) -> str:
         try:
@@ -68,10 +75,18 @@ class DaemonProcess:
             self.proc.stdout.close()
 
 
-def run_once(tmp_path: Path, config: dict | str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+def run_once(
+    tmp_path: Path, config: dict | str, *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess:
     """Run the CLI to completion (config errors, `check`) and return its result."""
     path = tmp_path / "livereduce.conf"
     path.write_text(config if isinstance(config, str) else json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(path)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

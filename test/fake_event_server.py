@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livereduce.servers.isis_event import main  # noqa: E402
+from livereduce.servers.isis_event import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], prog="python test/fake_event_server.py"))

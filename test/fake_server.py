@@ -8,8 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livereduce.servers.isis_histo import main  # noqa: E402
+from livereduce.servers.isis_histo import main
 
 if __name__ == "__main__":
-    sys.exit(main(["--periods", "5", "--spectra", "10", "--bins", "100", *sys.argv[1:]],
-                  prog="python test/fake_server.py"))
+    sys.exit(
+        main(
+            ["--periods", "5", "--spectra", "10", "--bins", "100", *sys.argv[1:]],
+            prog="python test/fake_server.py",
+        )
+    )

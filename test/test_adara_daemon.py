@@ -32,18 +32,37 @@ def test_three_runs_back_to_back(tmp_path):
     # the seed's powder proc template minus site files; events are kept so totals can be checked exactly
     (scripts / "reduce_PG3_live_proc.py").write_text(
         "from mantid.simpleapi import ConvertUnits\n"
-        "ConvertUnits(InputWorkspace=input, OutputWorkspace=output, Target='dSpacing')\n")
+        "ConvertUnits(InputWorkspace=input, OutputWorkspace=output, Target='dSpacing')\n"
+    )
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    sms = FakeSMS(port=0, rate=20_000, run_seconds=2.0, gap_seconds=0.5, runs=3, instrument="POWGEN",
-                  proposal="IPTS-31415", seed=7, wait_for_client=True)
+    sms = FakeSMS(
+        port=0,
+        rate=20_000,
+        run_seconds=2.0,
+        gap_seconds=0.5,
+        runs=3,
+        instrument="POWGEN",
+        proposal="IPTS-31415",
+        seed=7,
+        wait_for_client=True,
+    )
     port = sms.start()
-    daemon = DaemonProcess(tmp_path, {"instrument": "POWGEN", "address": f"127.0.0.1:{port}",
-                                      "script_dir": str(scripts), "update_every": 0.5, "preserve_events": True,
-                                      "accum_method": "Add", "system_mem_limit_perc": 0})
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "POWGEN",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.5,
+            "preserve_events": True,
+            "accum_method": "Add",
+            "system_mem_limit_perc": 0,
+        },
+    )
     try:
         assert sms.done.wait(60), "the fake SMS did not finish its three runs"
-        daemon.wait_for("ended (", timeout=30, count=3)     # the session saw all three EndRuns
-        for run in (1, 2, 3):                                # post_proc of each END_RUN cycle wrote last
+        daemon.wait_for("ended (", timeout=30, count=3)  # the session saw all three EndRuns
+        for run in (1, 2, 3):  # post_proc of each END_RUN cycle wrote last
             record = json.loads((out / f"run_{run}.json").read_text())
             assert record["run_number"] == str(run)
             assert record["experiment_identifier"] == "IPTS-31415"

@@ -24,7 +24,7 @@ from livereduce.listeners.adara.geometry import DetectorMap, parse_geometry
 from livereduce.listeners.adara.parser import Parser
 from livereduce.listeners.base import RunStatus, StartFrom
 
-S = 1117010897                                # an EPICS second (2025-05-25T08:48:17Z)
+S = 1117010897  # an EPICS second (2025-05-25T08:48:17Z)
 UNIX_NS = (S + 631_152_000) * 1_000_000_000  # the same instant in ns since 1970
 
 
@@ -37,8 +37,17 @@ def pk(body, sec: int = S, nsec: int = 0) -> bytes:
 
 
 def events(sec: int, *banks: tuple[int, list[int], list[int]], charge: int = 1000) -> bytes:
-    return pk(P.BankedEventPkt(charge, 0, 0, 0, 0, [P.EventSource(0, 0, 0, True, [
-        P.EventBank(b, u32(*tof), u32(*pix)) for b, tof, pix in banks])]), sec)
+    return pk(
+        P.BankedEventPkt(
+            charge,
+            0,
+            0,
+            0,
+            0,
+            [P.EventSource(0, 0, 0, True, [P.EventBank(b, u32(*tof), u32(*pix)) for b, tof, pix in banks])],
+        ),
+        sec,
+    )
 
 
 def status(code: int, run: int = 44635, sec: int = S) -> bytes:
@@ -95,6 +104,7 @@ def sms_factory():
     def make(*scripts):
         made.append(ScriptedSMS(list(scripts)))
         return made[-1]
+
     yield make
     for s in made:
         s.close()
@@ -109,6 +119,7 @@ def listen():
         made.append(AdaraListener(address, **kw))
         made[-1].start(start or StartFrom("start_of_run"))
         return made[-1]
+
     yield make
     for listener in made:
         listener.close()
@@ -125,30 +136,52 @@ def packets_seen(listener, n):
     wait_for(lambda: listener.state()["packets"] >= n)
 
 
-GEOMETRY = ('<instrument name="SNAPGEOM"><source z="-15.0"/><sample z="0.0"/>'
-            '<detectors first_id="1000" count="4" l2="2.0" two_theta_first="30" two_theta_last="120"/>'
-            '<detector id="7" l2="3.0" two_theta="90"/><monitor id="1"/></instrument>')
-DEVICE = ("<device><device_name>env</device_name><process_variables>"
-          "<process_variable><pv_name>SampleTemp</pv_name><pv_id>1</pv_id><pv_type>double</pv_type>"
-          "<pv_units>K</pv_units></process_variable>"
-          "<process_variable><pv_name>Mode</pv_name><pv_id>2</pv_id><pv_type>string</pv_type>"
-          "</process_variable>"
-          "<process_variable><pv_name>Count</pv_name><pv_id>3</pv_id><pv_type>integer</pv_type>"
-          "</process_variable>"
-          "</process_variables></device>")
+GEOMETRY = (
+    '<instrument name="SNAPGEOM"><source z="-15.0"/><sample z="0.0"/>'
+    '<detectors first_id="1000" count="4" l2="2.0" two_theta_first="30" two_theta_last="120"/>'
+    '<detector id="7" l2="3.0" two_theta="90"/><monitor id="1"/></instrument>'
+)
+DEVICE = (
+    "<device><device_name>env</device_name><process_variables>"
+    "<process_variable><pv_name>SampleTemp</pv_name><pv_id>1</pv_id><pv_type>double</pv_type>"
+    "<pv_units>K</pv_units></process_variable>"
+    "<process_variable><pv_name>Mode</pv_name><pv_id>2</pv_id><pv_type>string</pv_type>"
+    "</process_variable>"
+    "<process_variable><pv_name>Count</pv_name><pv_id>3</pv_id><pv_type>integer</pv_type>"
+    "</process_variable>"
+    "</process_variables></device>"
+)
 
 
 def test_a_run_end_to_end(sms_factory, listen):
-    first = [status(1), pk(P.BeamlineInfoPkt("BL3", "SNAP", "SNAP")), pk(P.GeometryPkt(GEOMETRY)),
-             pk(P.RunInfoPkt("<runinfo><proposal_id>IPTS-1234</proposal_id><run_title>Si powder</run_title>"
-                             "</runinfo>")),
-             pk(P.DeviceDescriptorPkt(5, DEVICE)), pk(P.VariableDoublePkt(5, 1, value=295.5), S + 1),
-             pk(P.VariableStringPkt(5, 2, value="powder"), S + 1), pk(P.VariableU32Pkt(5, 3, value=7), S + 1),
-             pk(P.VariableU32Pkt(5, 9, value=1), S + 1),                          # no such variable: dropped
-             events(S + 1, (1, [146393, 100], [1002, 7]), (0xFFFFFFFE, [5], [0x80000000]), (2, [1000], [999]),
-                    charge=1549703),
-             pk(P.BeamMonitorPkt(1, 0, 0, 0, 0, [P.MonitorSection(1, 0, 0, True, u32(
-                 (1 << 31) | 1000, (1 << 31) | 2000, 30))]), S + 1)]
+    first = [
+        status(1),
+        pk(P.BeamlineInfoPkt("BL3", "SNAP", "SNAP")),
+        pk(P.GeometryPkt(GEOMETRY)),
+        pk(
+            P.RunInfoPkt(
+                "<runinfo><proposal_id>IPTS-1234</proposal_id><run_title>Si powder</run_title></runinfo>"
+            )
+        ),
+        pk(P.DeviceDescriptorPkt(5, DEVICE)),
+        pk(P.VariableDoublePkt(5, 1, value=295.5), S + 1),
+        pk(P.VariableStringPkt(5, 2, value="powder"), S + 1),
+        pk(P.VariableU32Pkt(5, 3, value=7), S + 1),
+        pk(P.VariableU32Pkt(5, 9, value=1), S + 1),  # no such variable: dropped
+        events(
+            S + 1,
+            (1, [146393, 100], [1002, 7]),
+            (0xFFFFFFFE, [5], [0x80000000]),
+            (2, [1000], [999]),
+            charge=1549703,
+        ),
+        pk(
+            P.BeamMonitorPkt(
+                1, 0, 0, 0, 0, [P.MonitorSection(1, 0, 0, True, u32((1 << 31) | 1000, (1 << 31) | 2000, 30))]
+            ),
+            S + 1,
+        ),
+    ]
     sms = sms_factory(first)
     listener = listen(sms.address)
     packets_seen(listener, len(first))
@@ -159,14 +192,14 @@ def test_a_run_end_to_end(sms_factory, listen):
     assert sp.l1 == 15.0 and sp.l2.tolist() == [3.0, 2.0, 2.0, 2.0, 2.0]
     np.testing.assert_allclose(np.rad2deg(sp.two_theta), [90, 30, 60, 90, 120])
     ev = chunk.events
-    assert ev.index.tolist() == [3, 0]                          # pixel 1002 → index 3, pixel 7 → index 0
+    assert ev.index.tolist() == [3, 0]  # pixel 1002 → index 3, pixel 7 → index 0
     np.testing.assert_allclose(ev.tof, np.float32([14639.3, 10.0]))
     assert ev.pulse_time.tolist() == [UNIX_NS + 1_000_000_000] and ev.pulse_start.tolist() == [0]
     run = chunk.run
     assert run["run_number"].value == "44635" and run["experiment_identifier"].value == "IPTS-1234"
     assert run["run_title"].value == "Si powder"
     assert run["run_start"].value == datetime.fromtimestamp(UNIX_NS / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert run["proton_charge"].values.tolist() == [15497030.0]          # 1549703 × 10 pC
+    assert run["proton_charge"].values.tolist() == [15497030.0]  # 1549703 × 10 pC
     assert run["SampleTemp"].values.tolist() == [295.5] and run["SampleTemp"].unit == "K"
     assert run["Mode"].values.tolist() == ["powder"] and run["Count"].values.tolist() == [7]
     assert run["monitor1_counts"].value == 3
@@ -177,16 +210,19 @@ def test_a_run_end_to_end(sms_factory, listen):
     assert state["unmapped_events_dropped"] == 1 and state["unknown_variable_values"] == 1
 
     # the rest of the run, END_RUN, and one pulse after it: held back until the END_RUN chunk is out
-    tail = [pk(P.VariableDoublePkt(5, 1, value=296.0), S + 2), events(S + 2, (1, [50], [1000])),
-            status(4, sec=S + 3)]
+    tail = [
+        pk(P.VariableDoublePkt(5, 1, value=296.0), S + 2),
+        events(S + 2, (1, [50], [1000])),
+        status(4, sec=S + 3),
+    ]
     sms.send(*tail, events(S + 4, (1, [60], [1001])))
     packets_seen(listener, len(first) + len(tail))
     time.sleep(0.1)
-    assert len(listener._events) == 1                          # the pulse after END_RUN is not consumed yet
+    assert len(listener._events) == 1  # the pulse after END_RUN is not consumed yet
     chunk2 = listener.extract()
     assert listener.run_status() == RunStatus.END_RUN
     assert chunk2.events.index.tolist() == [1] and chunk2.spectra.same_layout(sp)
-    assert chunk2.run["SampleTemp"].values.tolist() == [295.5, 296.0]   # carried over, then the new value
+    assert chunk2.run["SampleTemp"].values.tolist() == [295.5, 296.0]  # carried over, then the new value
     assert chunk2.run.hasProperty("run_end") and "monitor1_counts" not in chunk2.run
     wait_for(lambda: len(listener._events) == 1)
     chunk3 = listener.extract()
@@ -197,10 +233,16 @@ def test_a_run_end_to_end(sms_factory, listen):
 
 def test_pause_drops_and_counts_events_and_scans_set_scan_index(sms_factory, listen):
     M = P.MarkerType
-    script = [status(1), events(S, (1, [10, 20], [0, 1])), pk(P.AnnotationPkt(M.PAUSE), S + 1),
-              events(S + 1, (1, [10, 20, 30], [1, 2, 3])), pk(P.AnnotationPkt(M.RESUME), S + 2),
-              events(S + 2, (1, [40], [3])), pk(P.AnnotationPkt(M.SCAN_START, 3), S + 3),
-              pk(P.AnnotationPkt(M.SCAN_STOP, 3), S + 4)]
+    script = [
+        status(1),
+        events(S, (1, [10, 20], [0, 1])),
+        pk(P.AnnotationPkt(M.PAUSE), S + 1),
+        events(S + 1, (1, [10, 20, 30], [1, 2, 3])),
+        pk(P.AnnotationPkt(M.RESUME), S + 2),
+        events(S + 2, (1, [40], [3])),
+        pk(P.AnnotationPkt(M.SCAN_START, 3), S + 3),
+        pk(P.AnnotationPkt(M.SCAN_STOP, 3), S + 4),
+    ]
     listener = listen(sms_factory(script).address, pixels=4)
     packets_seen(listener, len(script))
     chunk = listener.extract()
@@ -208,11 +250,11 @@ def test_pause_drops_and_counts_events_and_scans_set_scan_index(sms_factory, lis
     assert chunk.spectra.det_ids.tolist() == [0, 1, 2, 3] and np.isnan(chunk.spectra.l2).all()
     assert chunk.run["pause"].values.tolist() == [0, 1, 0]
     assert chunk.run["scan_index"].values.tolist() == [0, 3, 0]
-    assert len(chunk.run["proton_charge"].values) == 2          # the paused pulse is dropped whole
+    assert len(chunk.run["proton_charge"].values) == 2  # the paused pulse is dropped whole
 
 
 def test_without_geometry_the_highest_pixel_sizes_the_run_and_later_strays_are_dropped(sms_factory, listen):
-    stray = 0x7FFFFFF0                                   # one absurd id must not size the spectra
+    stray = 0x7FFFFFF0  # one absurd id must not size the spectra
     sms = sms_factory([status(1), events(S, (1, [10, 20, 30], [5, 2, stray]))])
     listener = listen(sms.address)
     packets_seen(listener, 2)
@@ -245,20 +287,20 @@ def test_client_hello_for_each_start_mode(sms_factory, listen):
         listen(sms.address, start)
     wait_for(lambda: len(sms.hellos) == 3)
     got = sorted(struct.unpack("<5I", h) for h in sms.hellos)
-    assert all(h[0] == 4 and h[1] == 0x00400600 for h in got)       # v0 hello: 4-byte payload
+    assert all(h[0] == 4 and h[1] == 0x00400600 for h in got)  # v0 hello: 4-byte payload
     assert sorted(h[4] for h in got) == [0, 1, S + 5]
 
 
 def test_reconnecting_into_the_same_run_replaces_its_partial_data(sms_factory, listen, caplog):
     run = [status(1, run=5), events(S, (1, [10, 20], [0, 1]))]
-    sms = sms_factory(run, run + [events(S + 1, (1, [30], [1]))])
+    sms = sms_factory(run, [*run, events(S + 1, (1, [30], [1]))])
     listener = listen(sms.address, pixels=2)
     packets_seen(listener, 2)
     assert listener.extract().n_events == 2 and listener.run_status() == RunStatus.BEGIN_RUN
     with caplog.at_level(logging.INFO, "livereduce.listener.adara"):
         sms.drop()
         wait_for(lambda: listener.state()["connects"] == 2 and listener.state()["packets"] >= 5)
-    assert [h[16:] for h in sms.hellos] == [struct.pack("<I", 1)] * 2          # start of run both times
+    assert [h[16:] for h in sms.hellos] == [struct.pack("<I", 1)] * 2  # start of run both times
     assert listener.data_reset() and not listener.data_reset()
     chunk = listener.extract()
     assert chunk.n_events == 3 and listener.run_status() == RunStatus.RUNNING
@@ -268,9 +310,11 @@ def test_reconnecting_into_the_same_run_replaces_its_partial_data(sms_factory, l
 
 def test_garbage_over_tcp_drops_and_reconnects_without_dying(listen, caplog):
     rng = np.random.default_rng(5)
-    blobs = [rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(),                     # pure noise
-             P.encode(P.HeartbeatPkt()) + struct.pack("<4I", 6, 0x400900, 0, 0) + b"x" * 8,  # unaligned
-             mutated_stream(rng, 300, 1.0)]
+    blobs = [
+        rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(),  # pure noise
+        P.encode(P.HeartbeatPkt()) + struct.pack("<4I", 6, 0x400900, 0, 0) + b"x" * 8,  # unaligned
+        mutated_stream(rng, 300, 1.0),
+    ]
     server = socket.create_server(("127.0.0.1", 0))
     served = []
 
@@ -285,6 +329,7 @@ def test_garbage_over_tcp_drops_and_reconnects_without_dying(listen, caplog):
                 conn.recv(20)
                 conn.sendall(blobs[len(served) % 3] + struct.pack("<4I", 7, 0x400900, 0, 0))
                 served.append(True)
+
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     with caplog.at_level(logging.INFO, "livereduce.listener.adara"):
@@ -297,7 +342,7 @@ def test_garbage_over_tcp_drops_and_reconnects_without_dying(listen, caplog):
     assert "protocol" in state["last_error"] or "socket" in state["last_error"]
     assert sum("protocol error" in r.message for r in caplog.records) >= 2
     with pytest.raises(NotYet):
-        listener.extract()                 # no run status in garbage: still not initialised, still alive
+        listener.extract()  # no run status in garbage: still not initialised, still alive
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
@@ -305,8 +350,9 @@ def test_garbage_over_tcp_drops_and_reconnects_without_dying(listen, caplog):
 def test_mutated_packets_into_the_listener_only_raise_protocol_errors(seed):
     listener = AdaraListener(pixels=8)
     rng = np.random.default_rng(seed)
-    stream = b"".join([status(1), pk(P.GeometryPkt(GEOMETRY)), pk(P.DeviceDescriptorPkt(5, DEVICE))]) + \
-        mutated_stream(rng, 300, 0.15)
+    stream = b"".join(
+        [status(1), pk(P.GeometryPkt(GEOMETRY)), pk(P.DeviceDescriptorPkt(5, DEVICE))]
+    ) + mutated_stream(rng, 300, 0.15)
     parser = Parser()
     parser.feed(stream)
     try:
@@ -315,7 +361,7 @@ def test_mutated_packets_into_the_listener_only_raise_protocol_errors(seed):
                 listener._dispatch(packet)
             except ProtocolError:
                 pass
-            if listener._hold is not None:                  # a run boundary: extract, as the session would
+            if listener._hold is not None:  # a run boundary: extract, as the session would
                 listener.extract()
     except ProtocolError:
         pass
@@ -326,11 +372,11 @@ def test_mutated_packets_into_the_listener_only_raise_protocol_errors(seed):
 def test_detector_map_modes_give_the_same_answers(det_ids):
     # offset (contiguous ids), lookup table (dense) and sorted search (negative or huge ids)
     mapping = DetectorMap(np.array(det_ids))
-    words = [det_ids[2], det_ids[0] % 2**32, 99, 0, det_ids[3], 0xFFFFFFFF, det_ids[1]]   # as pixel words
+    words = [det_ids[2], det_ids[0] % 2**32, 99, 0, det_ids[3], 0xFFFFFFFF, det_ids[1]]  # as pixel words
     index = mapping(np.array(words, dtype=np.uint32))
     expected = [2, 0, None, None, 3, None, 1]
     if det_ids[0] < 0:
-        expected[1] = None                      # the word 2**32 - 3 is not detector -3
+        expected[1] = None  # the word 2**32 - 3 is not detector -3
     assert [int(i) if i < mapping.size else None for i in index] == expected
 
 
@@ -338,8 +384,10 @@ def test_geometry_subset_and_real_idf_fallback():
     g = parse_geometry(GEOMETRY)
     assert g.name == "SNAPGEOM" and g.l1 == 15.0 and g.monitors == (1,)
     assert g.det_ids.tolist() == [7, 1000, 1001, 1002, 1003]
-    idf = ('<?xml version="1.0"?><instrument xmlns="http://www.mantidproject.org/IDF/1.0" name="CNCS">'
-           '<component type="bank1" idlist="bank1"><location/></component></instrument>')
+    idf = (
+        '<?xml version="1.0"?><instrument xmlns="http://www.mantidproject.org/IDF/1.0" name="CNCS">'
+        '<component type="bank1" idlist="bank1"><location/></component></instrument>'
+    )
     real = parse_geometry(idf)
     assert real.name == "CNCS" and real.det_ids.size == 0
     with pytest.raises(ValueError, match="geometry XML"):

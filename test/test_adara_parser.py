@@ -45,15 +45,15 @@ def test_unknown_types_are_skipped_and_counted():
 
 
 def test_oversize_packets_are_skipped_in_pieces_and_counted():
-    big = 8 << 20                       # payload alone is 8 MiB: with the header, one packet over the limit
+    big = 8 << 20  # payload alone is 8 MiB: with the header, one packet over the limit
     parser, got = Parser(), []
     got += parser.parse(heartbeat(1) + header(big, 0x4000) + b"\0" * 1000)
     for _ in range(7):
         got += parser.parse(b"\0" * (1 << 20))
-    got += parser.parse(b"\0" * ((1 << 20) - 1000) + heartbeat(3))       # the payload's end, then a packet
+    got += parser.parse(b"\0" * ((1 << 20) - 1000) + heartbeat(3))  # the payload's end, then a packet
     assert [p.sec for p in got] == [1, 3]
     assert parser.discarded_oversize == 1
-    assert len(parser._buf) < (4 << 20)                  # the oversize packet was never buffered whole
+    assert len(parser._buf) < (4 << 20)  # the oversize packet was never buffered whole
 
 
 def test_a_payload_length_not_a_multiple_of_four_is_a_protocol_error():
@@ -111,14 +111,14 @@ def mutated_stream(rng: np.random.Generator, n: int, rate: float) -> bytes:
                 data[5:8] = rng.integers(0, 256, 3, dtype=np.uint8).tobytes()
             elif kind == "version":
                 data[4] = rng.integers(256)
-            elif kind == "length4":            # a wrong but aligned length: the stream goes out of step
+            elif kind == "length4":  # a wrong but aligned length: the stream goes out of step
                 data[0:4] = struct.pack("<I", 4 * int(rng.integers(0, 64)))
             elif kind == "length":
                 data[0:4] = struct.pack("<I", int(rng.integers(0, 1 << 32)))
             elif kind == "garbage":
                 data += rng.integers(0, 256, 4 * int(rng.integers(1, 16)), dtype=np.uint8).tobytes()
             elif kind == "truncate" and len(data) > 20:
-                payload = data[16:16 + 4 * int(rng.integers(0, (len(data) - 16) // 4))]
+                payload = data[16 : 16 + 4 * int(rng.integers(0, (len(data) - 16) // 4))]
                 data = data[:16] + payload
                 data[0:4] = struct.pack("<I", len(payload))
             elif kind == "oversize":
@@ -128,15 +128,17 @@ def mutated_stream(rng: np.random.Generator, n: int, rate: float) -> bytes:
 
 
 @settings(max_examples=260, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**63), rate=st.sampled_from([0.0, 0.02, 0.1, 0.5, 1.0]), chunk=st.integers(1, 5000))
+@given(
+    seed=st.integers(0, 2**63), rate=st.sampled_from([0.0, 0.02, 0.1, 0.5, 1.0]), chunk=st.integers(1, 5000)
+)
 def test_random_and_mutated_packets_only_ever_raise_protocol_errors(seed, rate, chunk):
     rng = np.random.default_rng(seed)
-    stream = mutated_stream(rng, 400, rate)                   # 260 examples × 400 packets > 10^5 packets
+    stream = mutated_stream(rng, 400, rate)  # 260 examples × 400 packets > 10^5 packets
     parser, pos, decoded = Parser(), 0, 0
     while pos < len(stream):
         step = int(rng.integers(1, 2 * chunk))
         try:
-            parser.feed(stream[pos:pos + step])
+            parser.feed(stream[pos : pos + step])
             for pkt in parser:
                 try:
                     P.decode(pkt)
@@ -144,7 +146,7 @@ def test_random_and_mutated_packets_only_ever_raise_protocol_errors(seed, rate, 
                 except ProtocolError:
                     pass
         except ProtocolError:
-            parser = Parser()                  # what the listener does: drop the connection, start afresh
+            parser = Parser()  # what the listener does: drop the connection, start afresh
         pos += step
     if rate == 0.0:
         # unmutated streams decode whole; with mutations, even one early absurd length may legitimately
@@ -160,7 +162,8 @@ def test_unmutated_streams_come_back_exactly(seed, chunk):
     stream = b"".join(SAMPLES[i] for i in idx)
     parser, got, pos = Parser(), [], 0
     while pos < len(stream):
-        got += parser.parse(stream[pos:pos + chunk])
+        got += parser.parse(stream[pos : pos + chunk])
         pos += chunk
-    assert [P.HEADER.pack(len(p.payload), (p.type << 8) | p.version, p.sec, p.nsec) + p.payload
-            for p in got] == [SAMPLES[i] for i in idx]
+    assert [
+        P.HEADER.pack(len(p.payload), (p.type << 8) | p.version, p.sec, p.nsec) + p.payload for p in got
+    ] == [SAMPLES[i] for i in idx]

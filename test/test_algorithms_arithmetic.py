@@ -18,8 +18,12 @@ EDGES = np.array([0.0, 1.0, 2.0, 3.0])
 
 def h(y, e2=None, edges=EDGES):
     y = np.asarray(y, float)
-    return HistogramWorkspace(y, y.copy() if e2 is None else np.asarray(e2, float), edges,
-                              Spectra.one_to_one(np.arange(1, y.shape[0] + 1)))
+    return HistogramWorkspace(
+        y,
+        y.copy() if e2 is None else np.asarray(e2, float),
+        edges,
+        Spectra.one_to_one(np.arange(1, y.shape[0] + 1)),
+    )
 
 
 def ev(x, index=None, nspec=1):
@@ -45,10 +49,10 @@ def test_multiply_divide_relative_errors(ads):
     av, bv = np.array(A), np.array(B)
     m = registry.call("Multiply", a, b, OutputWorkspace="m")
     np.testing.assert_allclose(m.values, av * bv)
-    np.testing.assert_allclose(m.variances, av * bv ** 2 + bv * av ** 2)
+    np.testing.assert_allclose(m.variances, av * bv**2 + bv * av**2)
     d = registry.call("Divide", a, b, OutputWorkspace="d")
     np.testing.assert_allclose(d.values, av / bv)
-    rel2 = av / av ** 2 + bv / bv ** 2          # (σa/a)² + (σb/b)², σ² = counts
+    rel2 = av / av**2 + bv / bv**2  # (σa/a)² + (σb/b)², σ² = counts
     np.testing.assert_allclose(d.variances, (av / bv) ** 2 * rel2)
 
 
@@ -76,7 +80,7 @@ def test_shape_and_binning_checks(ads):
     with pytest.raises(AlgorithmError, match="bin edges"):
         registry.call("Plus", h(A), h(B, edges=EDGES * 2), OutputWorkspace="x")
     two = h([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
-    bc = registry.call("Multiply", two, h([[2.0, 3.0, 4.0]]), OutputWorkspace="bc")    # one-spectrum RHS
+    bc = registry.call("Multiply", two, h([[2.0, 3.0, 4.0]]), OutputWorkspace="bc")  # one-spectrum RHS
     np.testing.assert_array_equal(bc.values, [[2, 3, 4], [4, 6, 8]])
 
 
@@ -86,7 +90,7 @@ def test_events_plus_events_concatenates(ads):
     assert isinstance(out, EventWorkspace) and out.getNumberEvents() == 5 and a.getNumberEvents() == 2
     np.testing.assert_array_equal(out.readY(0), [2, 1, 2])
     ads.addOrReplace("acc", a)
-    registry.call("Plus", "acc", b, OutputWorkspace="acc")       # in place, as the accumulation does
+    registry.call("Plus", "acc", b, OutputWorkspace="acc")  # in place, as the accumulation does
     assert ads["acc"] is a and a.getNumberEvents() == 5
 
 
@@ -99,7 +103,7 @@ def test_events_minus_and_scale(ads):
     assert isinstance(scaled, EventWorkspace) and scaled.getEventType() == "WEIGHTED"
     np.testing.assert_allclose(scaled.readY(0), [6, 3, 0])
     np.testing.assert_allclose(scaled.readE(0) ** 2, [18, 9, 0])
-    mixed = a + h(B)                                              # events with a histogram: histogrammed
+    mixed = a + h(B)  # events with a histogram: histogrammed
     assert isinstance(mixed, HistogramWorkspace)
     np.testing.assert_array_equal(mixed.values, [[3, 4, 4]])
 
@@ -121,8 +125,8 @@ def test_normalise_by_current(ads):
     np.testing.assert_allclose(n.variances, np.array(A) / 4)
     assert n.getRun()["NormalizationFactor"].value == 2.0
     e = ev([0.5, 1.5])
-    e.getRun().series("proton_charge", "picoCoulomb").append([1, 2], [1.8e9, 1.8e9])   # 3.6e9 pC = 1 µAh
+    e.getRun().series("proton_charge", "picoCoulomb").append([1, 2], [1.8e9, 1.8e9])  # 3.6e9 pC = 1 µAh
     ne = registry.call("NormaliseByCurrent", e, OutputWorkspace="ne")
     np.testing.assert_allclose(ne.readY(0), [1, 1, 0])
-    with pytest.raises(AlgorithmError, match="proton charge .* is 0"):
+    with pytest.raises(AlgorithmError, match=r"proton charge .* is 0"):
         registry.call("NormaliseByCurrent", h(B), OutputWorkspace="z")

@@ -37,7 +37,7 @@ def test_linear_params_give_exact_edges():
 def test_last_partial_bin_rule():
     # 0..9.5 step 3: 0,3,6,9 then 9.5; the final bin (0.5 wide) is below 25 % of 3 → merged: 0,3,6,9.5
     np.testing.assert_array_equal(edges_from_params([0, 3, 9.5]), [0, 3, 6, 9.5])
-    np.testing.assert_array_equal(edges_from_params([0, 3, 10]), [0, 3, 6, 9, 10])   # 1 ≥ 0.75: kept
+    np.testing.assert_array_equal(edges_from_params([0, 3, 10]), [0, 3, 6, 9, 10])  # 1 ≥ 0.75: kept
     # 0..10 step 4: final 2-wide bin is >= 25 % → kept
     np.testing.assert_array_equal(edges_from_params((0, 4, 10)), [0, 4, 8, 10])
     np.testing.assert_array_equal(edges_from_params("0,4,10", full_bins_only=True), [0, 4, 8])
@@ -99,8 +99,8 @@ def test_histogram_rebin_shares_counts_in_proportion():
     ws = HistogramWorkspace([[4.0, 8.0]], [[4.0, 8.0]], [0.0, 2.0, 4.0], Spectra.one_to_one([1]))
     out = rebin(ws, "0,1,4")
     np.testing.assert_allclose(out.values, [[2, 2, 4, 4]])
-    np.testing.assert_allclose(out.variances, [[2, 2, 4, 4]])   # Mantid: variances shared the same way
-    out = rebin(ws, "1,2,3")                                    # half of each bin
+    np.testing.assert_allclose(out.variances, [[2, 2, 4, 4]])  # Mantid: variances shared the same way
+    out = rebin(ws, "1,2,3")  # half of each bin
     np.testing.assert_allclose(out.values, [[6.0]])
     np.testing.assert_allclose(out.readE(0), [np.sqrt(6.0)])
 
@@ -135,17 +135,19 @@ def test_convert_to_matrix_workspace(ads):
 def test_compress_events_keeps_counts_and_merges_within_tolerance(ads):
     rng = np.random.default_rng(5)
     index = rng.integers(0, 3, 5000, dtype=np.uint32)
-    x = np.round(rng.uniform(0, 50, 5000), 1)              # many coincident values
+    x = np.round(rng.uniform(0, 50, 5000), 1)  # many coincident values
     ws = EventWorkspace(Spectra.one_to_one([1, 2, 3]), EventColumns(index, x))
     out = registry.get("CompressEvents")(InputWorkspace=ws, Tolerance=0.05)
     assert out.getNumberEvents() < ws.getNumberEvents()
     assert out.events.weights.sum() == 5000
-    np.testing.assert_array_equal(np.bincount(out.events.index, weights=out.events.weights, minlength=3),
-                                  np.bincount(index, minlength=3))
-    edges = np.arange(0.0, 51.0, 1.0)     # histograms agree for any binning coarser than the tolerance grid
+    np.testing.assert_array_equal(
+        np.bincount(out.events.index, weights=out.events.weights, minlength=3),
+        np.bincount(index, minlength=3),
+    )
+    edges = np.arange(0.0, 51.0, 1.0)  # histograms agree for any binning coarser than the tolerance grid
     np.testing.assert_allclose(out.histogram(edges).values, ws.histogram(edges).values)
     np.testing.assert_allclose(out.histogram(edges).variances, ws.histogram(edges).variances)
-    for s in range(3):                    # every merged event is within the tolerance of its sources
+    for s in range(3):  # every merged event is within the tolerance of its sources
         merged = out.getSpectrum(s).getTofs()
         orig = np.unique(x[index == s])
         assert np.abs(orig[:, None] - merged[None, :]).min(axis=1).max() < 0.05
@@ -154,13 +156,21 @@ def test_compress_events_keeps_counts_and_merges_within_tolerance(ads):
 def test_compress_events_default_tolerance_used_by_daemon():
     ws, _index, _x = events(n=3000)
     out = compress_events(ws)
-    assert out.events.weights.sum() == 3000 and 2990 <= out.getNumberEvents() <= 3000   # few coincide
+    assert out.events.weights.sum() == 3000 and 2990 <= out.getNumberEvents() <= 3000  # few coincide
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.one_of(st.floats(-50, 1050, allow_nan=False), st.integers(-2, 101).map(lambda k: k * 10.0),
-                          st.sampled_from([np.nan, 1e300, -1e300, np.inf])), max_size=300),
-       st.sampled_from(["0,10,1000", "0.1,0.3,999.7", "-5,7,990"]))
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-50, 1050, allow_nan=False),
+            st.integers(-2, 101).map(lambda k: k * 10.0),
+            st.sampled_from([np.nan, 1e300, -1e300, np.inf]),
+        ),
+        max_size=300,
+    ),
+    st.sampled_from(["0,10,1000", "0.1,0.3,999.7", "-5,7,990"]),
+)
 def test_fast_events_to_histogram_matches_numpy(xs, params):
     """Rebin's counts-only kernel puts every event where the edges say, also on edges and far outside."""
     x = np.array(xs, float)

@@ -23,17 +23,40 @@ Integration = registry.get("Integration")
 
 def events(n=1000, nspec=4, seed=0) -> EventWorkspace:
     rng = np.random.default_rng(seed)
-    return EventWorkspace(Spectra.one_to_one(np.arange(1, nspec + 1)),
-                          EventColumns(rng.integers(0, nspec, n, dtype=np.uint32), rng.uniform(0, 1000, n)))
+    return EventWorkspace(
+        Spectra.one_to_one(np.arange(1, nspec + 1)),
+        EventColumns(rng.integers(0, nspec, n, dtype=np.uint32), rng.uniform(0, 1000, n)),
+    )
 
 
 def test_supported_is_sorted_and_covers_the_brief():
     assert list(SUPPORTED) == sorted(SUPPORTED)
-    for name in ("Rebin", "SumSpectra", "Integration", "ConvertUnits", "DiffractionFocussing", "CompressEvents",
-                 "NormaliseByCurrent", "ConvertToMatrixWorkspace", "CropWorkspace", "ExtractSpectra",
-                 "CloneWorkspace", "RenameWorkspace", "DeleteWorkspace", "Plus", "Minus", "Multiply", "Divide",
-                 "SaveNexus", "SaveNexusProcessed", "LoadNexus", "LoadNexusProcessed", "Load", "SaveAscii",
-                 "CreateSampleWorkspace"):
+    for name in (
+        "Rebin",
+        "SumSpectra",
+        "Integration",
+        "ConvertUnits",
+        "DiffractionFocussing",
+        "CompressEvents",
+        "NormaliseByCurrent",
+        "ConvertToMatrixWorkspace",
+        "CropWorkspace",
+        "ExtractSpectra",
+        "CloneWorkspace",
+        "RenameWorkspace",
+        "DeleteWorkspace",
+        "Plus",
+        "Minus",
+        "Multiply",
+        "Divide",
+        "SaveNexus",
+        "SaveNexusProcessed",
+        "LoadNexus",
+        "LoadNexusProcessed",
+        "Load",
+        "SaveAscii",
+        "CreateSampleWorkspace",
+    ):
         assert name in SUPPORTED
 
 
@@ -57,17 +80,17 @@ def test_input_by_name_and_in_place_by_name(ads):
 
 def test_positional_arguments_fill_mandatory_properties_in_order(ads):
     ws = events()
-    a = Rebin(ws, "0,100,1000")                           # InputWorkspace, Params (OutputWorkspace from target)
+    a = Rebin(ws, "0,100,1000")  # InputWorkspace, Params (OutputWorkspace from target)
     assert a.blocksize() == 10
-    Rebin(ws, "b", "0,500,1000")                          # InputWorkspace, OutputWorkspace, Params
+    Rebin(ws, "b", "0,500,1000")  # InputWorkspace, OutputWorkspace, Params
     assert ads["b"].blocksize() == 2
-    c = Rebin(ws, Params="0,250,1000", PreserveEvents=False)   # mixed: positional input, keywords after
+    c = Rebin(ws, Params="0,250,1000", PreserveEvents=False)  # mixed: positional input, keywords after
     assert isinstance(c, HistogramWorkspace) and c.blocksize() == 4
 
 
 def test_too_many_positional_arguments_is_an_error(ads):
     with pytest.raises(AlgorithmError, match="positional"):
-        Rebin(events(), "out", "0,1,10", False)     # PreserveEvents is optional: it takes no positional
+        Rebin(events(), "out", "0,1,10", False)  # PreserveEvents is optional: it takes no positional
     with pytest.raises(AlgorithmError, match="positional"):
         c = Rebin(events(), "0,250,1000", False)  # noqa: F841
 
@@ -87,7 +110,7 @@ def test_unknown_keyword_is_a_type_error_naming_the_algorithm(ads):
 
 def test_unknown_input_name_lists_what_exists(ads):
     ads.addOrReplace("there", events())
-    with pytest.raises(AlgorithmError, match="'missing' does not exist.*there"):
+    with pytest.raises(AlgorithmError, match=r"'missing' does not exist.*there"):
         r = SumSpectra(InputWorkspace="missing")  # noqa: F841
 
 
@@ -99,12 +122,12 @@ def test_lhs_names_reads_single_tuple_and_chained_targets():
     a = _targets()
     assert a == ("a",)
     b = [_targets()]
-    assert b == [()]                          # the call's value is not what is stored
+    assert b == [()]  # the call's value is not what is stored
     d, e = _targets()
     assert (d, e) == ("d", "e")
     f = g = _targets()
     assert f == g == ("f",)
-    assert [_targets()] == [()]               # an expression, not an assignment
+    assert [_targets()] == [()]  # an expression, not an assignment
 
 
 def test_group_input_runs_member_by_member(ads):

@@ -15,8 +15,13 @@ NSPEC = 6
 
 
 def spectra():
-    return Spectra.one_to_one(np.arange(11, 11 + NSPEC), numbers=np.arange(1, NSPEC + 1), l1=10.0,
-                              l2=np.linspace(1.0, 2.0, NSPEC), two_theta=np.linspace(0.5, 2.0, NSPEC))
+    return Spectra.one_to_one(
+        np.arange(11, 11 + NSPEC),
+        numbers=np.arange(1, NSPEC + 1),
+        l1=10.0,
+        l2=np.linspace(1.0, 2.0, NSPEC),
+        two_theta=np.linspace(0.5, 2.0, NSPEC),
+    )
 
 
 def events(n=12_000, seed=1):
@@ -44,8 +49,10 @@ def test_sum_spectra_histogram_range_and_list(ads):
     assert s.spectra.l2[0] == pytest.approx(h.spectra.l2[1:4].mean())
     t = alg("SumSpectra")(InputWorkspace=h, ListOfWorkspaceIndices="0,4-5")
     np.testing.assert_array_equal(t.values[0], h.values[[0, 4, 5]].sum(axis=0))
-    u = alg("SumSpectra")(InputWorkspace=h, StartWorkspaceIndex=1, EndWorkspaceIndex=2, ListOfWorkspaceIndices=[5])
-    np.testing.assert_array_equal(u.values[0], h.values[[1, 2, 5]].sum(axis=0))   # range ∪ list
+    u = alg("SumSpectra")(
+        InputWorkspace=h, StartWorkspaceIndex=1, EndWorkspaceIndex=2, ListOfWorkspaceIndices=[5]
+    )
+    np.testing.assert_array_equal(u.values[0], h.values[[1, 2, 5]].sum(axis=0))  # range ∪ list
     with pytest.raises(AlgorithmError, match="outside"):
         v = alg("SumSpectra")(InputWorkspace=h, EndWorkspaceIndex=99)  # noqa: F841
 
@@ -63,7 +70,7 @@ def test_integration_whole_and_ranges(ads):
     np.testing.assert_array_equal(i.values[:, 0], h.values.sum(axis=1))
     np.testing.assert_array_equal(i.variances[:, 0], h.variances.sum(axis=1))
     np.testing.assert_array_equal(i.readX(0), [0, 100])
-    j = alg("Integration")(InputWorkspace=h, RangeLower=20, RangeUpper=50)   # bins [20,30),[30,40),[40,50)
+    j = alg("Integration")(InputWorkspace=h, RangeLower=20, RangeUpper=50)  # bins [20,30),[30,40),[40,50)
     np.testing.assert_array_equal(j.values[:, 0], h.values[:, 2:5].sum(axis=1))
     np.testing.assert_array_equal(j.readX(3), [20, 50])
     k = alg("Integration")(InputWorkspace=h, RangeLower=25, RangeUpper=50, IncludePartialBins=True)
@@ -115,15 +122,22 @@ def write_cal(path, groups):
 def test_diffraction_focussing_groups_from_cal_file(ads, tmp_path):
     ws, index, _x = events()
     d = registry.call("ConvertUnits", ws, OutputWorkspace="d", Target="dSpacing")
-    cal = write_cal(tmp_path / "g.cal", [(11, 2, 1), (12, 2, 1), (13, 5, 1), (14, 5, 0), (15, 0, 1), (16, 5, 1)])
+    cal = write_cal(
+        tmp_path / "g.cal", [(11, 2, 1), (12, 2, 1), (13, 5, 1), (14, 5, 0), (15, 0, 1), (16, 5, 1)]
+    )
     f = registry.call("DiffractionFocussing", d, OutputWorkspace="f", GroupingFileName=cal)
     assert isinstance(f, EventWorkspace) and f.getSpectrumNumbers() == [2, 5]
     assert f.getSpectrum(0).getDetectorIDs() == [11, 12] and f.getSpectrum(1).getDetectorIDs() == [13, 16]
-    assert f.getNumberEvents() == np.count_nonzero(np.isin(index, [0, 1, 2, 5]))   # select 0 / group 0 excluded
-    np.testing.assert_array_equal(np.sort(f.getSpectrum(1).getTofs()),
-                                  np.sort(d.events.x[np.isin(d.events.index, [2, 5])]))
+    assert f.getNumberEvents() == np.count_nonzero(
+        np.isin(index, [0, 1, 2, 5])
+    )  # select 0 / group 0 excluded
+    np.testing.assert_array_equal(
+        np.sort(f.getSpectrum(1).getTofs()), np.sort(d.events.x[np.isin(d.events.index, [2, 5])])
+    )
     assert f.spectra.two_theta[0] == pytest.approx(np.mean(ws.spectra.two_theta[[0, 1]]))
-    h = registry.call("DiffractionFocussing", d, OutputWorkspace="fh", GroupingFileName=cal, PreserveEvents=False)
+    h = registry.call(
+        "DiffractionFocussing", d, OutputWorkspace="fh", GroupingFileName=cal, PreserveEvents=False
+    )
     assert isinstance(h, HistogramWorkspace) and h.values.sum() == f.getNumberEvents()
 
 
@@ -140,4 +154,6 @@ def test_diffraction_focussing_histograms_with_common_and_own_edges(ads, tmp_pat
     with pytest.raises(AlgorithmError, match="dSpacing"):
         registry.call("DiffractionFocussing", histo(), OutputWorkspace="x", GroupingFileName=cal)
     with pytest.raises(AlgorithmError, match="does not exist"):
-        registry.call("DiffractionFocussing", h2, OutputWorkspace="x", GroupingFileName=str(tmp_path / "no.cal"))
+        registry.call(
+            "DiffractionFocussing", h2, OutputWorkspace="x", GroupingFileName=str(tmp_path / "no.cal")
+        )

@@ -33,12 +33,15 @@ def events():
 
 def physics(unit, tof_us, s):
     L = L1 + L2[s]
-    v = L / (tof_us * 1e-6)                      # m/s
-    lam = H / (M_N * v) * 1e10                   # Å
+    v = L / (tof_us * 1e-6)  # m/s
+    lam = H / (M_N * v) * 1e10  # Å
     theta = TWO_THETA[s] / 2
-    return {"Wavelength": lam, "dSpacing": lam / (2 * np.sin(theta)),
-            "Energy": 0.5 * M_N * v ** 2 / E_CHARGE * 1e3,          # meV
-            "MomentumTransfer": 4 * np.pi * np.sin(theta) / lam}[unit]
+    return {
+        "Wavelength": lam,
+        "dSpacing": lam / (2 * np.sin(theta)),
+        "Energy": 0.5 * M_N * v**2 / E_CHARGE * 1e3,  # meV
+        "MomentumTransfer": 4 * np.pi * np.sin(theta) / lam,
+    }[unit]
 
 
 ConvertUnits = registry.get("ConvertUnits")
@@ -50,7 +53,7 @@ def test_events_follow_the_physics(ads, unit):
     out = ConvertUnits(InputWorkspace=ws, Target=unit)
     assert out.x_unit.unit_id == unit and out.getNumberEvents() == tof.size
     np.testing.assert_allclose(out.events.x, physics(unit, tof, index), rtol=1e-12)
-    e = out.edges                              # per-spectrum edges, increasing, holding every event
+    e = out.edges  # per-spectrum edges, increasing, holding every event
     assert e.shape == (3, 2) and np.all(e[:, 1] > e[:, 0])
     assert out.histogram().values.sum() == tof.size
 
@@ -73,14 +76,14 @@ def test_round_trip_and_unit_to_unit(ads):
     ws, _index, tof = events()
     d = ConvertUnits(InputWorkspace=ws, Target="dSpacing")
     q = ConvertUnits(InputWorkspace=d, Target="MomentumTransfer")
-    np.testing.assert_allclose(q.events.x, 2 * np.pi / d.events.x, rtol=1e-12)    # Q = 2π/d (elastic)
+    np.testing.assert_allclose(q.events.x, 2 * np.pi / d.events.x, rtol=1e-12)  # Q = 2π/d (elastic)
     back = ConvertUnits(InputWorkspace=q, Target="TOF")
     np.testing.assert_allclose(back.events.x, tof, rtol=1e-12)
 
 
 def test_missing_geometry_is_named(ads):
     ws = EventWorkspace(Spectra.one_to_one([1, 2]), EventColumns(np.array([0, 1], np.uint32), [1.0, 2.0]))
-    with pytest.raises(AlgorithmError, match="L1 .*L2 for 2 spectra.*two_theta"):
+    with pytest.raises(AlgorithmError, match=r"L1 .*L2 for 2 spectra.*two_theta"):
         x = ConvertUnits(InputWorkspace=ws, Target="dSpacing")  # noqa: F841
     partial = Spectra.one_to_one([1, 2], l1=10.0, l2=2.0)
     ws2 = EventWorkspace(partial, EventColumns(np.array([0, 1], np.uint32), [1.0, 2.0]))

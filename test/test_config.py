@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -19,29 +19,34 @@ def test_defaults_follow_the_anchor():
     assert (config.update_every, config.preserve_events, config.accum_method) == (30.0, True, "Add")
     assert (config.system_mem_limit_perc, config.mem_check_interval_sec) == (70.0, 1.0)
     assert (config.watchdog_interval, config.watchdog_threshold) == (60.0, 300.0)
-    assert config.script_dir == "/SNS/PG3/shared/livereduce"          # the short name, as the anchor uses
+    assert config.script_dir == "/SNS/PG3/shared/livereduce"  # the short name, as the anchor uses
     assert warnings == []
 
 
-@pytest.mark.parametrize(("raw", "key", "found"), [
-    ({"instrument": "NOM", "update_every": "fast"}, "update_every", "'fast'"),
-    ({"instrument": "NOM", "update_every": -1}, "update_every", "-1"),
-    ({"instrument": "NOM", "preserve_events": "no"}, "preserve_events", "'no'"),
-    ({"instrument": "NOM", "accum_method": "Sum"}, "accum_method", "'Sum'"),
-    ({"instrument": "NOM", "mem_check_interval_sec": 0}, "mem_check_interval_sec", "0"),
-    ({"instrument": "NOM", "system_mem_limit_perc": 170}, "system_mem_limit_perc", "170"),
-    ({"instrument": "NOM", "watchdog": {"threshold": 10}}, "watchdog.threshold", "10"),
-    ({"instrument": "NOM", "watchdog": 5}, "watchdog", "5"),
-    ({"instrument": "NOM", "periods": [1, "2"]}, "periods", "[1, '2']"),
-    ({"instrument": "NOM", "periods": [0]}, "periods", "[0]"),
-    ({"instrument": "NOM", "listener": "telnet"}, "listener", "'telnet'"),
-    ({"instrument": "NOM", "engine": "fast"}, "engine", "'fast'"),
-])
+@pytest.mark.parametrize(
+    ("raw", "key", "found"),
+    [
+        ({"instrument": "NOM", "update_every": "fast"}, "update_every", "'fast'"),
+        ({"instrument": "NOM", "update_every": -1}, "update_every", "-1"),
+        ({"instrument": "NOM", "preserve_events": "no"}, "preserve_events", "'no'"),
+        ({"instrument": "NOM", "accum_method": "Sum"}, "accum_method", "'Sum'"),
+        ({"instrument": "NOM", "mem_check_interval_sec": 0}, "mem_check_interval_sec", "0"),
+        ({"instrument": "NOM", "system_mem_limit_perc": 170}, "system_mem_limit_perc", "170"),
+        ({"instrument": "NOM", "watchdog": {"threshold": 10}}, "watchdog.threshold", "10"),
+        ({"instrument": "NOM", "watchdog": 5}, "watchdog", "5"),
+        ({"instrument": "NOM", "periods": [1, "2"]}, "periods", "[1, '2']"),
+        ({"instrument": "NOM", "periods": [0]}, "periods", "[0]"),
+        ({"instrument": "NOM", "listener": "telnet"}, "listener", "'telnet'"),
+        ({"instrument": "NOM", "engine": "fast"}, "engine", "'fast'"),
+    ],
+)
 def test_bad_values_name_key_expected_and_found(raw, key, found):
     with pytest.raises(ConfigError) as err:
         parse_config(raw, "site.conf")
     assert err.value.key == key
-    assert f"config key '{key}' in site.conf: expected " in str(err.value) and f"found {found}" in str(err.value)
+    assert f"config key '{key}' in site.conf: expected " in str(err.value) and f"found {found}" in str(
+        err.value
+    )
 
 
 def test_choices_are_case_insensitive_and_canonical():
@@ -79,14 +84,24 @@ def test_unknown_instrument_lists_closest_or_needs_a_listener():
     assert config.script_dir == "/SNS/MYBEAM/shared/livereduce"
 
 
-def test_fields_and_config_agree():
-    assert len(FIELDS) == len(Config.__dataclass_fields__)
+def test_defaults_are_declared_once_and_parse_back_to_themselves():
+    """An empty file gives Config's declared defaults; each field's default passes its own validation."""
+    config, _ = parse_config({"instrument": "POWGEN"})
+    for f in FIELDS:
+        if f.key not in ("instrument", "script_dir"):
+            assert (
+                getattr(config, f.attr)
+                == getattr(Config(), f.attr)
+                == (tuple(f.default) if isinstance(f.default, list) else f.default)
+            ), f.key
 
 
 def test_configuration_doc_is_generated_from_the_table():
     """Compared, never rewritten here: a failing run must not repair the source tree by itself."""
     committed = (REPO / "docs" / "configuration.md").read_text()
-    spec = importlib.util.spec_from_file_location("build_config_doc", REPO / "scripts" / "build_config_doc.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_config_doc", REPO / "scripts" / "build_config_doc.py"
+    )
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
     assert builder.render() == committed, "docs/configuration.md is stale: run scripts/build_config_doc.py"

@@ -8,15 +8,21 @@ import signal
 import time
 
 import pytest
-
 from daemon_helpers import DaemonProcess, run_once
 
 
 def base_config(tmp_path, **extra):
     scripts = tmp_path / "scripts"
     scripts.mkdir(exist_ok=True)
-    return {"instrument": "FAKE", "listener": "fake_event", "listener_options": {"rate": 2000, "seed": 1},
-            "script_dir": str(scripts), "update_every": 0.3, "system_mem_limit_perc": 0, **extra}
+    return {
+        "instrument": "FAKE",
+        "listener": "fake_event",
+        "listener_options": {"rate": 2000, "seed": 1},
+        "script_dir": str(scripts),
+        "update_every": 0.3,
+        "system_mem_limit_perc": 0,
+        **extra,
+    }
 
 
 def write_script(tmp_path, kind, text):
@@ -24,24 +30,30 @@ def write_script(tmp_path, kind, text):
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)          # editors that save by rename must be caught
+    os.replace(tmp, path)  # editors that save by rename must be caught
     return path
 
 
-@pytest.mark.parametrize(("config", "expected"), [
-    ('{"instrument": "FAKE",\n "update_every": 3,,}', "line 2"),
-    ({"instrument": "ISIS_Histogram", "update_every": "fast"}, "update_every"),
-    ({"instrument": "ISIS_Event", "accum_method": "Sum"}, "accum_method"),
-    ({"instrument": "ISIS_Event", "mem_check_interval_sec": -1}, "mem_check_interval_sec"),
-    ({"instrument": "ISIS_Event", "watchdog": {"threshold": 5}}, "threshold"),
-    ({"instrument": "ISIS_Histogram", "accum_method": "Add"}, "accum_method"),
-    ({"instrument": "POWGENN"}, "POWGEN"),
-])
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ('{"instrument": "FAKE",\n "update_every": 3,,}', "line 2"),
+        ({"instrument": "ISIS_Histogram", "update_every": "fast"}, "update_every"),
+        ({"instrument": "ISIS_Event", "accum_method": "Sum"}, "accum_method"),
+        ({"instrument": "ISIS_Event", "mem_check_interval_sec": -1}, "mem_check_interval_sec"),
+        ({"instrument": "ISIS_Event", "watchdog": {"threshold": 5}}, "threshold"),
+        ({"instrument": "ISIS_Histogram", "accum_method": "Add"}, "accum_method"),
+        ({"instrument": "POWGENN"}, "POWGEN"),
+    ],
+)
 def test_config_errors_exit_2_with_a_clear_message(tmp_path, config, expected):
     result = run_once(tmp_path, config)
     assert result.returncode == 2, result.stdout + result.stderr
-    text = result.stdout + result.stderr + (tmp_path / "livereduce.log").read_text(errors="replace") \
-        if (tmp_path / "livereduce.log").exists() else result.stdout + result.stderr
+    text = (
+        result.stdout + result.stderr + (tmp_path / "livereduce.log").read_text(errors="replace")
+        if (tmp_path / "livereduce.log").exists()
+        else result.stdout + result.stderr
+    )
     assert "configuration error" in text and expected in text
 
 
@@ -66,8 +78,12 @@ def test_sigterm_stops_within_five_seconds(tmp_path):
 
 
 def test_check_finds_unsupported_algorithm_and_syntax_error(tmp_path):
-    write_script(tmp_path, "proc", "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,100,60000')\n"
-                                   "FitPeak(InputWorkspace=output)\n")
+    write_script(
+        tmp_path,
+        "proc",
+        "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,100,60000')\n"
+        "FitPeak(InputWorkspace=output)\n",
+    )
     write_script(tmp_path, "post_proc", "y = 2\nfor\n")
     result = run_once(tmp_path, base_config(tmp_path), "check")
     assert result.returncode != 0
@@ -76,15 +92,21 @@ def test_check_finds_unsupported_algorithm_and_syntax_error(tmp_path):
 
 
 def test_check_passes_good_scripts(tmp_path):
-    write_script(tmp_path, "proc", "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,100,60000')\n")
+    write_script(
+        tmp_path, "proc", "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,100,60000')\n"
+    )
     products = tmp_path / "products"
-    write_script(tmp_path, "post_proc", "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
-                                        f"SaveAscii(InputWorkspace=output, Filename={str(products / 'live.txt')!r})\n")
+    write_script(
+        tmp_path,
+        "post_proc",
+        "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
+        f"SaveAscii(InputWorkspace=output, Filename={str(products / 'live.txt')!r})\n",
+    )
     products.mkdir()
     result = run_once(tmp_path, base_config(tmp_path), "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout and "OK dry run" in result.stdout
-    assert not (products / "live.txt").exists()      # synthetic data never overwrites real products
+    assert not (products / "live.txt").exists()  # synthetic data never overwrites real products
 
 
 def test_sighup_rereads_scripts(tmp_path):

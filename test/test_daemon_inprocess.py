@@ -75,8 +75,14 @@ class Running:
         for kind, text in scripts.items():
             self.write(kind, text)
         self.config_path = tmp_path / "livereduce.conf"
-        raw = {"instrument": "FAKE", "listener": "fake_event", "script_dir": str(self.dir), "update_every": 0.02,
-               "system_mem_limit_perc": 0, **config}
+        raw = {
+            "instrument": "FAKE",
+            "listener": "fake_event",
+            "script_dir": str(self.dir),
+            "update_every": 0.02,
+            "system_mem_limit_perc": 0,
+            **config,
+        }
         self.config_path.write_text(json.dumps(raw))
         cfg, _ = parse_config(raw)
         self.listeners: list[FakeEventListener] = []
@@ -91,8 +97,12 @@ class Running:
             self.guards.append(FiringGuard(on_soft, on_hard))
             return self.guards[-1]
 
-        self.daemon = Daemon(cfg, resolve(cfg), Parts(make_listener=listener, watch=Watcher, memory_guard=guard,
-                                                      notifier=self.notifier), config_path=str(self.config_path))
+        self.daemon = Daemon(
+            cfg,
+            resolve(cfg),
+            Parts(make_listener=listener, watch=Watcher, memory_guard=guard, notifier=self.notifier),
+            config_path=str(self.config_path),
+        )
         self.exit_code: int | None = None
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
@@ -105,7 +115,7 @@ class Running:
         path = self.dir / f"reduce_FAKE_live_{kind}.py"
         temp = path.with_suffix(".tmp")
         temp.write_text(text)
-        temp.replace(path)                      # as editors save: a new file renamed over the old
+        temp.replace(path)  # as editors save: a new file renamed over the old
 
     def session(self):
         return self.daemon.session
@@ -152,7 +162,7 @@ def test_post_proc_edit_swaps_in_and_keeps_the_accumulation(running):
     before = accumulated(session)
     assert before >= 500
     wait_until(lambda: accumulated(session) > before, what="accumulation growing")
-    assert r.session() is session                                  # the same session: nothing cleared
+    assert r.session() is session  # the same session: nothing cleared
     assert r.stop() == 0
 
 
@@ -163,17 +173,16 @@ def test_proc_edit_restarts_the_session_with_a_new_registry(running):
     r.write("proc", "CloneWorkspace(input, OutputWorkspace=output)\n")
     wait_until(lambda: r.session() is not first, what="a new session")
     assert r.session().ads is not first.ads
-    assert len(r.listeners) == 2                                  # and a new listener
+    assert len(r.listeners) == 2  # and a new listener
     assert r.stop() == 0
 
 
 def test_an_unchanged_rewrite_and_a_broken_edit_keep_the_running_session(running, caplog):
     r = running({"proc": "pass\n"})
     first = r.session()
-    r.write("proc", "pass\n")                                      # same bytes: md5 unchanged
-    wait_until(lambda: "is unchanged; nothing to do" in caplog.text,
-               what="the unchanged rewrite noticed")
-    r.write("proc", "x = 1\nif x\n")                               # a syntax error on line 2
+    r.write("proc", "pass\n")  # same bytes: md5 unchanged
+    wait_until(lambda: "is unchanged; nothing to do" in caplog.text, what="the unchanged rewrite noticed")
+    r.write("proc", "x = 1\nif x\n")  # a syntax error on line 2
     wait_until(lambda: "rejected the new proc script" in caplog.text, what="the broken edit rejected")
     assert "reduce_FAKE_live_proc.py:2" in caplog.text
     cycles = first.state.cycles
@@ -210,7 +219,7 @@ def test_a_crashed_session_thread_is_reported_and_restarted(running, caplog):
     first = r.session()
 
     def extract_then_exit():
-        raise SystemExit(3)           # not an Exception: escapes the session's per-cycle error handling
+        raise SystemExit(3)  # not an Exception: escapes the session's per-cycle error handling
 
     first.listener.extract = extract_then_exit
     wait_until(lambda: r.session() is not first, what="a replacement session")
@@ -224,6 +233,6 @@ def test_systemd_is_told_ready_status_and_stopping(running):
     r = running({"proc": "pass\n"})
     wait_until(lambda: any(m.startswith("STATUS=running") for m in r.notifier.sent), what="a running status")
     assert r.notifier.sent[0] == "READY=1"
-    assert "WATCHDOG=1" in r.notifier.sent                        # fed while the session makes progress
+    assert "WATCHDOG=1" in r.notifier.sent  # fed while the session makes progress
     assert r.stop() == 0
     assert r.notifier.sent[-1] == "STOPPING=1"

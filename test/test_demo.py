@@ -14,7 +14,6 @@ import time
 
 import h5py
 import pytest
-
 from conftest import REPO
 
 PORT = 31415
@@ -23,7 +22,7 @@ LOG = REPO / "demo-output" / "livereduce.log"
 
 def port_free() -> bool:
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # a closed server's TIME_WAIT is fine
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is fine
         try:
             s.bind(("127.0.0.1", PORT))
         except OSError:
@@ -33,8 +32,14 @@ def port_free() -> bool:
 
 def start_demo() -> subprocess.Popen:
     env = {**os.environ, "LIVEREDUCE_VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(["bash", str(REPO / "scripts" / "demo")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        ["bash", str(REPO / "scripts" / "demo")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_the_demo_reduces_the_fake_runs_and_stops_on_ctrl_c():
@@ -47,7 +52,9 @@ def test_the_demo_reduces_the_fake_runs_and_stops_on_ctrl_c():
         deadline, new = time.monotonic() + 120, ""
         while time.monotonic() < deadline and demo.poll() is None:
             new = LOG.read_text()[offset:] if LOG.exists() else ""
-            cycles = [int(n) for n in re.findall(r"cycle \d+: run 1 .*?accumulated ([\d,]+)", new.replace(",", ""))]
+            cycles = [
+                int(n) for n in re.findall(r"cycle \d+: run 1 .*?accumulated ([\d,]+)", new.replace(",", ""))
+            ]
             if len([c for c in cycles if c > 0]) >= 2:
                 break
             time.sleep(0.2)
@@ -60,7 +67,7 @@ def test_the_demo_reduces_the_fake_runs_and_stops_on_ctrl_c():
             assert f["mantid_workspace_1/workspace/values"].shape[0] > 0
     finally:
         if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGINT)          # Ctrl-C reaches the whole foreground group
+            os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         out = demo.communicate(timeout=30)[0]
     assert demo.returncode == 0, out[-3000:]
     log = LOG.read_text()[offset:]
@@ -82,4 +89,4 @@ def test_the_demo_refuses_to_start_when_its_port_is_taken():
     assert f"port {PORT}" in out and "could not start" in out
     assert "Traceback" not in out
     new = LOG.read_text()[offset:] if LOG.exists() else ""
-    assert "session started" not in new                 # the daemon never ran
+    assert "session started" not in new  # the daemon never ran

@@ -22,8 +22,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1",
-       "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+ENV = {
+    **os.environ,
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+}
 
 SERVERS = {
     "fake-sms": [sys.executable, "-m", "livereduce", "fake-sms"],
@@ -32,8 +35,13 @@ SERVERS = {
     "test/fake_server.py": [sys.executable, "test/fake_server.py"],
     "test/fake_event_server.py": [sys.executable, "test/fake_event_server.py"],
 }
-DEFAULT_PORTS = {"fake-sms": 31415, "fake-dae": 56789, "fake-event-dae": 59876, "test/fake_server.py": 56789,
-                 "test/fake_event_server.py": 59876}
+DEFAULT_PORTS = {
+    "fake-sms": 31415,
+    "fake-dae": 56789,
+    "fake-event-dae": 59876,
+    "test/fake_server.py": 56789,
+    "test/fake_event_server.py": 59876,
+}
 
 
 def _occupy(port: int = 0) -> socket.socket:
@@ -57,7 +65,7 @@ def _occupied_pair() -> tuple[socket.socket, int]:
         except OSError:
             continue
         try:
-            with socket.socket() as check:       # p itself must still be free for the test to mean anything
+            with socket.socket() as check:  # p itself must still be free for the test to mean anything
                 check.bind(("127.0.0.1", port))
         except OSError:
             held.close()
@@ -67,8 +75,9 @@ def _occupied_pair() -> tuple[socket.socket, int]:
 
 
 def _run(argv: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def _assert_port_in_use_message(result: subprocess.CompletedProcess, port: int) -> str:
@@ -91,7 +100,7 @@ def test_port_in_use_is_one_line_and_exit_2(name):
     finally:
         held.close()
     line = _assert_port_in_use_message(result, port)
-    assert line.startswith(("livereduce ", "python test/")), line        # says which server it is
+    assert line.startswith(("livereduce ", "python test/")), line  # says which server it is
 
 
 @pytest.mark.parametrize("name", ["fake-event-dae", "test/fake_event_server.py"])
@@ -109,23 +118,33 @@ def test_event_dae_side_channel_port_in_use_is_named(name):
 def test_help_shows_defaults_and_port(name):
     result = _run([*SERVERS[name], "--help"])
     assert result.returncode == 0, result.stderr
-    text = " ".join(result.stdout.split())            # argparse wraps lines
+    text = " ".join(result.stdout.split())  # argparse wraps lines
     assert "--port PORT" in text
     assert f"(default: {DEFAULT_PORTS[name]})" in text, text
     assert "(default: 127.0.0.1)" in text, text
     if name in ("fake-dae", "test/fake_server.py"):
-        for value in ("periods (default: 5)", "(monitors not counted) (default: 10)",
-                      "per spectrum (default: 100)"):
+        for value in (
+            "periods (default: 5)",
+            "(monitors not counted) (default: 10)",
+            "per spectrum (default: 100)",
+        ):
             assert value in text, text
 
 
 def test_fake_dae_defaults_are_the_guides_dae(free_port):
     """`livereduce fake-dae` (on a free port, no other option) serves 5 periods of 10 spectra x 100 bins, as
     test/fake.conf (periods [1, 3]) expects; Ctrl-C stops it with exit 0."""
-    from livereduce.listeners.idc import IDCClient     # the listener's own client, over a real socket
+    from livereduce.listeners.idc import IDCClient  # the listener's own client, over a real socket
 
-    proc = subprocess.Popen([*SERVERS["fake-dae"], "--port", str(free_port)], cwd=REPO, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*SERVERS["fake-dae"], "--port", str(free_port)],
+        cwd=REPO,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -138,7 +157,7 @@ def test_fake_dae_defaults_are_the_guides_dae(free_port):
                 time.sleep(0.05)
         try:
             nper, nsp1, ntc1 = (int(client.getpar(n, "I32")[0]) for n in ("NPER", "NSP1", "NTC1"))
-            assert (nper, nsp1, ntc1) == (5, 10 + 3, 100)      # 10 detectors, then 3 monitors
+            assert (nper, nsp1, ntc1) == (5, 10 + 3, 100)  # 10 detectors, then 3 monitors
             # period 3, spectrum 7: DAE index s + (p-1)(NSP1+1); every used bin holds p*1000 + s
             data = client.getdat(7 + 2 * (nsp1 + 1), 1, ntc1)
             assert data.shape == (1, 101) and set(data[0, 1:].tolist()) == {3007}

@@ -55,9 +55,20 @@ def ended(*runs):
 
 
 def test_three_runs_back_to_back_every_event_accounted_for(cleanup, caplog):
-    sms = FakeSMS(port=0, runs=3, run_seconds=0.5, gap_seconds=0.2, speed="unlimited", wait_for_client=True,
-                  rate=30_000, pause_at=0.1, pause_for=0.1, proposal="IPTS-4242", title="Si <111> & co",
-                  seed=1)
+    sms = FakeSMS(
+        port=0,
+        runs=3,
+        run_seconds=0.5,
+        gap_seconds=0.2,
+        speed="unlimited",
+        wait_for_client=True,
+        rate=30_000,
+        pause_at=0.1,
+        pause_for=0.1,
+        proposal="IPTS-4242",
+        title="Si <111> & co",
+        seed=1,
+    )
     cleanup(sms)
     with caplog.at_level(logging.INFO, "livereduce.sms"):
         port = sms.start()
@@ -91,19 +102,30 @@ def test_listener_reconnects_when_the_server_is_stopped_and_restarted(cleanup, c
         listener.start(StartFrom("start_of_run"))
         drain(listener, lambda recs: sum(r[2].n_events for r in recs) > 0)
         first.stop()
-        deadline = time.monotonic() + 10                         # refused while nobody listens
+        deadline = time.monotonic() + 10  # refused while nobody listens
         while not listener.state()["last_error"].startswith("connect") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert listener.state()["last_error"].startswith("connect")
-        second = FakeSMS(port=port, first_run=10, runs=1, run_seconds=0.3, speed="unlimited",
-                         wait_for_client=True, rate=6000, seed=3)
+        second = FakeSMS(
+            port=port,
+            first_run=10,
+            runs=1,
+            run_seconds=0.3,
+            speed="unlimited",
+            wait_for_client=True,
+            rate=6000,
+            seed=3,
+        )
         cleanup(second)
         second.start()
         records = drain(listener, ended(10))
     assert sum(c.n_events for _, run, c in records if run == "10") == second.sent_events_per_run[10]
     # the new SMS first says "no run": run 1, cut off by the restart, is reported ended, then run 10 runs
     assert [(s.name, r) for s, r, _ in records if s != RunStatus.RUNNING and r] == [
-        ("END_RUN", "1"), ("BEGIN_RUN", "10"), ("END_RUN", "10")]
+        ("END_RUN", "1"),
+        ("BEGIN_RUN", "10"),
+        ("END_RUN", "10"),
+    ]
     messages = [r.message for r in caplog.records]
     assert sum("connected to" in m for m in messages) == 2
     assert sum("closed by peer" in m for m in messages) == 1
@@ -121,7 +143,7 @@ def test_a_client_joining_now_gets_the_state_of_the_run_in_progress(cleanup):
     listener = AdaraListener(f"127.0.0.1:{port}")
     cleanup(listener)
     listener.start(StartFrom("now"))
-    (status, run, chunk), = drain(listener, lambda recs: True)
+    ((status, run, chunk),) = drain(listener, lambda recs: True)
     assert status == RunStatus.RUNNING and run == "1" and listener.run_number == 1
     assert chunk.run["experiment_identifier"].value == "IPTS-7" and chunk.run.hasProperty("SampleName")
     assert len(chunk.spectra) == 1024 and chunk.spectra.instrument == "FAKE"
@@ -131,31 +153,39 @@ def test_a_client_asking_from_a_time_gets_the_run_without_older_events(cleanup):
     sms = FakeSMS(port=0, run_seconds=30, rate=6000, seed=5)
     cleanup(sms)
     port = sms.start()
-    deadline = time.monotonic() + 10                             # more than a second of run 1 is history
+    deadline = time.monotonic() + 10  # more than a second of run 1 is history
     while not (sms._history_times and sms._history_times[-1] - sms._history_times[0] > 1_200_000_000):
         assert time.monotonic() < deadline, "the fake SMS published no second of run 1"
         time.sleep(0.02)
-    since_s = time.time_ns() // 10**9                            # whole seconds: the hello's resolution
+    since_s = time.time_ns() // 10**9  # whole seconds: the hello's resolution
     listener = AdaraListener(f"127.0.0.1:{port}")
     cleanup(listener)
     listener.start(StartFrom("time", since_s * 10**9))
     records = drain(listener, lambda recs: sum(r[2].n_events for r in recs) > 0)
     first = next(c for *_, c in records if c.n_events)
-    assert records[0][0] == RunStatus.BEGIN_RUN and records[0][1] == "1"   # the run's NEW_RUN is replayed
-    assert first.events.pulse_time[0] >= since_s * 10**9                     # older pulses are not
+    assert records[0][0] == RunStatus.BEGIN_RUN and records[0][1] == "1"  # the run's NEW_RUN is replayed
+    assert first.events.pulse_time[0] >= since_s * 10**9  # older pulses are not
     assert first.run["experiment_identifier"].value == "IPTS-0000"
 
 
 def capture(path: Path, run: int, counts: list[int]) -> int:
     """A hand-built .adara capture: one run on 4 pixels, pulses 1/60 s apart; returns its event count."""
     geometry = '<instrument name="CAP"><detectors first_id="0" count="4"/></instrument>'
-    data = [P.encode(P.RunStatusPkt(run, S, P.RunStatusCode.NEW_RUN), S, 0),
-            P.encode(P.GeometryPkt(geometry), S, 0), P.encode(P.OpaquePkt(0x4555, b"future type!"), S, 0)]
+    data = [
+        P.encode(P.RunStatusPkt(run, S, P.RunStatusCode.NEW_RUN), S, 0),
+        P.encode(P.GeometryPkt(geometry), S, 0),
+        P.encode(P.OpaquePkt(0x4555, b"future type!"), S, 0),
+    ]
     for k, n in enumerate(counts):
         nsec = k * 16_666_667
         bank = P.EventBank(1, np.full(n, 1000 + k, np.uint32), np.arange(n, dtype=np.uint32) % 4)
-        data.append(P.encode(P.BankedEventPkt(10, 0, k, 0, 0, [P.EventSource(0, 0, 0, True, [bank])]),
-                             S + nsec // 10**9, nsec % 10**9))
+        data.append(
+            P.encode(
+                P.BankedEventPkt(10, 0, k, 0, 0, [P.EventSource(0, 0, 0, True, [bank])]),
+                S + nsec // 10**9,
+                nsec % 10**9,
+            )
+        )
     data.append(P.encode(P.RunStatusPkt(run, S, P.RunStatusCode.END_RUN), S + 1, 0))
     path.write_bytes(b"".join(data))
     return sum(counts)
@@ -163,7 +193,7 @@ def capture(path: Path, run: int, counts: list[int]) -> int:
 
 @pytest.mark.parametrize("speed", ["unlimited", "original"])
 def test_replaying_an_adara_capture(cleanup, tmp_path, speed):
-    counts = [3, 0, 5, 2] * 8                                    # 32 pulses over 0.52 s of stream time
+    counts = [3, 0, 5, 2] * 8  # 32 pulses over 0.52 s of stream time
     total = capture(tmp_path / "run.adara", 77, counts)
     sms = FakeSMS(port=0, replay=tmp_path / "run.adara", speed=speed, wait_for_client=True)
     cleanup(sms)
@@ -177,8 +207,8 @@ def test_replaying_an_adara_capture(cleanup, tmp_path, speed):
     assert sum(c.n_events for *_, c in records) == total == sms.sent_events_per_run[77] == 80
     assert sum(c.events.pulse_time.size for *_, c in records) == len(counts)
     if speed == "original":
-        assert elapsed > 0.9                     # END_RUN is stamped 1 s after NEW_RUN
-    assert listener.state()["discarded_unknown"] == 1         # the unknown type went through and was skipped
+        assert elapsed > 0.9  # END_RUN is stamped 1 s after NEW_RUN
+    assert listener.state()["discarded_unknown"] == 1  # the unknown type went through and was skipped
 
 
 def test_replaying_a_nexus_event_file(cleanup, tmp_path):
@@ -189,8 +219,10 @@ def test_replaying_a_nexus_event_file(cleanup, tmp_path):
         entry.attrs["NX_class"] = "NXentry"
         entry["run_number"], entry["title"], entry["experiment_identifier"] = "321", "a title", "IPTS-9"
         entry.create_group("instrument")["name"] = "NXINST"
-        for name, ids, tofs, index in (("bank1_events", [0, 5, 2], [1234.5, 100.0, 16000.0], [0, 2, 2]),
-                                       ("bank2_events", [3, 4], [50.0, 60.0], [0, 1, 2])):
+        for name, ids, tofs, index in (
+            ("bank1_events", [0, 5, 2], [1234.5, 100.0, 16000.0], [0, 2, 2]),
+            ("bank2_events", [3, 4], [50.0, 60.0], [0, 1, 2]),
+        ):
             g = entry.create_group(name)
             g.attrs["NX_class"] = "NXevent_data"
             g["event_id"] = np.array(ids, np.uint32)
@@ -212,7 +244,7 @@ def test_replaying_a_nexus_event_file(cleanup, tmp_path):
     assert chunk.spectra.det_ids.tolist() == [0, 1, 2, 3, 4, 5]
     assert ev.index.tolist() == [0, 5, 3, 4, 2] and ev.pulse_start.tolist() == [0, 3, 4]
     np.testing.assert_allclose(ev.tof, [1234.5, 100.0, 50.0, 60.0, 16000.0])
-    t0 = 1714564800 * 10**9                                      # 2024-05-01T12:00:00Z
+    t0 = 1714564800 * 10**9  # 2024-05-01T12:00:00Z
     assert (ev.pulse_time - t0).tolist() == [0, 16_666_667, 33_333_333]
     assert chunk.run["experiment_identifier"].value == "IPTS-9" and chunk.spectra.instrument == "NXINST"
 
@@ -222,7 +254,7 @@ def test_stop_ends_every_thread_and_frees_the_port():
     port = sms.start()
     with socket.create_connection(("127.0.0.1", port)) as client:
         client.sendall(P.encode(P.ClientHelloPkt(0), version=0))
-        assert client.recv(16)                                  # the run status of the joining state
+        assert client.recv(16)  # the run status of the joining state
         sms.stop()
         assert not any(t.is_alive() for t in sms._threads)
         client.settimeout(2)
@@ -237,21 +269,42 @@ def test_a_client_without_a_hello_is_served_from_now(cleanup):
     port = sms.start()
     address = ("127.0.0.1", port)
     with socket.create_connection(address) as quiet, socket.create_connection(address) as rude:
-        rude.sendall(P.encode(P.HeartbeatPkt()))               # not a hello: treated as "now" at once
+        rude.sendall(P.encode(P.HeartbeatPkt()))  # not a hello: treated as "now" at once
         for client in (quiet, rude):
             client.settimeout(5)
             head = client.recv(16, socket.MSG_WAITALL)
             n, fmt, _, _ = P.HEADER.unpack(head)
-            assert fmt >> 8 == P.Type.RUN_STATUS               # the joining state comes first
+            assert fmt >> 8 == P.Type.RUN_STATUS  # the joining state comes first
             body = P.RunStatusPkt.decode(client.recv(n, socket.MSG_WAITALL), fmt & 0xFF)
             assert body.status in (P.RunStatusCode.STATE, P.RunStatusCode.NO_RUN)
 
 
 def test_command_line_runs_and_stops_on_ctrl_c():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "livereduce.servers.sms", "--port", "0", "--runs", "1",
-                             "--run-seconds", "0.2", "--speed", "unlimited", "--rate", "600", "--seed", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "livereduce.servers.sms",
+            "--port",
+            "0",
+            "--runs",
+            "1",
+            "--run-seconds",
+            "0.2",
+            "--speed",
+            "unlimited",
+            "--rate",
+            "600",
+            "--seed",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         lines = []
         while not any(": sent " in line for line in lines):
@@ -264,8 +317,11 @@ def test_command_line_runs_and_stops_on_ctrl_c():
         proc.kill()
     assert proc.returncode == 0
     assert any("listening on 127.0.0.1:" in line for line in lines)
-    assert any(line.rstrip().endswith("run 1: sent " + line.rsplit("sent ", 1)[1].split()[0] + " events")
-               for line in lines if ": sent " in line)
+    assert any(
+        line.rstrip().endswith("run 1: sent " + line.rsplit("sent ", 1)[1].split()[0] + " events")
+        for line in lines
+        if ": sent " in line
+    )
     assert "fake SMS stopped" in out
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livereduce.workspace.histogramming import LINEAR, LOG, GENERAL, edge_kind, histogram_into
+from livereduce.workspace.histogramming import GENERAL, LINEAR, LOG, edge_kind, histogram_into
 
 EDGES = {
     "linear": np.arange(0.0, 1000.05, 0.1),
@@ -19,7 +19,7 @@ EDGES = {
 def reference(x, idx, edges, nspec, weights=None):
     out = np.zeros((nspec, edges.size - 1))
     for s in range(nspec):
-        sel = (idx == s) & (x >= edges[0]) & (x < edges[-1])   # bin i holds edges[i] <= x < edges[i+1]
+        sel = (idx == s) & (x >= edges[0]) & (x < edges[-1])  # bin i holds edges[i] <= x < edges[i+1]
         out[s] = np.histogram(x[sel], bins=edges, weights=None if weights is None else weights[sel])[0]
     return out
 
@@ -28,7 +28,9 @@ def reference(x, idx, edges, nspec, weights=None):
 def test_matches_numpy_including_events_on_edges(name):
     edges = EDGES[name]
     rng = np.random.default_rng(1)
-    x = np.concatenate([edges, np.nextafter(edges, -np.inf), rng.uniform(edges[0] - 1, edges[-1] + 1, 50_000)])
+    x = np.concatenate(
+        [edges, np.nextafter(edges, -np.inf), rng.uniform(edges[0] - 1, edges[-1] + 1, 50_000)]
+    )
     idx = rng.integers(0, 3, x.size).astype(np.uint32)
     values, variances = np.zeros((3, edges.size - 1)), np.zeros((3, edges.size - 1))
     missed = histogram_into(values, variances, idx, x, edges)
@@ -50,13 +52,17 @@ def test_accumulates_in_place_with_weights_and_per_spectrum_edges():
     x = np.array([0.5, 1.5, 15.0, 25.0, 25.0])
     idx = np.array([0, 0, 1, 1, 1], np.uint32)
     w = np.array([2.0, 3.0, 4.0, 5.0, 6.0])
-    histogram_into(values, variances, idx, x, edges2d, weights=w, err2=w ** 2)
+    histogram_into(values, variances, idx, x, edges2d, weights=w, err2=w**2)
     assert values.tolist() == [[3.0, 4.0], [5.0, 12.0]]
     assert variances.tolist() == [[5.0, 10.0], [17.0, 62.0]]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(0.01, 50.0), st.integers(1, 300), st.lists(st.floats(-10, 20_000, allow_nan=False), max_size=300))
+@given(
+    st.floats(0.01, 50.0),
+    st.integers(1, 300),
+    st.lists(st.floats(-10, 20_000, allow_nan=False), max_size=300),
+)
 def test_linear_binning_agrees_with_numpy(step, nbins, xs):
     edges = 100.0 + step * np.arange(nbins + 1)
     x = np.concatenate([np.asarray(xs, float), edges[::7]])

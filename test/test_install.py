@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, shared_path
 
 import livereduce
-
-from conftest import REPO, shared_path
 
 PACKAGE = Path(livereduce.__file__).resolve().parent
 
@@ -53,14 +52,15 @@ def _run_read_only(tmp_path: Path, *, tmp_writable: bool) -> subprocess.Complete
     home.mkdir()
     tmp.mkdir()
     mounts = [f"mount --bind -o ro {PACKAGE} {PACKAGE}", f"mount --bind -o ro {home} {home}"]
-    if not tmp_writable:     # every place tempfile.gettempdir() may pick (the cwd is HOME)
+    if not tmp_writable:  # every place tempfile.gettempdir() may pick (the cwd is HOME)
         mounts += [f"mount --bind -o ro {d} {d}" for d in (tmp, "/tmp", "/var/tmp") if Path(d).is_dir()]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "XDG_"))}
     env.update(HOME=str(home), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1")
-    script = " && ".join([*mounts, f"exec {sys.executable} -c \"$KERNEL\""])
+    script = " && ".join([*mounts, f'exec {sys.executable} -c "$KERNEL"'])
     env["KERNEL"] = KERNEL_RUN
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=home, timeout=120)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, cwd=home, timeout=120
+    )
 
 
 def test_numba_kernels_compile_and_cache_from_a_read_only_install_without_home(tmp_path):
@@ -69,7 +69,7 @@ def test_numba_kernels_compile_and_cache_from_a_read_only_install_without_home(t
     assert "no locator available" not in done.stderr
     assert done.stdout.startswith("[[2, 1, 0], [0, 1, 1]] 1 True "), done.stdout
     cache_dir = done.stdout.split()[-1]
-    assert cache_dir.startswith(str(tmp_path / "tmp")), cache_dir      # HOME was read-only: the temp dir
+    assert cache_dir.startswith(str(tmp_path / "tmp")), cache_dir  # HOME was read-only: the temp dir
     assert any(Path(cache_dir).rglob("*.nbi")), "numba wrote no cache index there"
 
 
@@ -81,6 +81,9 @@ def test_numba_kernels_run_uncached_when_nothing_is_writable(tmp_path):
 
 def test_every_import_is_a_declared_dependency():
     tool = shared_path("tools/check-deps")
-    done = subprocess.run([sys.executable, str(tool), str(REPO / "livereduce"), str(REPO / "pyproject.toml")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(tool), str(REPO / "livereduce"), str(REPO / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

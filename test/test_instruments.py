@@ -7,8 +7,12 @@ from livereduce import instruments
 
 def test_sns_and_hfir_instruments_stream_adara_on_31415():
     pg3 = instruments.lookup("POWGEN")
-    assert (pg3.short_name, pg3.facility, pg3.listener, pg3.address) == ("PG3", "SNS", "adara",
-                                                                          "bl11a-daq1.sns.gov:31415")
+    assert (pg3.short_name, pg3.facility, pg3.listener, pg3.address) == (
+        "PG3",
+        "SNS",
+        "adara",
+        "bl11a-daq1.sns.gov:31415",
+    )
     assert instruments.lookup("pg3") is pg3
     assert instruments.lookup("NOM").name == "NOMAD"
     assert instruments.lookup("CG3").address == "cg3-daq1.ornl.gov:31415"

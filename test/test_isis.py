@@ -65,8 +65,10 @@ def test_histogram_spectra_selection_and_bad_selections(histo_dae):
     assert h.counts.shape == (1, 2, 100)
     assert h.counts[0, 0, 0] == 2004 and h.counts[0, 1, 99] == 2007
     listener.close()
-    for kwargs, message in (({"periods": [7]}, r"periods \[7\] are not in the DAE's 1..5"),
-                            ({"spectra": [99]}, r"spectra \[99\] are not in the DAE's 1..13")):
+    for kwargs, message in (
+        ({"periods": [7]}, r"periods \[7\] are not in the DAE's 1..5"),
+        ({"spectra": [99]}, r"spectra \[99\] are not in the DAE's 1..13"),
+    ):
         bad = ISISHistogramListener(f"127.0.0.1:{histo_dae.port}", **kwargs)
         try:
             with pytest.raises(ValueError, match=message):
@@ -120,18 +122,21 @@ def hostile_server(payloads: list[bytes]):
     return server.getsockname()[1], served
 
 
-@pytest.mark.parametrize("garbage", [
-    b"\x00" * 200,                                                    # wrong everything
-    b"\xff" * 7,                                                      # truncated header
-    bytes(88)[:4] + (2**31 - 1).to_bytes(4, "little") + bytes(80),    # absurd length
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00" * 200,  # wrong everything
+        b"\xff" * 7,  # truncated header
+        bytes(88)[:4] + (2**31 - 1).to_bytes(4, "little") + bytes(80),  # absurd length
+    ],
+)
 def test_histogram_listener_survives_garbage(garbage):
     port, served = hostile_server([garbage] * 3)
     listener = ISISHistogramListener(f"127.0.0.1:{port}", timeout=2)
     for _ in range(3):
         with pytest.raises(NotYet):
             listener.extract()
-    assert len(served) == 3                      # it came back each time, and never raised anything else
+    assert len(served) == 3  # it came back each time, and never raised anything else
 
 
 def test_event_totals_equal_what_was_sent():
@@ -141,7 +146,7 @@ def test_event_totals_equal_what_was_sent():
     listener.start(None)
     try:
         total, chunks = 0, []
-        extract_when_ready(listener)              # setup seen
+        extract_when_ready(listener)  # setup seen
         total = 0
         dae.sent_events = 0
         listener.extract()
@@ -150,7 +155,7 @@ def test_event_totals_equal_what_was_sent():
             chunk = listener.extract()
             chunks.append(chunk)
             total += chunk.n_events
-        dae.sending.clear()                       # stop the stream: everything sent must arrive
+        dae.sending.clear()  # stop the stream: everything sent must arrive
         deadline = time.monotonic() + 10
         while total != dae.sent_events and time.monotonic() < deadline:
             total += listener.extract().n_events
@@ -159,19 +164,27 @@ def test_event_totals_equal_what_was_sent():
         chunk = chunks[-1]
         assert chunk.events.tof.min() >= 10_000 and chunk.events.tof.max() < 20_000
         numbers = chunk.spectra.numbers[chunk.events.index]
-        assert numbers.min() >= 1 and numbers.max() <= 100          # the fake sends spectra 1..100
+        assert numbers.min() >= 1 and numbers.max() <= 100  # the fake sends spectra 1..100
         assert chunk.run["run_number"].value == "1234"
     finally:
         listener.close()
         dae.stop()
 
 
-@pytest.mark.parametrize("garbage", [
-    b"\x01\x02\x03\x04" * 10,                                                       # wrong markers
-    pack_setup(1, 0, "X")[:12],                                                     # truncated header
-    b"\xff" * 8 + (0x00010000).to_bytes(4, "little") + (2**31).to_bytes(4, "little") + (2).to_bytes(4, "little"),
-    pack_setup(1, 0, "X") + pack_frame(0, 0, 0.0, 0.0, [1.0], [1])[:40] + b"\xff" * 12,  # inconsistent frame
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x01\x02\x03\x04" * 10,  # wrong markers
+        pack_setup(1, 0, "X")[:12],  # truncated header
+        b"\xff" * 8
+        + (0x00010000).to_bytes(4, "little")
+        + (2**31).to_bytes(4, "little")
+        + (2).to_bytes(4, "little"),
+        pack_setup(1, 0, "X")
+        + pack_frame(0, 0, 0.0, 0.0, [1.0], [1])[:40]
+        + b"\xff" * 12,  # inconsistent frame
+    ],
+)
 def test_event_listener_drops_and_reconnects_on_garbage(garbage, caplog):
     side = FakeHistogramDAE(port=0, nspectra=4, nbins=2)
     side_port = side.start()
@@ -194,8 +207,12 @@ def test_event_listener_drops_and_reconnects_on_garbage(garbage, caplog):
 
 
 def test_seed_fake_server_stops_on_ctrl_c(free_port):
-    proc = subprocess.Popen([sys.executable, str(REPO / "test" / "fake_server.py"), "--port", str(free_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "test" / "fake_server.py"), "--port", str(free_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -241,13 +258,23 @@ def test_daemon_histogram_end_to_end_with_server_restart(tmp_path):
     port = dae.start()
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    (scripts / "reduce_ISIS_Histogram_live_proc.py").write_text((REPO / "test" /
-                                                                  "reduce_ISIS_Histogram_live_proc.py").read_text())
+    (scripts / "reduce_ISIS_Histogram_live_proc.py").write_text(
+        (REPO / "test" / "reduce_ISIS_Histogram_live_proc.py").read_text()
+    )
     out = tmp_path / "total.json"
     (scripts / "reduce_ISIS_Histogram_live_post_proc.py").write_text(POST_COUNT.format(path=str(out)))
-    daemon = DaemonProcess(tmp_path, {"instrument": "ISIS_Histogram", "address": f"127.0.0.1:{port}",
-                                      "script_dir": str(scripts), "update_every": 0.3, "accum_method": "Replace",
-                                      "periods": [1, 3], "system_mem_limit_perc": 0})
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "ISIS_Histogram",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.3,
+            "accum_method": "Replace",
+            "periods": [1, 3],
+            "system_mem_limit_perc": 0,
+        },
+    )
     try:
         # SumSpectra then Rebin(300,20,17000): per period, Σ_s (p·1000+s) per 100 µs input bin, and only the
         # 70 input bins of 10000–17000 µs fall inside the output range
@@ -271,16 +298,25 @@ def test_daemon_event_totals_end_to_end(tmp_path):
     port = dae.start()
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    (scripts / "reduce_ISIS_Event_live_proc.py").write_text((REPO / "test" / "reduce_ISIS_Event_live_proc.py")
-                                                            .read_text())
+    (scripts / "reduce_ISIS_Event_live_proc.py").write_text(
+        (REPO / "test" / "reduce_ISIS_Event_live_proc.py").read_text()
+    )
     out = tmp_path / "total.json"
     (scripts / "reduce_ISIS_Event_live_post_proc.py").write_text(POST_COUNT.format(path=str(out)))
-    daemon = DaemonProcess(tmp_path, {"instrument": "ISIS_Event", "address": f"127.0.0.1:{port}",
-                                      "script_dir": str(scripts), "update_every": 0.3, "accum_method": "Add",
-                                      "system_mem_limit_perc": 0})
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "ISIS_Event",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.3,
+            "accum_method": "Add",
+            "system_mem_limit_perc": 0,
+        },
+    )
     try:
         wait_json(out, lambda v: v["total"] > 20_000)
-        dae.sending.clear()                       # stop the stream, then everything sent must arrive
+        dae.sending.clear()  # stop the stream, then everything sent must arrive
         final = wait_json(out, lambda v: v["total"] == dae.sent_events, timeout=15)
         assert final["total"] == dae.sent_events
     finally:

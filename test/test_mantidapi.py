@@ -21,7 +21,7 @@ def mantid_modules() -> list[str]:
 def run(text: str, **ns) -> dict:
     ns.setdefault("__name__", "__main__")
     with script_imports():
-        exec(compile(text, "reduce_TEST_live_proc.py", "exec"), ns)  # noqa: S102 - running scripts is the point
+        exec(compile(text, "reduce_TEST_live_proc.py", "exec"), ns)
     return ns
 
 
@@ -36,18 +36,21 @@ def test_no_real_mantid_here_and_import_works_only_inside():
 
 def test_every_import_form_resolves_to_livereduce(ads):
     from livereduce.algorithms import registry
-    ns = run("from mantid.simpleapi import Rebin\n"
-             "from mantid import simpleapi\n"
-             "import mantid.simpleapi as api\n"
-             "from mantid.kernel import logger\n"
-             "from mantid.api import AnalysisDataService, mtd\n"
-             "from mantid.simpleapi import mtd as mtd2\n"
-             "import mantid\n")
+
+    ns = run(
+        "from mantid.simpleapi import Rebin\n"
+        "from mantid import simpleapi\n"
+        "import mantid.simpleapi as api\n"
+        "from mantid.kernel import logger\n"
+        "from mantid.api import AnalysisDataService, mtd\n"
+        "from mantid.simpleapi import mtd as mtd2\n"
+        "import mantid\n"
+    )
     assert ns["Rebin"] is registry.get("Rebin") and ns["simpleapi"] is ns["api"]
     assert ns["api"].SumSpectra is registry.get("SumSpectra")
     assert ns["AnalysisDataService"] is ns["mtd"] is ns["mtd2"]
     ads.addOrReplace("in_this_session", ads_probe := _probe_workspace())
-    assert ns["mtd"]["in_this_session"] is ads_probe          # the script's mtd is the active registry
+    assert ns["mtd"]["in_this_session"] is ads_probe  # the script's mtd is the active registry
     assert ns["mantid"].logger is ns["logger"]
     assert mantid_modules() == []
 
@@ -55,7 +58,7 @@ def test_every_import_form_resolves_to_livereduce(ads):
 def test_star_import_brings_the_algorithms(ads):
     with script_imports():
         ns: dict = {}
-        exec("from mantid.simpleapi import *\nws = CreateSampleWorkspace(NumBanks=1, BankPixelWidth=2)\n", ns)  # noqa: S102 - running scripts is the point
+        exec("from mantid.simpleapi import *\nws = CreateSampleWorkspace(NumBanks=1, BankPixelWidth=2)\n", ns)
     assert ns["ws"].getNumberHistograms() == 4 and "Rebin" in ns and "mtd" in ns
     assert ads.doesExist("ws")
 
@@ -63,8 +66,11 @@ def test_star_import_brings_the_algorithms(ads):
 def test_unknown_algorithm_imports_and_fails_when_called_on_the_script_line():
     with pytest.raises(UnsupportedAlgorithm, match="does not provide FitPeak") as err:
         run("from mantid.simpleapi import FitPeak\n\nFitPeak(InputWorkspace='x')\n")
-    lines = [tb.tb_lineno for tb in _walk(err.value.__traceback__)
-             if tb.tb_frame.f_code.co_filename == "reduce_TEST_live_proc.py"]
+    lines = [
+        tb.tb_lineno
+        for tb in _walk(err.value.__traceback__)
+        if tb.tb_frame.f_code.co_filename == "reduce_TEST_live_proc.py"
+    ]
     assert lines == [3]
     assert mantid_modules() == []
 
@@ -76,29 +82,35 @@ def _walk(tb):
 
 
 def test_unknown_lowercase_names_and_submodules_say_what_exists():
-    with pytest.raises(AttributeError, match="has no attribute 'frobnicate'.*Rebin"):
+    with pytest.raises(AttributeError, match=r"has no attribute 'frobnicate'.*Rebin"):
         run("import mantid.simpleapi as api\napi.frobnicate\n")
-    with pytest.raises(ImportError, match="mantid.plots.*provides only"):
+    with pytest.raises(ImportError, match=r"mantid.plots.*provides only"):
         run("import mantid.plots\n")
     with pytest.raises(ImportError, match="FloatTimeSeriesProperty"):
         run("from mantid.kernel import FloatTimeSeriesProperty\n")
-    with pytest.raises(AttributeError, match="mantid.kernel .*no 'FloatTimeSeriesProperty'.*engine 'mantid'"):
+    with pytest.raises(
+        AttributeError, match=r"mantid.kernel .*no 'FloatTimeSeriesProperty'.*engine 'mantid'"
+    ):
         run("import mantid.kernel\nmantid.kernel.FloatTimeSeriesProperty\n")
     assert mantid_modules() == []
 
 
 def test_logger_goes_to_livereduce_script(caplog):
     with caplog.at_level(logging.DEBUG, logger="livereduce.script"):
-        run("import mantid\nmantid.logger.information('info line')\nmantid.logger.warning('warn line')\n"
+        run(
+            "import mantid\nmantid.logger.information('info line')\nmantid.logger.warning('warn line')\n"
             "from mantid.kernel import logger, Logger\nlogger.error('err line')\nlogger.debug('dbg')\n"
-            "logger.notice('notice line')\nLogger('mine').information('named')\n")
+            "logger.notice('notice line')\nLogger('mine').information('named')\n"
+        )
     got = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
-    assert got == [("livereduce.script", logging.INFO, "info line"),
-                   ("livereduce.script", logging.WARNING, "warn line"),
-                   ("livereduce.script", logging.ERROR, "err line"),
-                   ("livereduce.script", logging.DEBUG, "dbg"),
-                   ("livereduce.script", logging.INFO, "notice line"),
-                   ("livereduce.script", logging.INFO, "[mine] named")]
+    assert got == [
+        ("livereduce.script", logging.INFO, "info line"),
+        ("livereduce.script", logging.WARNING, "warn line"),
+        ("livereduce.script", logging.ERROR, "err line"),
+        ("livereduce.script", logging.DEBUG, "dbg"),
+        ("livereduce.script", logging.INFO, "notice line"),
+        ("livereduce.script", logging.INFO, "[mine] named"),
+    ]
 
 
 def test_nesting_keeps_modules_until_the_outer_exit():
@@ -118,6 +130,7 @@ def test_a_real_mantid_is_never_shadowed(tmp_path, monkeypatch):
     try:
         with script_imports():
             import mantid
+
             assert mantid.REAL is True
     finally:
         for m in mantid_modules():
@@ -142,8 +155,12 @@ def test_unsupported_calls_finds_only_missing_algorithms():
         "StripPeaks(input)\n"
         "Alias = Rebin\nAlias(input)\n"
     )
-    assert unsupported_calls(source) == [("FitPeak", 11), ("LoadEventNexus", 12), ("AlignDetectors", 14),
-                                         ("StripPeaks", 16)]
+    assert unsupported_calls(source) == [
+        ("FitPeak", 11),
+        ("LoadEventNexus", 12),
+        ("AlignDetectors", 14),
+        ("StripPeaks", 16),
+    ]
 
 
 def test_unsupported_calls_respects_a_foreign_star_import():
@@ -154,4 +171,7 @@ def test_unsupported_calls_respects_a_foreign_star_import():
 def _probe_workspace():
     from livereduce.workspace.histogram import HistogramWorkspace
     from livereduce.workspace.spectra import Spectra
-    return HistogramWorkspace(np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.0, 1.0]), Spectra.one_to_one([1]))
+
+    return HistogramWorkspace(
+        np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.0, 1.0]), Spectra.one_to_one([1])
+    )

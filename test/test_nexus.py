@@ -32,8 +32,14 @@ def rich_run() -> Run:
 
 
 def spectra(n=4):
-    s = Spectra.one_to_one(np.arange(100, 100 + n), numbers=np.arange(1, n + 1), l1=10.0,
-                           l2=np.linspace(2, 3, n), two_theta=np.linspace(0.3, 2.5, n), instrument="TEST")
+    s = Spectra.one_to_one(
+        np.arange(100, 100 + n),
+        numbers=np.arange(1, n + 1),
+        l1=10.0,
+        l2=np.linspace(2, 3, n),
+        two_theta=np.linspace(0.3, 2.5, n),
+        instrument="TEST",
+    )
     s.extra["bank"] = "north"
     return s
 
@@ -54,10 +60,13 @@ def assert_same(a, b):
     np.testing.assert_array_equal(a.spectra.det_offsets, b.spectra.det_offsets)
     for f in ("l2", "two_theta", "azimuthal"):
         np.testing.assert_array_equal(getattr(a.spectra, f), getattr(b.spectra, f))
-    assert (a.spectra.l1, a.spectra.instrument, a.spectra.extra) == (b.spectra.l1, b.spectra.instrument,
-                                                                    b.spectra.extra)
+    assert (a.spectra.l1, a.spectra.instrument, a.spectra.extra) == (
+        b.spectra.l1,
+        b.spectra.instrument,
+        b.spectra.extra,
+    )
     assert a.run_info.keys() == b.run_info.keys()
-    for key in a.run_info.keys():  # noqa: SIM118 - Run is not iterable, it has Mantid's keys()
+    for key in a.run_info.keys():
         pa, pb = a.run_info[key], b.run_info[key]
         assert type(pa) is type(pb) and pa.unit == pb.unit
         if hasattr(pa, "times"):
@@ -78,7 +87,7 @@ def test_histogram_round_trip_is_exact(ads, tmp_path, edges_2d):
     back = registry.call("LoadNexus", path, OutputWorkspace="back")
     assert_same(ws, back)
     np.testing.assert_array_equal(back.values, ws.values)
-    np.testing.assert_array_equal(back.extractE(), ws.extractE())          # errors exactly
+    np.testing.assert_array_equal(back.extractE(), ws.extractE())  # errors exactly
     np.testing.assert_allclose(back.variances, ws.variances, rtol=4.5e-16, atol=0)
     np.testing.assert_array_equal(back.edges, ws.edges)
     assert back.edges.ndim == ws.edges.ndim
@@ -86,8 +95,12 @@ def test_histogram_round_trip_is_exact(ads, tmp_path, edges_2d):
 
 def test_event_round_trip_is_exact(ads, tmp_path):
     rng = np.random.default_rng(1)
-    ev = EventColumns(rng.integers(0, 4, 500, dtype=np.uint32), rng.uniform(0, 1e4, 500),
-                      rng.integers(0, 3, 500, dtype=np.uint32), np.array([10, 20, 30], np.int64))
+    ev = EventColumns(
+        rng.integers(0, 4, 500, dtype=np.uint32),
+        rng.uniform(0, 1e4, 500),
+        rng.integers(0, 3, 500, dtype=np.uint32),
+        np.array([10, 20, 30], np.int64),
+    )
     mon = HistogramWorkspace([[5.0, 6.0]], None, [0.0, 1.0, 2.0], Spectra.one_to_one([-1]))
     ws = EventWorkspace(spectra(), ev, np.linspace(0, 1e4, 11), rich_run(), "TOF", mon)
     path = str(tmp_path / "e.nxs")
@@ -135,7 +148,9 @@ def test_file_is_plain_nexus_for_h5py(ads, tmp_path):
         np.testing.assert_array_equal(data["values"][()], ws.values)
         np.testing.assert_array_equal(data["values_errors"][()], np.sqrt(ws.variances))
         assert data["values"].attrs["units"] == "counts"
-        assert data["dspacing"].attrs["units"] == "angstrom" and data["dspacing"].attrs["unit_id"] == "dSpacing"
+        assert (
+            data["dspacing"].attrs["units"] == "angstrom" and data["dspacing"].attrs["unit_id"] == "dSpacing"
+        )
         np.testing.assert_array_equal(data["spectrum"][()], [1, 2, 3, 4])
         log = entry["logs/temperature"]
         assert log.attrs["NX_class"] == "NXlog"

@@ -13,7 +13,8 @@ import psutil
 
 from livereduce import logs, systemd
 from livereduce.memory import MemoryGuard
-from livereduce.watch import Watcher, md5_of
+from livereduce.scripts import md5_of_text
+from livereduce.watch import Watcher
 
 
 def test_watcher_sees_a_save_by_rename(tmp_path):
@@ -28,7 +29,7 @@ def test_watcher_sees_a_save_by_rename(tmp_path):
         os.replace(tmp, script)
         assert event.wait(5)
         assert str(script) in seen
-        assert md5_of(script) == hashlib.md5(b"print(1)\n").hexdigest()
+        assert md5_of_text(script.read_bytes()) == hashlib.md5(b"print(1)\n").hexdigest()
     finally:
         watcher.stop()
 
@@ -38,13 +39,17 @@ def test_memory_guard_soft_before_hard(tmp_path):
     rss = psutil.Process().memory_info().rss / 1e6
     calls = []
     # limit set so current RSS is between 80 % and 100 % of it: soft fires, hard does not
-    guard = MemoryGuard(100 * rss / 0.9 / total_mb, 0.05, on_soft=lambda r, s, l: calls.append("soft"),
-                        on_hard=lambda r, s, l: calls.append("hard"))
+    guard = MemoryGuard(
+        100 * rss / 0.9 / total_mb,
+        0.05,
+        on_soft=lambda *_mb: calls.append("soft"),
+        on_hard=lambda *_mb: calls.append("hard"),
+    )
     guard.check()
     assert calls == ["soft"]
     guard.check()
-    assert calls == ["soft"]                      # once per crossing
-    ballast = bytearray(int(0.3 * rss * 1e6))     # real memory: now above the limit
+    assert calls == ["soft"]  # once per crossing
+    ballast = bytearray(int(0.3 * rss * 1e6))  # real memory: now above the limit
     ballast[::4096] = b"x" * len(ballast[::4096])
     guard.check()
     assert calls == ["soft", "hard"]
@@ -53,7 +58,7 @@ def test_memory_guard_soft_before_hard(tmp_path):
 
 def test_memory_guard_thread_fires_with_a_tiny_limit():
     fired = threading.Event()
-    guard = MemoryGuard(0.001, 0.02, on_soft=lambda r, s, l: None, on_hard=lambda r, s, l: fired.set())
+    guard = MemoryGuard(0.001, 0.02, on_soft=lambda *_mb: None, on_hard=lambda *_mb: fired.set())
     guard.start()
     try:
         assert fired.wait(5)
@@ -69,7 +74,7 @@ def test_sd_notify_reaches_a_real_socket(tmp_path, monkeypatch):
         assert systemd.ready() and systemd.status("3 cycles") and systemd.watchdog()
         assert [server.recv(100) for _ in range(3)] == [b"READY=1", b"STATUS=3 cycles", b"WATCHDOG=1"]
     monkeypatch.delenv("NOTIFY_SOCKET")
-    assert systemd.ready() is False                # outside systemd: a silent no-op
+    assert systemd.ready() is False  # outside systemd: a silent no-op
 
 
 def test_logging_format_and_reopen(tmp_path):
@@ -77,7 +82,7 @@ def test_logging_format_and_reopen(tmp_path):
     logs.setup_logging(str(path), "INFO")
     try:
         logging.getLogger("livereduce.script").info("[x.py] hello")
-        os.rename(path, tmp_path / "livereduce.log.1")   # logrotate moves the file
+        os.rename(path, tmp_path / "livereduce.log.1")  # logrotate moves the file
         logs.reopen()
         logging.getLogger("livereduce.daemon").warning("after rotation")
         rotated = (tmp_path / "livereduce.log.1").read_text()

@@ -20,8 +20,9 @@ NSPEC, NBINS = 200, 2000
 
 def workspace(fill: float) -> HistogramWorkspace:
     values = np.full((NSPEC, NBINS), fill)
-    return HistogramWorkspace(values, values.copy(), np.arange(NBINS + 1, dtype=float),
-                              Spectra.one_to_one(np.arange(NSPEC)))
+    return HistogramWorkspace(
+        values, values.copy(), np.arange(NBINS + 1, dtype=float), Spectra.one_to_one(np.arange(NSPEC))
+    )
 
 
 def poll_while(write, read, path, rounds: int = 15):
@@ -37,8 +38,8 @@ def poll_while(write, read, path, rounds: int = 15):
                 read(path)
                 reads[0] += 1
             except FileNotFoundError:
-                continue                      # between two polls the old file was replaced: fine
-            except Exception as exc:          # a partial or empty product
+                continue  # between two polls the old file was replaced: fine
+            except Exception as exc:  # a partial or empty product
                 errors.append(repr(exc))
 
     thread = threading.Thread(target=reader)
@@ -59,25 +60,27 @@ def test_a_reader_never_sees_a_partial_nexus_product(tmp_path, ads):
         with h5py.File(p, "r") as f:
             values = f["mantid_workspace_1/workspace/values"][()]
         assert values.shape == (NSPEC, NBINS), values.shape
-        assert np.all(values == values[0, 0])      # one write's data, not a mix
+        assert np.all(values == values[0, 0])  # one write's data, not a mix
 
-    reads, errors = poll_while(lambda k: call("SaveNexus", InputWorkspace=workspace(k), Filename=str(path)),
-                               read, path)
+    reads, errors = poll_while(
+        lambda k: call("SaveNexus", InputWorkspace=workspace(k), Filename=str(path)), read, path
+    )
     assert errors == []
     assert reads > 0
-    assert sorted(os.listdir(tmp_path)) == ["live.nxs"]           # no temporary file left behind
+    assert sorted(os.listdir(tmp_path)) == ["live.nxs"]  # no temporary file left behind
 
 
 def test_a_reader_never_sees_a_partial_ascii_product(tmp_path, ads):
     path = tmp_path / "live.txt"
-    expected_lines = 1 + NSPEC * (1 + NBINS)                      # header, then per spectrum: number + rows
+    expected_lines = 1 + NSPEC * (1 + NBINS)  # header, then per spectrum: number + rows
 
     def read(p):
         n = len(p.read_text().splitlines())
         assert n == expected_lines, f"{n} lines"
 
-    reads, errors = poll_while(lambda k: call("SaveAscii", InputWorkspace=workspace(k), Filename=str(path)),
-                               read, path, rounds=3)
+    reads, errors = poll_while(
+        lambda k: call("SaveAscii", InputWorkspace=workspace(k), Filename=str(path)), read, path, rounds=3
+    )
     assert errors == []
     assert reads > 0
 

@@ -35,8 +35,9 @@ def make(tmp_path, ads, caplog, *, proc=None, update_every=1.0, **kw):
         script = compile_script(path, "proc")
     session = Session(listener=listener, proc=script, ads=ads, update_every=update_every, **kw)
     clock = Clock()
-    session.events.subscribe(ProgressLog(logging.getLogger("test.progress"), update_every=update_every,
-                                         clock=clock))
+    session.events.subscribe(
+        ProgressLog(logging.getLogger("test.progress"), update_every=update_every, clock=clock)
+    )
     caplog.set_level(logging.INFO)
     return session, clock
 
@@ -52,13 +53,15 @@ def test_one_progress_line_per_cycle_with_the_numbers_of_the_cycle(tmp_path, ads
         clock.now += 1.0
     progress = lines(caplog, r"^cycle \d+:")
     assert len(progress) == 3
-    assert progress[2].startswith("cycle 3: run 1 (RUNNING), chunk 1,000 events, run 3,000 events, "
-                                  "accumulated 3,000, outside bins 0, proc -, post_proc -, accumulation ")
+    assert progress[2].startswith(
+        "cycle 3: run 1 (RUNNING), chunk 1,000 events, run 3,000 events, "
+        "accumulated 3,000, outside bins 0, proc -, post_proc -, accumulation "
+    )
 
 
 def test_progress_lines_are_rate_limited_to_one_per_update_every(tmp_path, ads, caplog):
     session, clock = make(tmp_path, ads, caplog, update_every=2.0)
-    for _ in range(10):                 # ten cycles within 5 s of the clock: a line at 0, 2.0 and 4.0 s
+    for _ in range(10):  # ten cycles within 5 s of the clock: a line at 0, 2.0 and 4.0 s
         session.step()
         clock.now += 0.5
     assert len(lines(caplog, r"^cycle \d+:")) == 3
@@ -90,7 +93,7 @@ def test_a_repeated_script_error_logs_its_traceback_once_then_one_line_per_repea
 
 def test_a_changed_error_logs_its_traceback_and_recovery_is_said(tmp_path, ads, caplog):
     path = tmp_path / "reduce_FAKE_live_proc.py"
-    session, clock = make(tmp_path, ads, caplog, proc=PROC_FAILS)
+    session, _clock = make(tmp_path, ads, caplog, proc=PROC_FAILS)
     session.step()
     session.step()
     path.write_text("x = undefined_name\n")
@@ -102,20 +105,23 @@ def test_a_changed_error_logs_its_traceback_and_recovery_is_said(tmp_path, ads, 
     tracebacks = [r.getMessage() for r in caplog.records if "Traceback" in r.getMessage()]
     assert len(tracebacks) == 2 and "NameError" in tracebacks[1]
     assert lines(caplog, r"^proc script runs again after 3 failed cycles$")
-    assert ads["result"].getNumberEvents() == 4000          # the carried chunks were processed, none lost
+    assert ads["result"].getNumberEvents() == 4000  # the carried chunks were processed, none lost
 
 
 def test_the_chunk_carried_for_a_failing_proc_is_capped_and_what_is_dropped_is_counted(tmp_path, ads, caplog):
     session, _ = make(tmp_path, ads, caplog, proc=PROC_FAILS, max_carried_events=2500)
     drops = []
     session.events.subscribe(lambda r: drops.append(r.data["events"]) if r.kind == "events_dropped" else None)
-    for _ in range(5):                  # 1000 events a cycle: carried 1000, 2000, then capped at 2500
+    for _ in range(5):  # 1000 events a cycle: carried 1000, 2000, then capped at 2500
         session.step()
     assert session.state.events_carried == 2500
     assert session.state.events_dropped == 5000 - 2500
     assert drops == [500, 1000, 1000]
-    assert lines(caplog, r"dropped the 1000 oldest of the events kept for it \(max_carried_events = 2500\); "
-                         r"2500 events lost so far")
+    assert lines(
+        caplog,
+        r"dropped the 1000 oldest of the events kept for it \(max_carried_events = 2500\); "
+        r"2500 events lost so far",
+    )
     # the newest events are the ones kept: fix the script and exactly the cap's worth plus the new chunk count
     path = tmp_path / "reduce_FAKE_live_proc.py"
     path.write_text("CloneWorkspace(InputWorkspace=input, OutputWorkspace=output)\n")
@@ -133,9 +139,10 @@ def test_events_outside_the_rebin_range_are_counted_and_warned_about_once_per_ru
         session.step()
         clock.now += 1.0
     outside = session.state.events_outside_bins
-    assert abs(outside - 30_000) < 600                     # binomial: sd ≈ 87
+    assert abs(outside - 30_000) < 600  # binomial: sd ≈ 87
     assert outside + ads["result"].readY(0).sum() + ads["result"].readY(1).sum() == 60_000
     assert lines(caplog, rf"^cycle 3:.*outside bins {outside:,}")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "outside" in
-                r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "outside" in r.getMessage()
+    ]
     assert len(warnings) == 1 and "widen Rebin's Params" in warnings[0]

@@ -46,9 +46,11 @@ CYCLE_LINE = re.compile(r" - INFO - cycle (\d+): (.*)")
 ACCUMULATED = re.compile(r"accumulated ([\d,]+)")
 CHUNK_LINE = re.compile(r"\[reduce_ISIS_Event_live_proc\.py\] chunk of (\d+) events in (\d+) spectra")
 # test/fake_server.py: every bin of spectrum s in period p holds p*1000 + s; 10 spectra x 100 bins per period
-POST_LINE = ("[reduce_ISIS_Histogram_live_post_proc.py] accumulation: "
-             f"period 1: 10 spectra, {sum(1000 + s for s in range(1, 11)) * 100} counts; "
-             f"period 3: 10 spectra, {sum(3000 + s for s in range(1, 11)) * 100} counts")
+POST_LINE = (
+    "[reduce_ISIS_Histogram_live_post_proc.py] accumulation: "
+    f"period 1: 10 spectra, {sum(1000 + s for s in range(1, 11)) * 100} counts; "
+    f"period 3: 10 spectra, {sum(3000 + s for s in range(1, 11)) * 100} counts"
+)
 CYCLES = 2
 DEADLINE_S = 15.0
 
@@ -74,20 +76,25 @@ class Workflow:
         self.log_path = tmp_path / "livereduce.log"
         name = f"livereduce-readme-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind("\0" + name)                     # abstract namespace: no path-length limit
+        self.notify.bind("\0" + name)  # abstract namespace: no path-length limit
         self.notify.setblocking(False)
         self.notices: list[str] = []
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
-        self.env = {**env, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": "@" + name,
-                    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)}
+        self.env = {
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "NOTIFY_SOCKET": "@" + name,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p),
+        }
         self.procs: list[subprocess.Popen] = []
         self.server: subprocess.Popen | None = None
         self.daemon: subprocess.Popen | None = None
 
     def _start(self, argv: list[str], out: str) -> subprocess.Popen:
         with open(self.dir / out, "w") as f:
-            proc = subprocess.Popen(argv, cwd=self.dir, env=self.env, stdout=f, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                argv, cwd=self.dir, env=self.env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         self.procs.append(proc)
         return proc
 
@@ -102,11 +109,12 @@ class Workflow:
         self.server = self._start(argv, "server.out")
         deadline = time.monotonic() + DEADLINE_S
         while ready not in self.text("server.out"):
-            if self.server.poll() == 2 and "in use" in self.text("server.out"):   # taken since _ports looked
+            if self.server.poll() == 2 and "in use" in self.text("server.out"):  # taken since _ports looked
                 pytest.skip(self.text("server.out").strip())
             if self.server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{' '.join(argv)} did not start (exit {self.server.poll()}):\n"
-                                     f"{self.text('server.out')}")
+                raise AssertionError(
+                    f"{' '.join(argv)} did not start (exit {self.server.poll()}):\n{self.text('server.out')}"
+                )
             time.sleep(0.05)
 
     def start_daemon(self, config: str) -> None:
@@ -127,8 +135,9 @@ class Workflow:
         status = [s for s in self.statuses() if s[0] == "running"]
         by_lines = max((int(n) for n, _ in lines), default=0)
         by_status = max((s[2] for s in status), default=0)
-        accumulated = [int(m.group(1).replace(",", "")) for _, rest in lines
-                       if (m := ACCUMULATED.search(rest))]
+        accumulated = [
+            int(m.group(1).replace(",", "")) for _, rest in lines if (m := ACCUMULATED.search(rest))
+        ]
         data = any(n > 0 for n in accumulated) or any(s[3] > 0 for s in status)
         return max(by_lines, by_status), data
 
@@ -139,11 +148,12 @@ class Workflow:
                 raise AssertionError(
                     f"not seen within {DEADLINE_S} s: {what} (daemon exit {self.daemon.poll()}; cycles "
                     f"{self.cycles()}; status {self.notices[-3:]})\n--- log tail ---\n{self.log()[-4000:]}\n"
-                    f"--- server ---\n{self.text('server.out')[-1500:]}")
+                    f"--- server ---\n{self.text('server.out')[-1500:]}"
+                )
             time.sleep(0.1)
 
     def stop(self, proc: subprocess.Popen, name: str) -> int:
-        proc.send_signal(signal.SIGINT)                 # Ctrl-C, as the README says
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, as the README says
         try:
             return proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -170,8 +180,10 @@ def workflow(tmp_path):
 def _ports(*ports: int) -> None:
     for port in ports:
         if not _port_free(port):
-            pytest.skip(f"port {port} is in use (another fake server or daemon running?); the README "
-                        f"workflow needs this fixed port")
+            pytest.skip(
+                f"port {port} is in use (another fake server or daemon running?); the README "
+                f"workflow needs this fixed port"
+            )
 
 
 def _run(wf: Workflow, server: list[str], config: str, data_seen) -> str:
@@ -212,8 +224,9 @@ def test_event_workflow(workflow):
     def chunks_with_events(log):
         return sum(int(n) > 0 for n, _ in CHUNK_LINE.findall(log)) >= CYCLES
 
-    log = _run(workflow, [sys.executable, "test/fake_event_server.py"], "test/fake_event.conf",
-               chunks_with_events)
+    log = _run(
+        workflow, [sys.executable, "test/fake_event_server.py"], "test/fake_event.conf", chunks_with_events
+    )
     assert "listener isis_event 127.0.0.1:59876" in log
     assert "sent " in workflow.text("server.out")
 
@@ -221,8 +234,12 @@ def test_event_workflow(workflow):
 def test_postprocessing_workflow(workflow):
     """python scripts/livereduce.py test/postprocessing/fake.conf, with test/fake_server.py running."""
     _ports(56789)
-    log = _run(workflow, [sys.executable, "test/fake_server.py"], "test/postprocessing/fake.conf",
-               lambda log: log.count(POST_LINE) >= CYCLES)
+    log = _run(
+        workflow,
+        [sys.executable, "test/fake_server.py"],
+        "test/postprocessing/fake.conf",
+        lambda log: log.count(POST_LINE) >= CYCLES,
+    )
     assert "using post_proc script" in log and "no proc script" in log
 
 

@@ -20,7 +20,7 @@ from livereduce.servers.sms import FakeSMS
 from livereduce.session import Session
 
 FIRST_RUN = 41
-RUN_SECONDS = [1.3, 0.3, 2.1]        # the second run is shorter than update_every
+RUN_SECONDS = [1.3, 0.3, 2.1]  # the second run is shorter than update_every
 
 POST_PROC = """import json, os
 from mantid.simpleapi import CloneWorkspace, mtd
@@ -41,12 +41,31 @@ def test_back_to_back_runs_are_named_and_counted_by_the_run_they_belong_to(tmp_p
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    sms = FakeSMS(port=0, rate=20_000, run_seconds=RUN_SECONDS, gap_seconds=0.4, runs=3, first_run=FIRST_RUN,
-                  instrument="POWGEN", monitor_rate=600, seed=11, wait_for_client=True)
+    sms = FakeSMS(
+        port=0,
+        rate=20_000,
+        run_seconds=RUN_SECONDS,
+        gap_seconds=0.4,
+        runs=3,
+        first_run=FIRST_RUN,
+        instrument="POWGEN",
+        monitor_rate=600,
+        seed=11,
+        wait_for_client=True,
+    )
     port = sms.start()
-    daemon = DaemonProcess(tmp_path, {"instrument": "POWGEN", "address": f"127.0.0.1:{port}",
-                                      "script_dir": str(scripts), "update_every": 0.5, "accum_method": "Add",
-                                      "run_transition": "Rename", "system_mem_limit_perc": 0})
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "POWGEN",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.5,
+            "accum_method": "Add",
+            "run_transition": "Rename",
+            "system_mem_limit_perc": 0,
+        },
+    )
     runs = [FIRST_RUN, FIRST_RUN + 1, FIRST_RUN + 2]
     try:
         assert sms.done.wait(60), "the fake SMS did not finish its runs"
@@ -63,7 +82,7 @@ def test_back_to_back_runs_are_named_and_counted_by_the_run_they_belong_to(tmp_p
     assert kept == [(str(r), f"result_{r}") for r in runs]
 
     records = [json.loads(line) for line in (out / "cycles.jsonl").read_text().splitlines()]
-    last_of_run = {r["run_number"]: r for r in records}              # the END_RUN cycle writes last
+    last_of_run = {r["run_number"]: r for r in records}  # the END_RUN cycle writes last
     assert sorted(last_of_run) == [str(r) for r in runs]
     for run in runs:
         record = last_of_run[str(run)]
@@ -82,7 +101,7 @@ class ListenerThatRunsAhead(AdaraListener):
     chunk is extracted, run_status() returns only once the receive thread has taken the next run's NEW_RUN.
     (In the field this happens when the session thread is descheduled between extract and its next call.)"""
 
-    last_run = 0          # no NEW_RUN follows this run's END_RUN
+    last_run = 0  # no NEW_RUN follows this run's END_RUN
 
     def extract(self):
         chunk = super().extract()
@@ -99,20 +118,32 @@ class ListenerThatRunsAhead(AdaraListener):
 
 
 def test_a_run_is_labelled_by_its_own_number_when_the_listener_has_moved_on(ads):
-    sms = FakeSMS(port=0, rate=5_000, run_seconds=[0.5, 0.5], gap_seconds=0.2, runs=2, first_run=7,
-                  instrument="POWGEN", seed=3, wait_for_client=True)
+    sms = FakeSMS(
+        port=0,
+        rate=5_000,
+        run_seconds=[0.5, 0.5],
+        gap_seconds=0.2,
+        runs=2,
+        first_run=7,
+        instrument="POWGEN",
+        seed=3,
+        wait_for_client=True,
+    )
     port = sms.start()
     listener = ListenerThatRunsAhead(f"127.0.0.1:{port}")
     listener.last_run = 8
-    session = Session(listener=listener, accum_method="Add", run_transition="Rename", update_every=0.3, ads=ads)
+    session = Session(
+        listener=listener, accum_method="Add", run_transition="Rename", update_every=0.3, ads=ads
+    )
     transitions = []
-    session.events.subscribe(lambda r: transitions.append(r.data["run_number"]) if r.kind == "run_transition"
-                             else None)
+    session.events.subscribe(
+        lambda r: transitions.append(r.data["run_number"]) if r.kind == "run_transition" else None
+    )
     try:
         deadline = time.monotonic() + 30
         while len(transitions) < 2 and time.monotonic() < deadline:
             session.step()
-            time.sleep(0.3)          # the cycle period: the receive thread runs meanwhile
+            time.sleep(0.3)  # the cycle period: the receive thread runs meanwhile
     finally:
         listener.close()
         sms.stop()

@@ -54,15 +54,17 @@ def test_empty_script_is_an_error(tmp_path):
 
 
 def test_function_scope_top_level_return_and_star_import(tmp_path, chunk_ws, ads):
-    text = ("from mantid.simpleapi import *\n"
-            "if input.getNumberEvents() > 0:\n"
-            "    CloneWorkspace(InputWorkspace=input, OutputWorkspace='copy')\n"
-            "    return\n"
-            "output = 'never'\n")
+    text = (
+        "from mantid.simpleapi import *\n"
+        "if input.getNumberEvents() > 0:\n"
+        "    CloneWorkspace(InputWorkspace=input, OutputWorkspace='copy')\n"
+        "    return\n"
+        "output = 'never'\n"
+    )
     script = compile_script(write(tmp_path, "r.py", text), "proc")
-    assert run_script(script, chunk_ws, "__in") == "__in"       # early return keeps `output`
+    assert run_script(script, chunk_ws, "__in") == "__in"  # early return keeps `output`
     assert ads["copy"].getNumberEvents() == 1000
-    assert "copy" not in script.namespace                        # locals do not leak into the module
+    assert "copy" not in script.namespace  # locals do not leak into the module
 
 
 def test_reassigning_output_to_a_workspace_is_honoured(tmp_path, chunk_ws):
@@ -72,9 +74,11 @@ def test_reassigning_output_to_a_workspace_is_honoured(tmp_path, chunk_ws):
 
 
 def test_mantid_imports_work_and_do_not_leak(tmp_path, chunk_ws):
-    text = ("import mantid\nimport mantid.simpleapi as api\nfrom mantid import simpleapi\n"
-            "from mantid.kernel import logger\nmantid.logger.information('from mantid.logger')\n"
-            "logger.warning('from mantid.kernel')\nassert api.Rebin is simpleapi.Rebin\n")
+    text = (
+        "import mantid\nimport mantid.simpleapi as api\nfrom mantid import simpleapi\n"
+        "from mantid.kernel import logger\nmantid.logger.information('from mantid.logger')\n"
+        "logger.warning('from mantid.kernel')\nassert api.Rebin is simpleapi.Rebin\n"
+    )
     assert not any(m == "mantid" or m.startswith("mantid.") for m in sys.modules)
     run_script(compile_script(write(tmp_path, "m.py", text), "proc"), chunk_ws, "__in")
     assert not any(m == "mantid" or m.startswith("mantid.") for m in sys.modules)
@@ -99,7 +103,7 @@ def test_discovery_accepts_short_or_full_name_but_not_both(tmp_path):
 
 
 def test_discovery_needs_at_least_one_non_empty_script(tmp_path):
-    with pytest.raises(ScriptError, match="no processing script found.*reduce_NOM_live_proc.py"):
+    with pytest.raises(ScriptError, match=r"no processing script found.*reduce_NOM_live_proc.py"):
         find_scripts(tmp_path, ["NOM"])
     write(tmp_path, "reduce_NOM_live_post_proc.py", "")
     with pytest.raises(ScriptError, match="empty"):

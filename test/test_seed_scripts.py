@@ -29,10 +29,10 @@ from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
 GUIDE = REPO / "docs" / "processing-scripts.md"
-SHARED_SPEC = "spec/processing-scripts.md"      # the user's document, under ../shared
-H, M_N = 6.62607015e-34, 1.67492750056e-27     # CODATA 2022 (scipy.constants), written out
-OUT = "__livereduce_input_result"               # the name the session gives the chunk (output_name "result")
-POST_OUT = "result"                             # the post_proc script's `output` (output_name)
+SHARED_SPEC = "spec/processing-scripts.md"  # the user's document, under ../shared
+H, M_N = 6.62607015e-34, 1.67492750056e-27  # CODATA 2022 (scipy.constants), written out
+OUT = "__livereduce_input_result"  # the name the session gives the chunk (output_name "result")
+POST_OUT = "result"  # the post_proc script's `output` (output_name)
 NSPEC = 8
 L1, L2 = 10.0, np.linspace(2.0, 3.0, NSPEC)
 
@@ -55,8 +55,13 @@ def event_chunk(n=50_000, seed=7):
     rng = np.random.default_rng(seed)
     index = rng.integers(0, NSPEC, n, dtype=np.uint32)
     tof = rng.uniform(100.0, 21_000.0, n).astype(np.float32)
-    spectra = Spectra.one_to_one(np.arange(101, 101 + NSPEC), l1=L1, l2=L2,
-                                 two_theta=np.deg2rad(np.linspace(30, 150, NSPEC)), instrument="TEST")
+    spectra = Spectra.one_to_one(
+        np.arange(101, 101 + NSPEC),
+        l1=L1,
+        l2=L2,
+        two_theta=np.deg2rad(np.linspace(30, 150, NSPEC)),
+        instrument="TEST",
+    )
     run = Run()
     run.set("run_number", "4321")
     run.set("experiment_identifier", "IPTS-12345")
@@ -66,7 +71,7 @@ def event_chunk(n=50_000, seed=7):
     return workspace_from_chunk(Chunk(spectra, run, events)), index, tof.astype(np.float64)
 
 
-KEEP_LOCALS = "\noutput = dict(locals())\n"    # appended: the script's variables come back as its `output`
+KEEP_LOCALS = "\noutput = dict(locals())\n"  # appended: the script's variables come back as its `output`
 
 
 def no_mantid_modules_left() -> None:
@@ -78,6 +83,7 @@ def run_proc(text: str, input_ws):
     by livereduce.scripts with `input` = the chunk and `output` = that name; `output` afterwards names (or
     holds) the result."""
     from livereduce.workspace.ads import mtd
+
     mtd.addOrReplace(OUT, input_ws)
     out = run_script(compile_script("reduce_TEST_live_proc.py", "proc", text.encode()), input_ws, OUT)
     no_mantid_modules_left()
@@ -88,6 +94,7 @@ def run_post_proc(text: str, acc):
     """The session's post_proc step: `input` = the accumulation, `output` = the output name, and the
     accumulation also as the variable and the workspace name `accumulation`. Returns what `output` holds."""
     from livereduce.workspace.ads import mtd
+
     mtd.addOrReplace("accumulation", acc)
     script = compile_script("reduce_TEST_live_post_proc.py", "post_proc", text.encode())
     out = run_script(script, acc, POST_OUT, extra={"accumulation": acc})
@@ -115,7 +122,7 @@ def test_spectrum_summation_script(ads):
     out = run_proc(block("# Sum all spectra for quick visualization"), ws)
     assert isinstance(out, EventWorkspace) and out.getNumberHistograms() == 1
     assert out.getNumberEvents() == tof.size
-    assert out.getSpectrum(0).getSpectrumNo() == 1    # the first summed spectrum's
+    assert out.getSpectrum(0).getSpectrumNo() == 1  # the first summed spectrum's
     assert sorted(out.getSpectrum(0).getDetectorIDs()) == list(range(101, 101 + NSPEC))
     np.testing.assert_array_equal(np.sort(out.getSpectrum(0).getTofs()), np.sort(tof))
 
@@ -133,7 +140,7 @@ def test_memory_section_scripts(ads, preserve):
         out = run_proc(text, ws)
         assert isinstance(out, EventWorkspace) is events_kept
         if events_kept:
-            assert out.getNumberEvents() == tof.size          # events kept, only the binning changed
+            assert out.getNumberEvents() == tof.size  # events kept, only the binning changed
         got = np.array([out.readY(i) for i in range(NSPEC)])
         np.testing.assert_array_equal(got, per_spectrum_hist(index, tof, edges))
 
@@ -141,7 +148,7 @@ def test_memory_section_scripts(ads, preserve):
 def test_ref_m_wavelength_script(ads):
     ws, index, tof = event_chunk()
     out = run_proc(block("# Convert to wavelength"), ws)
-    lam = H * tof * 1e-6 / (M_N * (L1 + L2[index])) * 1e10      # Å
+    lam = H * tof * 1e-6 / (M_N * (L1 + L2[index])) * 1e10  # Å
     edges = 2.5 + 0.1 * np.arange(126)
     edges[-1] = 15.0
     expected = per_spectrum_hist(index, lam, edges)
@@ -155,9 +162,11 @@ def test_ref_m_wavelength_script(ads):
 
 def test_anchor_histogram_script_on_events(ads):
     """The anchor daemon's fake histogram script: SumSpectra then Rebin to 300,20,17000."""
-    text = ('from mantid.simpleapi import Rebin, SumSpectra\n'
-            'SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n'
-            'Rebin(InputWorkspace=output, OutputWorkspace=output, Params="300,20,17000")\n')
+    text = (
+        "from mantid.simpleapi import Rebin, SumSpectra\n"
+        "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
+        'Rebin(InputWorkspace=output, OutputWorkspace=output, Params="300,20,17000")\n'
+    )
     ws, _index, tof = event_chunk()
     out = run_proc(text, ws)
     edges = 300.0 + 20.0 * np.arange(836)
@@ -170,16 +179,18 @@ def test_anchor_histogram_script_on_events(ads):
 
 def test_anchor_histogram_script_on_histograms(ads):
     """Same script on a histogram chunk (ISIS-like): Sum then true rebinning of 10 µs bins into 20 µs."""
-    text = ('from mantid.simpleapi import Rebin, SumSpectra\n'
-            'SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n'
-            'Rebin(InputWorkspace=output, OutputWorkspace=output, Params="300,20,17000")\n')
+    text = (
+        "from mantid.simpleapi import Rebin, SumSpectra\n"
+        "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
+        'Rebin(InputWorkspace=output, OutputWorkspace=output, Params="300,20,17000")\n'
+    )
     rng = np.random.default_rng(3)
     counts = rng.poisson(5.0, (1, 4, 2000)).astype(float)
     edges = np.arange(0.0, 20001.0, 10.0)
     spectra = Spectra.one_to_one(np.arange(1, 5))
     ws = workspace_from_chunk(Chunk(spectra, Run(), histograms=Histograms(edges, counts)))
     out = run_proc(text, ws)
-    total = counts[0].sum(axis=0)                       # sum over spectra
+    total = counts[0].sum(axis=0)  # sum over spectra
     expected = total[30:1700].reshape(-1, 2).sum(axis=1)  # bins 300..17000 pairwise
     np.testing.assert_array_equal(out.readY(0), expected)
     np.testing.assert_allclose(out.readE(0), np.sqrt(expected), rtol=1e-12)
@@ -201,18 +212,20 @@ def test_run_information_and_conditional_scripts(ads, caplog):
 def test_post_processing_template(ads, tmp_path):
     """The post-processing template; only its site directory is pointed at a temporary one."""
     from livereduce.algorithms.nexus import load
+
     ws, index, tof = event_chunk()
     ads.addOrReplace("accumulation", ws)
-    text = block("# File: reduce_POWGEN_live_post_proc.py").replace("/SNS/POWGEN/shared/livereduce",
-                                                                       str(tmp_path))
-    assert run_post_proc(text, ws) == POST_OUT          # a post_proc script need not create the output
-    assert not ads.doesExist("integrated")              # the script deleted its temporary workspace
+    text = block("# File: reduce_POWGEN_live_post_proc.py").replace(
+        "/SNS/POWGEN/shared/livereduce", str(tmp_path)
+    )
+    assert run_post_proc(text, ws) == POST_OUT  # a post_proc script need not create the output
+    assert not ads.doesExist("integrated")  # the script deleted its temporary workspace
     loaded = load(str(tmp_path / "POWGEN_4321_live.nxs"))
     assert loaded.getNumberEvents() == tof.size
     np.testing.assert_array_equal(loaded.events.x, ws.events.x)
     lines = (tmp_path / "POWGEN_4321_integrated.txt").read_text().splitlines()
     assert lines[0] == "# X , Y , E"
-    ys = [float(lines[2 + 2 * s].split(",")[1]) for s in range(NSPEC)]   # one X,Y,E row per spectrum
+    ys = [float(lines[2 + 2 * s].split(",")[1]) for s in range(NSPEC)]  # one X,Y,E row per spectrum
     assert ys == np.bincount(index, minlength=NSPEC).tolist()
 
 
@@ -222,7 +235,9 @@ def test_file_output_post_processing(ads, tmp_path):
     text = block("# Save NeXus file").replace("/SNS/INSTR/shared/livereduce", str(tmp_path))
     run_post_proc(text, ws)
     assert (tmp_path / "live_data.nxs").stat().st_size > 0
-    rows = [r for r in (tmp_path / "live_data.txt").read_text().splitlines() if "," in r and not r.startswith("#")]
+    rows = [
+        r for r in (tmp_path / "live_data.txt").read_text().splitlines() if "," in r and not r.startswith("#")
+    ]
     assert len(rows) == NSPEC * ws.blocksize()
     assert sum(float(r.split(",")[1]) for r in rows) == tof.size
 
@@ -230,8 +245,10 @@ def test_file_output_post_processing(ads, tmp_path):
 def test_powgen_template_with_a_cal_file(ads, tmp_path):
     """The POWGEN template needs a site .cal file: give it one (2 groups) at a temporary path."""
     cal = tmp_path / "cal.cal"
-    cal.write_text("# number udet offset select group\n" + "".join(
-        f"{i} {101 + i} 0.0 1 {1 if i < 4 else 2}\n" for i in range(NSPEC)))
+    cal.write_text(
+        "# number udet offset select group\n"
+        + "".join(f"{i} {101 + i} 0.0 1 {1 if i < 4 else 2}\n" for i in range(NSPEC))
+    )
     ws, index, tof = event_chunk()
     text = block("# File: reduce_POWGEN_live_proc.py").replace("/SNS/POWGEN/shared/cal_2024_01.cal", str(cal))
     out = run_proc(text, ws)
@@ -251,27 +268,33 @@ def test_troubleshooting_recipe_loads_and_runs_a_script(ads, tmp_path, monkeypat
     as written for a Mantid installation, and its embedded-engine form (the same lines in
     script_imports())."""
     from livereduce.algorithms.nexus import save
+
     ws, _index, tof = event_chunk()
     save(ws, str(tmp_path / "test_data.nxs"))
     (tmp_path / "reduce_INSTR_live_proc.py").write_text(block("# Sum all spectra for quick visualization"))
-    text = ("from mantid.simpleapi import *\ninput = Load('test_data.nxs')\noutput = 'test_output'\n"
-            "exec(open('reduce_INSTR_live_proc.py').read())\n")
+    text = (
+        "from mantid.simpleapi import *\ninput = Load('test_data.nxs')\noutput = 'test_output'\n"
+        "exec(open('reduce_INSTR_live_proc.py').read())\n"
+    )
     spec_text = GUIDE.read_text()
     assert text.replace("\n", "") in spec_text.replace("\n", "").replace('python3 -c "', "")
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
     with script_imports(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)     # the recipe's own open(...).read()
-        exec(compile(text, "recipe", "exec"), ns)  # noqa: S102 - running scripts is the point
+        warnings.simplefilter("ignore", ResourceWarning)  # the recipe's own open(...).read()
+        exec(compile(text, "recipe", "exec"), ns)
         gc.collect()
     assert ads["test_output"].getNumberEvents() == tof.size
     ads.remove("test_output")
-    embedded = [b for b in re.findall(r'```bash\npython3 -c "\n(.*?)"\n```', spec_text, flags=re.DOTALL)
-                if "from livereduce.mantidapi import script_imports" in b]
+    embedded = [
+        b
+        for b in re.findall(r'```bash\npython3 -c "\n(.*?)"\n```', spec_text, flags=re.DOTALL)
+        if "from livereduce.mantidapi import script_imports" in b
+    ]
     assert len(embedded) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        exec(compile(embedded[0], "recipe-embedded", "exec"), {})  # noqa: S102 - the recipe as a user runs it
+        exec(compile(embedded[0], "recipe-embedded", "exec"), {})
         gc.collect()
     assert ads["test_output"].getNumberEvents() == tof.size
     no_mantid_modules_left()
@@ -282,9 +305,11 @@ def test_lead_runner_runs_scripts_in_function_scope(ads, tmp_path):
     ws, _index, tof = event_chunk()
     ads.addOrReplace(OUT, ws)
     path = tmp_path / "reduce_TEST_live_proc.py"
-    path.write_text("from mantid.simpleapi import Rebin, SumSpectra\n"
-                    "summed = SumSpectra(InputWorkspace=input)\n"
-                    "Rebin(InputWorkspace=summed, OutputWorkspace=output, Params='300,20,17000')\n")
+    path.write_text(
+        "from mantid.simpleapi import Rebin, SumSpectra\n"
+        "summed = SumSpectra(InputWorkspace=input)\n"
+        "Rebin(InputWorkspace=summed, OutputWorkspace=output, Params='300,20,17000')\n"
+    )
     out = run_script(compile_script(path, "proc"), ws, OUT)
     assert out == OUT and ads.doesExist("summed")
     np.testing.assert_array_equal(ads[OUT].readY(0), np.histogram(tof, bins=300.0 + 20.0 * np.arange(836))[0])
@@ -305,6 +330,6 @@ def test_every_script_of_the_shared_spec_is_in_the_guide():
 
 def test_every_script_of_the_guide_compiles_as_the_daemon_compiles_it():
     blocks = guide_blocks()
-    assert len(blocks) >= 13                                 # the seed's 13 scripts at least
+    assert len(blocks) >= 13  # the seed's 13 scripts at least
     for i, text in enumerate(blocks):
-        compile_script(f"guide-block-{i}.py", "proc", text.encode())     # ScriptError (file, line) if not
+        compile_script(f"guide-block-{i}.py", "proc", text.encode())  # ScriptError (file, line) if not

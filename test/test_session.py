@@ -43,8 +43,8 @@ def test_add_without_preserving_events_histograms_in_place(ads):
         session.step()
     acc = ads["result"]
     assert isinstance(acc, HistogramWorkspace)
-    assert acc.values.sum() == 3000          # every event counted once (default bin widened to hold all)
-    assert np.array_equal(acc.variances, acc.values)   # Poisson: variance = counts
+    assert acc.values.sum() == 3000  # every event counted once (default bin widened to hold all)
+    assert np.array_equal(acc.variances, acc.values)  # Poisson: variance = counts
 
 
 def test_replace_keeps_only_the_last_chunk(ads):
@@ -62,7 +62,7 @@ def test_append_grows_spectra(ads):
         sizes.append(ads["result"].getNumberHistograms())
     assert sizes == [2, 4, 6]
     numbers = ads["result"].getSpectrumNumbers()
-    assert len(set(numbers)) == 6               # appended spectra get unique numbers
+    assert len(set(numbers)) == 6  # appended spectra get unique numbers
 
 
 def test_histogram_source_refuses_add(ads):
@@ -156,7 +156,9 @@ def test_clear_request_starts_a_new_accumulation(ads):
 def test_compress_request_keeps_every_event_in_less_memory(ads):
     from livereduce.daemon import _compress_accumulation
 
-    listener = FakeEventListener(events_per_extract=20_000, nspectra=2, tof_range=(40_000.0, 40_010.0), seed=8)
+    listener = FakeEventListener(
+        events_per_extract=20_000, nspectra=2, tof_range=(40_000.0, 40_010.0), seed=8
+    )
     session, _ = make(ads, listener, accum_method="Add")
     session.compress_hook = _compress_accumulation
     for _ in range(3):

@@ -37,20 +37,22 @@ def test_noop_proc_passes_chunks_through(tmp_path, ads):
 
 
 def test_proc_failing_every_third_chunk_loses_no_event(tmp_path, ads):
-    text = ("global calls\n"
-            "calls = globals().get('calls', 0) + 1\n"
-            "if calls % 3 == 0:\n"
-            "    raise RuntimeError('every third chunk')\n"
-            "CloneWorkspace(InputWorkspace=input, OutputWorkspace=output)\n")
+    text = (
+        "global calls\n"
+        "calls = globals().get('calls', 0) + 1\n"
+        "if calls % 3 == 0:\n"
+        "    raise RuntimeError('every third chunk')\n"
+        "CloneWorkspace(InputWorkspace=input, OutputWorkspace=output)\n"
+    )
     listener = FakeEventListener(events_per_extract=100, seed=2)
     s = session(ads, listener, proc=script(tmp_path, "proc", text))
-    for _ in range(10):   # calls 3, 6, 9 fail; their chunks are carried into calls 4, 7, 10
+    for _ in range(10):  # calls 3, 6, 9 fail; their chunks are carried into calls 4, 7, 10
         assert s.step()
     assert s.state.proc_errors == 3
     assert s.state.cycles == 10
     assert ads["result"].getNumberEvents() == 1000 == listener.produced_total
     assert s.state.last_error.endswith("RuntimeError: every third chunk")
-    assert f"reduce_FAKE_live_proc.py:4" in s.state.last_error
+    assert "reduce_FAKE_live_proc.py:4" in s.state.last_error
 
 
 def test_add_after_rebin_without_preserving_events(tmp_path, ads):
@@ -66,19 +68,21 @@ def test_add_after_rebin_without_preserving_events(tmp_path, ads):
 
 def test_post_proc_only_sees_the_accumulation_by_name(tmp_path, ads):
     out = tmp_path / "out"
-    text = ("import os\n"
-            f"os.makedirs({str(out)!r}, exist_ok=True)\n"
-            "n = accumulation.getNumberEvents()\n"
-            "assert input is accumulation and mtd['accumulation'] is accumulation\n"
-            f"with open(os.path.join({str(out)!r}, 'count.txt'), 'w') as f:\n"
-            "    f.write(str(n))\n"
-            "RenameWorkspace(InputWorkspace='accumulation', OutputWorkspace=output)\n")
+    text = (
+        "import os\n"
+        f"os.makedirs({str(out)!r}, exist_ok=True)\n"
+        "n = accumulation.getNumberEvents()\n"
+        "assert input is accumulation and mtd['accumulation'] is accumulation\n"
+        f"with open(os.path.join({str(out)!r}, 'count.txt'), 'w') as f:\n"
+        "    f.write(str(n))\n"
+        "RenameWorkspace(InputWorkspace='accumulation', OutputWorkspace=output)\n"
+    )
     listener = FakeEventListener(events_per_extract=50, seed=4)
     s = session(ads, listener, post_proc=script(tmp_path, "post_proc", text))
     for _ in range(6):
         s.step()
     assert s.state.post_proc_errors == 0
-    assert (out / "count.txt").read_text() == "300"      # renaming did not reset the accumulation
+    assert (out / "count.txt").read_text() == "300"  # renaming did not reset the accumulation
     assert ads["result"].getNumberEvents() == 300
 
 
@@ -94,10 +98,13 @@ def test_post_proc_error_keeps_the_accumulation(tmp_path, ads):
 
 def test_histogram_source_with_sum_and_rebin(tmp_path, ads):
     # the anchor's test script: SumSpectra then Rebin(300, 20, 17000) on ISIS-like cumulative histograms
-    text = ("SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
-            "Rebin(InputWorkspace=output, OutputWorkspace=output, Params='300,20,17000')\n")
-    listener = FakeHistogramListener(nspectra=10, nbins=100, nperiods=5, periods=[1, 3],
-                                     edges=(10_000.0, 20_000.0))
+    text = (
+        "SumSpectra(InputWorkspace=input, OutputWorkspace=output)\n"
+        "Rebin(InputWorkspace=output, OutputWorkspace=output, Params='300,20,17000')\n"
+    )
+    listener = FakeHistogramListener(
+        nspectra=10, nbins=100, nperiods=5, periods=[1, 3], edges=(10_000.0, 20_000.0)
+    )
     s = session(ads, listener, proc=script(tmp_path, "proc", text, "ISIS_Histogram"), accum_method="Replace")
     for _ in range(2):
         s.step()
@@ -116,22 +123,31 @@ def test_histogram_source_with_sum_and_rebin(tmp_path, ads):
 def test_seed_templates_for_ten_cycles(tmp_path, ads):
     """The guide's proc and post_proc templates, adapted only in paths and site files."""
     outdir = tmp_path / "shared" / "livereduce"
-    proc = ("from mantid.simpleapi import Rebin, SumSpectra, ConvertUnits\n"
-            "ConvertUnits(InputWorkspace=input, OutputWorkspace=output, Target='dSpacing')\n"
-            "Rebin(InputWorkspace=output, OutputWorkspace=output, Params='0.5,-0.001,2.5')\n")
-    post = ("import os\n"
-            "from mantid.simpleapi import SaveNexus, SaveAscii, Integration, DeleteWorkspace\n"
-            "run = accumulation.getRun()\n"
-            "run_number = run.getProperty('run_number').value\n"
-            f"output_dir = {str(outdir)!r}\n"
-            "os.makedirs(output_dir, exist_ok=True)\n"
-            "SaveNexus(InputWorkspace='accumulation', Filename=f'{output_dir}/POWGEN_{run_number}_live.nxs')\n"
-            "integrated = Integration(InputWorkspace='accumulation')\n"
-            "SaveAscii(InputWorkspace=integrated, Filename=f'{output_dir}/POWGEN_{run_number}_integrated.txt')\n"
-            "DeleteWorkspace(integrated)\n")
+    proc = (
+        "from mantid.simpleapi import Rebin, SumSpectra, ConvertUnits\n"
+        "ConvertUnits(InputWorkspace=input, OutputWorkspace=output, Target='dSpacing')\n"
+        "Rebin(InputWorkspace=output, OutputWorkspace=output, Params='0.5,-0.001,2.5')\n"
+    )
+    post = (
+        "import os\n"
+        "from mantid.simpleapi import SaveNexus, SaveAscii, Integration, DeleteWorkspace\n"
+        "run = accumulation.getRun()\n"
+        "run_number = run.getProperty('run_number').value\n"
+        f"output_dir = {str(outdir)!r}\n"
+        "os.makedirs(output_dir, exist_ok=True)\n"
+        "SaveNexus(InputWorkspace='accumulation', Filename=f'{output_dir}/POWGEN_{run_number}_live.nxs')\n"
+        "integrated = Integration(InputWorkspace='accumulation')\n"
+        "SaveAscii(InputWorkspace=integrated, Filename=f'{output_dir}/POWGEN_{run_number}_integrated.txt')\n"
+        "DeleteWorkspace(integrated)\n"
+    )
     listener = FakeEventListener(events_per_extract=2000, nspectra=8, seed=6, tof_range=(5000.0, 15000.0))
-    s = session(ads, listener, proc=script(tmp_path, "proc", proc, "POWGEN"),
-                post_proc=script(tmp_path, "post_proc", post, "POWGEN"), preserve_events=False)
+    s = session(
+        ads,
+        listener,
+        proc=script(tmp_path, "proc", proc, "POWGEN"),
+        post_proc=script(tmp_path, "post_proc", post, "POWGEN"),
+        preserve_events=False,
+    )
     for _ in range(10):
         s.step()
     assert s.state.proc_errors == s.state.post_proc_errors == 0
@@ -142,8 +158,11 @@ def test_seed_templates_for_ten_cycles(tmp_path, ads):
     assert not ads.doesExist("integrated")
     with h5py.File(outdir / "POWGEN_1_live.nxs", "r") as f:
         entry = next(iter(f.values()))
-        data = next(v for v in entry.values() if isinstance(v, h5py.Group) and v.attrs.get("NX_class") in
-                    (b"NXdata", "NXdata"))
+        data = next(
+            v
+            for v in entry.values()
+            if isinstance(v, h5py.Group) and v.attrs.get("NX_class") in (b"NXdata", "NXdata")
+        )
         signal = data[data.attrs["signal"]][()]
     assert signal.sum() == pytest.approx(acc.values.sum())
     # independent count: replay the same seeded listener and apply the physics to every event
@@ -155,14 +174,17 @@ def test_seed_templates_for_ten_cycles(tmp_path, ads):
         sp = chunk.spectra
         t = chunk.events.tof.astype(np.float64) * 1e-6
         i = chunk.events.index
-        wavelength = h * t / (m_n * (sp.l1 + sp.l2[i])) * 1e10          # Å
+        wavelength = h * t / (m_n * (sp.l1 + sp.l2[i])) * 1e10  # Å
         d = wavelength / (2 * np.sin(sp.two_theta[i] / 2))
         expected += int(np.count_nonzero((d >= 0.5) & (d < 2.5)))
     assert acc.values.sum() == expected
-    assert 0 < expected < listener.produced_total            # the range really cuts some events
+    assert 0 < expected < listener.produced_total  # the range really cuts some events
     # the ASCII product: one integrated value per spectrum, summing to the same total
-    rows = [line.split(",") for line in (outdir / "POWGEN_1_integrated.txt").read_text().splitlines()
-            if line and line[0] not in "#XS" and "," in line]
+    rows = [
+        line.split(",")
+        for line in (outdir / "POWGEN_1_integrated.txt").read_text().splitlines()
+        if line and line[0] not in "#XS" and "," in line
+    ]
     y = [float(r[1]) for r in rows]
     assert sum(y) == pytest.approx(expected)
 
@@ -173,14 +195,20 @@ def test_each_session_has_its_own_registry_even_on_other_threads(tmp_path):
     from livereduce.workspace.ads import mtd
 
     text = "mtd['seen_by_' + str(input.getNumberEvents())] = input\nCloneWorkspace(input, OutputWorkspace=output)\n"
-    first = Session(listener=FakeEventListener(events_per_extract=10, seed=1), update_every=0.01,
-                    proc=script(tmp_path, "proc", text))
-    second = Session(listener=FakeEventListener(events_per_extract=20, seed=2), update_every=0.01,
-                     proc=script(tmp_path, "proc", text))
-    worker = threading.Thread(target=first.step)      # as the daemon runs a session: on its own thread
+    first = Session(
+        listener=FakeEventListener(events_per_extract=10, seed=1),
+        update_every=0.01,
+        proc=script(tmp_path, "proc", text),
+    )
+    second = Session(
+        listener=FakeEventListener(events_per_extract=20, seed=2),
+        update_every=0.01,
+        proc=script(tmp_path, "proc", text),
+    )
+    worker = threading.Thread(target=first.step)  # as the daemon runs a session: on its own thread
     worker.start()
     worker.join(30)
     second.step()
     assert first.ads.getObjectNames() == ["result", "seen_by_10"]
     assert second.ads.getObjectNames() == ["result", "seen_by_20"]
-    assert "seen_by_10" not in mtd and "seen_by_20" not in mtd      # nothing leaked to the process default
+    assert "seen_by_10" not in mtd and "seen_by_20" not in mtd  # nothing leaked to the process default

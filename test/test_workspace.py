@@ -16,30 +16,36 @@ from livereduce.workspace.spectra import Spectra
 
 
 def ws_events(index, x, nspec, edges=None):
-    return EventWorkspace(Spectra.one_to_one(np.arange(nspec)), EventColumns(np.asarray(index, np.uint32), x),
-                          edges)
+    return EventWorkspace(
+        Spectra.one_to_one(np.arange(nspec)), EventColumns(np.asarray(index, np.uint32), x), edges
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 105, allow_nan=False)), max_size=200),
-       st.sampled_from(["linear", "log", "general"]))
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.floats(-5, 105, allow_nan=False)), max_size=200),
+    st.sampled_from(["linear", "log", "general"]),
+)
 def test_histogram_matches_numpy_including_edge_values(pairs, kind):
     index = np.array([p[0] for p in pairs], np.uint32)
     x = np.array([p[1] for p in pairs], float)
-    x[: len(x) // 3] = np.round(x[: len(x) // 3] / 10) * 10          # many events exactly on edges
-    edges = {"linear": np.linspace(0, 100, 11), "log": np.geomspace(1, 100, 9),
-             "general": np.array([0, 1, 5, 7.5, 50, 100.0])}[kind]
+    x[: len(x) // 3] = np.round(x[: len(x) // 3] / 10) * 10  # many events exactly on edges
+    edges = {
+        "linear": np.linspace(0, 100, 11),
+        "log": np.geomspace(1, 100, 9),
+        "general": np.array([0, 1, 5, 7.5, 50, 100.0]),
+    }[kind]
     h = ws_events(index, x, 4).histogram(edges)
     for s in range(4):
         sel = x[index == s]
-        inside = sel[(sel >= edges[0]) & (sel < edges[-1])]         # bins are [lo, hi): the top edge excluded
+        inside = sel[(sel >= edges[0]) & (sel < edges[-1])]  # bins are [lo, hi): the top edge excluded
         np.testing.assert_array_equal(h.values[s], np.histogram(inside, bins=edges)[0])
         np.testing.assert_array_equal(h.variances[s], h.values[s])
 
 
 def test_per_spectrum_views_and_default_binning():
     ws = ws_events([1, 0, 1, 1], [3.0, 1.0, 2.0, 9.0], 2)
-    assert ws.blocksize() == 1 and ws.readX(0)[0] == 1.0 and ws.readX(0)[1] > 9.0   # one bin holding all
+    assert ws.blocksize() == 1 and ws.readX(0)[0] == 1.0 and ws.readX(0)[1] > 9.0  # one bin holding all
     np.testing.assert_array_equal(ws.getSpectrum(1).getTofs(), [3.0, 2.0, 9.0])
     np.testing.assert_array_equal(ws.readY(1), [3.0])
     np.testing.assert_array_equal(ws.readE(1), [np.sqrt(3.0)])
@@ -82,7 +88,7 @@ def test_spectra_take_and_concat_keep_detectors_and_geometry():
 def test_proton_charge_in_micro_amp_hours():
     run = Run()
     run.series("proton_charge", "picoCoulomb").append([1, 2], [1.8e9, 5.4e9])
-    assert run.getProtonCharge() == pytest.approx(2.0)        # 7.2e9 pC = 7.2e-3 C = 2 µA·h
+    assert run.getProtonCharge() == pytest.approx(2.0)  # 7.2e9 pC = 7.2e-3 C = 2 µA·h
     run.set("gd_prtn_chrg", 3.5)
     assert run.getProtonCharge() == 3.5
 

@@ -80,10 +80,17 @@ def grouped_spectra(spectra: Spectra, members: list[np.ndarray], numbers) -> Spe
     def mean(a):
         return np.array([float(np.mean(a[m])) if len(m) else np.nan for m in members])
 
-    return Spectra(np.asarray(numbers, np.int32),
-                   np.concatenate(det).astype(np.int32) if det else np.empty(0, np.int32),
-                   np.asarray(offsets, np.int64), mean(spectra.l2), mean(spectra.two_theta),
-                   mean(spectra.azimuthal), spectra.l1, spectra.instrument, dict(spectra.extra))
+    return Spectra(
+        np.asarray(numbers, np.int32),
+        np.concatenate(det).astype(np.int32) if det else np.empty(0, np.int32),
+        np.asarray(offsets, np.int64),
+        mean(spectra.l2),
+        mean(spectra.two_theta),
+        mean(spectra.azimuthal),
+        spectra.l1,
+        spectra.instrument,
+        dict(spectra.extra),
+    )
 
 
 def remap_events(ev: EventColumns, new_index: np.ndarray) -> EventColumns:
@@ -93,8 +100,14 @@ def remap_events(ev: EventColumns, new_index: np.ndarray) -> EventColumns:
     w = ev.weights
     if keep.all():
         return EventColumns(target.astype(np.uint32), ev.x, ev.pulse, ev.pulse_times, w, ev.err2)
-    return EventColumns(target[keep].astype(np.uint32), ev.x[keep], ev.pulse[keep], ev.pulse_times,
-                        None if w is None else w[keep], None if w is None else ev.err2[keep])
+    return EventColumns(
+        target[keep].astype(np.uint32),
+        ev.x[keep],
+        ev.pulse[keep],
+        ev.pulse_times,
+        None if w is None else w[keep],
+        None if w is None else ev.err2[keep],
+    )
 
 
 def require_matrix(ws, alg: str):

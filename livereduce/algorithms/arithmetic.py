@@ -36,7 +36,7 @@ def binary_op(op: str, lhs, rhs, inplace: bool = False):
     if not inplace:
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-            frame = frame.f_back          # skip our own frames (base.__add__ → _arith → here)
+            frame = frame.f_back  # skip our own frames (base.__add__ → _arith → here)
         names = lhs_names(frame) if frame is not None else ()
         if names:
             mtd.addOrReplace(names[0], result)
@@ -73,8 +73,10 @@ def _event_op(op, lhs, rhs, inplace):
     """Operations that keep events; None when the operands must be histogrammed first."""
     if isinstance(lhs, EventWorkspace) and isinstance(rhs, EventWorkspace) and op in ("Plus", "Minus"):
         if lhs.getNumberHistograms() != rhs.getNumberHistograms():
-            raise AlgorithmError(f"{op}: event workspaces have {lhs.getNumberHistograms()} and "
-                                 f"{rhs.getNumberHistograms()} spectra; they must match")
+            raise AlgorithmError(
+                f"{op}: event workspaces have {lhs.getNumberHistograms()} and "
+                f"{rhs.getNumberHistograms()} spectra; they must match"
+            )
         if lhs.x_unit != rhs.x_unit:
             raise AlgorithmError(f"{op}: x units differ ({lhs.x_unit.unit_id} and {rhs.x_unit.unit_id})")
         add = rhs.events
@@ -84,7 +86,7 @@ def _event_op(op, lhs, rhs, inplace):
             add = EventColumns(add.index, add.x, add.pulse, add.pulse_times, -w, e2)
         target = lhs if inplace else lhs.with_events(lhs.events.copy())
         if target.events.weights is None and add.weights is not None:
-            target.events = _weighted(target.events)      # both sides weighted before appending
+            target.events = _weighted(target.events)  # both sides weighted before appending
         elif target.events.weights is not None and add.weights is None:
             add = _weighted(add)
         target.events.append(add)
@@ -93,8 +95,9 @@ def _event_op(op, lhs, rhs, inplace):
         if op == "Plus":
             target.run_info.merge(rhs.run_info)
         return target
-    if op in ("Multiply", "Divide") and isinstance(lhs, EventWorkspace) and _is_number(rhs) or (
-            op == "Multiply" and _is_number(lhs) and isinstance(rhs, EventWorkspace)):
+    if (op in ("Multiply", "Divide") and isinstance(lhs, EventWorkspace) and _is_number(rhs)) or (
+        op == "Multiply" and _is_number(lhs) and isinstance(rhs, EventWorkspace)
+    ):
         ws, s = (lhs, float(rhs)) if isinstance(lhs, EventWorkspace) else (rhs, float(lhs))
         f = s if op == "Multiply" else 1.0 / s
         ev = ws.events
@@ -175,25 +178,37 @@ def _merge_runs(out, rhs) -> None:
 def _check_compatible(op, a: HistogramWorkspace, b: HistogramWorkspace) -> None:
     (na, ba), (nb, bb) = a.values.shape, b.values.shape
     if nb not in (1, na) or bb not in (1, ba):
-        raise AlgorithmError(f"{op}: shapes differ: '{a.name()}' has {na} spectra × {ba} bins, '{b.name()}' "
-                             f"{nb} × {bb}; the right-hand side must match or be one spectrum / one bin")
+        raise AlgorithmError(
+            f"{op}: shapes differ: '{a.name()}' has {na} spectra × {ba} bins, '{b.name()}' "
+            f"{nb} × {bb}; the right-hand side must match or be one spectrum / one bin"
+        )
     if a.x_unit != b.x_unit:
         raise AlgorithmError(f"{op}: x units differ ({a.x_unit.unit_id} and {b.x_unit.unit_id})")
     if bb == ba and ba > 1:
         ea, eb = a.edges_2d(), b.edges_2d()
         if not np.allclose(ea, np.broadcast_to(eb, ea.shape) if nb == 1 else eb, rtol=1e-9, atol=0):
-            raise AlgorithmError(f"{op}: bin edges of '{a.name()}' and '{b.name()}' differ; Rebin both with the "
-                                 f"same Params first")
+            raise AlgorithmError(
+                f"{op}: bin edges of '{a.name()}' and '{b.name()}' differ; Rebin both with the "
+                f"same Params first"
+            )
 
 
-_PROPS = [Prop("LHSWorkspace", kind=IN), Prop("RHSWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT),
-          Prop("AllowDifferentNumberSpectra", False), Prop("ClearRHSWorkspace", False)]
+_PROPS = [
+    Prop("LHSWorkspace", kind=IN),
+    Prop("RHSWorkspace", kind=IN),
+    Prop("OutputWorkspace", kind=OUT),
+    Prop("AllowDifferentNumberSpectra", False),
+    Prop("ClearRHSWorkspace", False),
+]
 
 
 def _make(op: str):
     def impl(LHSWorkspace, RHSWorkspace, OutputWorkspace, AllowDifferentNumberSpectra, ClearRHSWorkspace):
-        inplace = not _is_number(LHSWorkspace) and bool(OutputWorkspace) and LHSWorkspace.name() == OutputWorkspace
+        inplace = (
+            not _is_number(LHSWorkspace) and bool(OutputWorkspace) and LHSWorkspace.name() == OutputWorkspace
+        )
         return compute(op, LHSWorkspace, RHSWorkspace, inplace)
+
     impl.__doc__ = f"LHSWorkspace {op} RHSWorkspace (workspaces of matching shape, or a number)."
     algorithm(op, list(_PROPS), per_member=False)(impl)
 
@@ -205,15 +220,19 @@ for _op in OPS:
 def normalise_by_current(ws):
     charge = ws.getRun().getProtonCharge()
     if not charge:
-        raise AlgorithmError(f"NormaliseByCurrent: the proton charge of '{ws.name()}' is 0 (no gd_prtn_chrg "
-                             f"property and no proton_charge log); cannot normalise")
+        raise AlgorithmError(
+            f"NormaliseByCurrent: the proton charge of '{ws.name()}' is 0 (no gd_prtn_chrg "
+            f"property and no proton_charge log); cannot normalise"
+        )
     out = compute("Divide", ws, float(charge))
     out.run_info.set("NormalizationFactor", float(charge))
     return out
 
 
-@algorithm("NormaliseByCurrent", [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT),
-                                  Prop("RecalculatePCharge", False)])
+@algorithm(
+    "NormaliseByCurrent",
+    [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT), Prop("RecalculatePCharge", False)],
+)
 def _normalise_alg(InputWorkspace, OutputWorkspace, RecalculatePCharge):
     """Divide by the run's integrated proton charge (µA·h); an error when it is 0."""
     return normalise_by_current(InputWorkspace)

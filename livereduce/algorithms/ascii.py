@@ -20,13 +20,26 @@ from livereduce.workspace.events import EventWorkspace
 SEPARATORS = {"CSV": ",", "Tab": "\t", "Space": " ", "Colon": ":", "SemiColon": ";"}
 
 
-def save_ascii(ws, filename: str, separator: str = "CSV", custom: str = "", comment: str = "#",
-               write_x_error: bool = False, write_spectrum_id: bool = True, precision=None,
-               scientific: bool = False, column_header: bool = True, indices=None, append: bool = False) -> None:
+def save_ascii(
+    ws,
+    filename: str,
+    separator: str = "CSV",
+    custom: str = "",
+    comment: str = "#",
+    write_x_error: bool = False,
+    write_spectrum_id: bool = True,
+    precision=None,
+    scientific: bool = False,
+    column_header: bool = True,
+    indices=None,
+    append: bool = False,
+) -> None:
     sep = custom if separator == "UserDefined" else SEPARATORS.get(separator)
     if sep is None or sep == "":
-        raise AlgorithmError(f"SaveAscii: unknown Separator {separator!r}; use one of "
-                             f"{', '.join([*SEPARATORS, 'UserDefined'])}")
+        raise AlgorithmError(
+            f"SaveAscii: unknown Separator {separator!r}; use one of "
+            f"{', '.join([*SEPARATORS, 'UserDefined'])}"
+        )
     folder = os.path.dirname(os.path.abspath(filename))
     if not os.path.isdir(folder):
         raise AlgorithmError(f"SaveAscii: directory '{folder}' does not exist")
@@ -49,14 +62,42 @@ def save_ascii(ws, filename: str, separator: str = "CSV", custom: str = "", comm
             np.savetxt(fh, np.column_stack(block), fmt=fmt, delimiter=sep)
 
 
-@algorithm("SaveAscii", [Prop("InputWorkspace", kind=IN), Prop("Filename"), Prop("WorkspaceIndexMin", 0),
-                         Prop("WorkspaceIndexMax", None), Prop("SpectrumList", None), Prop("Precision", None),
-                         Prop("ScientificFormat", False), Prop("WriteXError", False), Prop("WriteSpectrumID", True),
-                         Prop("CommentIndicator", "#"), Prop("Separator", "CSV"), Prop("CustomSeparator", ""),
-                         Prop("ColumnHeader", True), Prop("AppendToFile", False)], per_member=False)
-def _save_ascii_alg(InputWorkspace, Filename, WorkspaceIndexMin, WorkspaceIndexMax, SpectrumList, Precision,
-                    ScientificFormat, WriteXError, WriteSpectrumID, CommentIndicator, Separator, CustomSeparator,
-                    ColumnHeader, AppendToFile):
+@algorithm(
+    "SaveAscii",
+    [
+        Prop("InputWorkspace", kind=IN),
+        Prop("Filename"),
+        Prop("WorkspaceIndexMin", 0),
+        Prop("WorkspaceIndexMax", None),
+        Prop("SpectrumList", None),
+        Prop("Precision", None),
+        Prop("ScientificFormat", False),
+        Prop("WriteXError", False),
+        Prop("WriteSpectrumID", True),
+        Prop("CommentIndicator", "#"),
+        Prop("Separator", "CSV"),
+        Prop("CustomSeparator", ""),
+        Prop("ColumnHeader", True),
+        Prop("AppendToFile", False),
+    ],
+    per_member=False,
+)
+def _save_ascii_alg(
+    InputWorkspace,
+    Filename,
+    WorkspaceIndexMin,
+    WorkspaceIndexMax,
+    SpectrumList,
+    Precision,
+    ScientificFormat,
+    WriteXError,
+    WriteSpectrumID,
+    CommentIndicator,
+    Separator,
+    CustomSeparator,
+    ColumnHeader,
+    AppendToFile,
+):
     """Write X, Y, E columns, one block per spectrum, to a text file."""
     ws = InputWorkspace
     if hasattr(ws, "members"):
@@ -67,6 +108,17 @@ def _save_ascii_alg(InputWorkspace, Filename, WorkspaceIndexMin, WorkspaceIndexM
         idx = np.array([i for i, n in enumerate(ws.spectra.numbers) if int(n) in wanted], np.int64)
     elif WorkspaceIndexMin or WorkspaceIndexMax is not None:
         idx = index_range(ws, WorkspaceIndexMin, WorkspaceIndexMax, None, "SaveAscii")
-    save_ascii(ws, str(Filename), Separator, CustomSeparator, CommentIndicator, bool(WriteXError),
-               bool(WriteSpectrumID), Precision, bool(ScientificFormat), bool(ColumnHeader), idx,
-               bool(AppendToFile))
+    save_ascii(
+        ws,
+        str(Filename),
+        Separator,
+        CustomSeparator,
+        CommentIndicator,
+        bool(WriteXError),
+        bool(WriteSpectrumID),
+        Precision,
+        bool(ScientificFormat),
+        bool(ColumnHeader),
+        idx,
+        bool(AppendToFile),
+    )

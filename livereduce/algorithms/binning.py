@@ -20,11 +20,12 @@ from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.histogramming import histogram_into
 from livereduce.workspace.jit import njit
 
-_LAST_BIN_MIN = 0.25   # a final partial bin narrower than 25% of the step joins the previous bin (Mantid rule)
+_LAST_BIN_MIN = 0.25  # a final partial bin narrower than 25% of the step joins the previous bin (Mantid rule)
 
 
-def edges_from_params(params, xmin: float | None = None, xmax: float | None = None,
-                      full_bins_only: bool = False) -> np.ndarray:
+def edges_from_params(
+    params, xmin: float | None = None, xmax: float | None = None, full_bins_only: bool = False
+) -> np.ndarray:
     """Mantid Rebin parameters → bin edges.
 
     "x1,dx,x2[,dx2,x3...]": steps between boundaries; a negative step is logarithmic (x[i+1] = x[i]·(1+|dx|)).
@@ -114,7 +115,7 @@ def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorks
     if ev.weights is not None or not linear:
         return ws.histogram(edges)
     out = HistogramWorkspace.zeros(ws.spectra, edges, run=ws.run_info.copy(), unit_id=ws.x_unit.unit_id)
-    out.events_outside_bins = histogram_into(out.values, None, ev.index, ev.x, edges)   # counts-only kernel
+    out.events_outside_bins = histogram_into(out.values, None, ev.index, ev.x, edges)  # counts-only kernel
     out.variances[...] = out.values
     if ws.monitors is not None:
         out.monitors = ws.monitors.histogram() if isinstance(ws.monitors, EventWorkspace) else ws.monitors
@@ -125,8 +126,11 @@ def rebin(ws, params, preserve_events: bool = True, full_bins_only: bool = False
     """Rebin `ws` (events or histogram) to Mantid `params`; returns a new workspace unless `inplace`."""
     if isinstance(ws, EventWorkspace):
         # the data range ends just above the largest event so that it is counted
-        xmin, xmax = ((ws.getTofMin(), float(np.nextafter(ws.getTofMax(), np.inf))) if ws.getNumberEvents()
-                      else (None, None))
+        xmin, xmax = (
+            (ws.getTofMin(), float(np.nextafter(ws.getTofMax(), np.inf)))
+            if ws.getNumberEvents()
+            else (None, None)
+        )
         if xmin is None and len(float_list(params)) == 1:
             e = ws.edges
             xmin, xmax = float(np.min(e)), float(np.max(e))
@@ -142,7 +146,7 @@ def rebin(ws, params, preserve_events: bool = True, full_bins_only: bool = False
     old = ws.edges
     edges = edges_from_params(params, float(np.min(old)), float(np.max(old)), full_bins_only)
     y, v = ws.values, ws.variances
-    if ws.distribution:   # densities → counts, rebin, → densities
+    if ws.distribution:  # densities → counts, rebin, → densities
         w = np.diff(ws.edges_2d(), axis=1)
         y, v = y * w, v * w * w
     ny, nv = rebin_arrays(y, v, old, edges)
@@ -155,16 +159,42 @@ def rebin(ws, params, preserve_events: bool = True, full_bins_only: bool = False
 _IO = [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT)]
 
 
-@algorithm("Rebin", _IO + [Prop("Params"), Prop("PreserveEvents", True), Prop("FullBinsOnly", False),
-                           Prop("IgnoreBinErrors", False), Prop("UseReverseLogarithmic", False),
-                           Prop("Power", 0.0), Prop("BinningMode", "Default")])
-def _rebin_alg(InputWorkspace, OutputWorkspace, Params, PreserveEvents, FullBinsOnly, IgnoreBinErrors,
-               UseReverseLogarithmic, Power, BinningMode):
+@algorithm(
+    "Rebin",
+    [
+        *_IO,
+        Prop("Params"),
+        Prop("PreserveEvents", True),
+        Prop("FullBinsOnly", False),
+        Prop("IgnoreBinErrors", False),
+        Prop("UseReverseLogarithmic", False),
+        Prop("Power", 0.0),
+        Prop("BinningMode", "Default"),
+    ],
+)
+def _rebin_alg(
+    InputWorkspace,
+    OutputWorkspace,
+    Params,
+    PreserveEvents,
+    FullBinsOnly,
+    IgnoreBinErrors,
+    UseReverseLogarithmic,
+    Power,
+    BinningMode,
+):
     """Rebin to Params 'x1,dx,x2' (negative dx: logarithmic; one value: step over the data range)."""
     if UseReverseLogarithmic or Power:
-        raise AlgorithmError("Rebin: UseReverseLogarithmic and Power are not supported by the embedded engine")
-    return rebin(InputWorkspace, Params, bool(PreserveEvents), bool(FullBinsOnly),
-                 inplace=is_inplace(InputWorkspace, OutputWorkspace))
+        raise AlgorithmError(
+            "Rebin: UseReverseLogarithmic and Power are not supported by the embedded engine"
+        )
+    return rebin(
+        InputWorkspace,
+        Params,
+        bool(PreserveEvents),
+        bool(FullBinsOnly),
+        inplace=is_inplace(InputWorkspace, OutputWorkspace),
+    )
 
 
 def to_histogram(ws):
@@ -217,8 +247,16 @@ def compress_events(ws: EventWorkspace, tolerance: float = 0.01) -> EventWorkspa
     return ws.with_events(out)
 
 
-@algorithm("CompressEvents", _IO + [Prop("Tolerance", 0.01), Prop("WallClockTolerance", None),
-                                    Prop("StartTime", ""), Prop("BinningMode", "Default")])
+@algorithm(
+    "CompressEvents",
+    [
+        *_IO,
+        Prop("Tolerance", 0.01),
+        Prop("WallClockTolerance", None),
+        Prop("StartTime", ""),
+        Prop("BinningMode", "Default"),
+    ],
+)
 def _compress_alg(InputWorkspace, OutputWorkspace, Tolerance, WallClockTolerance, StartTime, BinningMode):
     """Merge events closer than Tolerance (x units, default 0.01 µs) into weighted events; counts are kept."""
     if WallClockTolerance is not None:

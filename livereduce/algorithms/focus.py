@@ -35,8 +35,10 @@ def read_cal_file(path: str) -> dict[int, int]:
             try:
                 udet, select, group = int(cols[1]), int(cols[3]), int(cols[4])
             except (IndexError, ValueError):
-                raise AlgorithmError(f"DiffractionFocussing: {path}:{lineno}: expected 'number udet offset "
-                                     f"select group', got {text!r}") from None
+                raise AlgorithmError(
+                    f"DiffractionFocussing: {path}:{lineno}: expected 'number udet offset "
+                    f"select group', got {text!r}"
+                ) from None
             if select != 0 and group > 0:
                 groups[udet] = group
     if not groups:
@@ -54,8 +56,10 @@ def _group_edges(e2: np.ndarray, nbins: int) -> np.ndarray:
 def focus(ws, det_group: dict[int, int], preserve_events: bool = True):
     require_matrix(ws, "DiffractionFocussing")
     if ws.x_unit.unit_id != "dSpacing":
-        raise AlgorithmError(f"DiffractionFocussing: the input must be in dSpacing, not {ws.x_unit.unit_id}; "
-                             f"run ConvertUnits(Target='dSpacing') first")
+        raise AlgorithmError(
+            f"DiffractionFocussing: the input must be in dSpacing, not {ws.x_unit.unit_id}; "
+            f"run ConvertUnits(Target='dSpacing') first"
+        )
     s = ws.spectra
     spec_group = np.zeros(len(s), np.int64)
     for i in range(len(s)):
@@ -90,14 +94,35 @@ def focus(ws, det_group: dict[int, int], preserve_events: bool = True):
     return ws.with_data(y, v, edges, spectra)
 
 
-@algorithm("DiffractionFocussing", [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT),
-                                    Prop("GroupingFileName", ""), Prop("GroupingWorkspace", None),
-                                    Prop("PreserveEvents", True), Prop("DMin", None), Prop("DMax", None),
-                                    Prop("Delta", None), Prop("FullBinsOnly", False)])
-def _focus_alg(InputWorkspace, OutputWorkspace, GroupingFileName, GroupingWorkspace, PreserveEvents, DMin, DMax,
-               Delta, FullBinsOnly):
+@algorithm(
+    "DiffractionFocussing",
+    [
+        Prop("InputWorkspace", kind=IN),
+        Prop("OutputWorkspace", kind=OUT),
+        Prop("GroupingFileName", ""),
+        Prop("GroupingWorkspace", None),
+        Prop("PreserveEvents", True),
+        Prop("DMin", None),
+        Prop("DMax", None),
+        Prop("Delta", None),
+        Prop("FullBinsOnly", False),
+    ],
+)
+def _focus_alg(
+    InputWorkspace,
+    OutputWorkspace,
+    GroupingFileName,
+    GroupingWorkspace,
+    PreserveEvents,
+    DMin,
+    DMax,
+    Delta,
+    FullBinsOnly,
+):
     """Sum detector groups of a .cal file (input in dSpacing) into one spectrum per group."""
     if GroupingWorkspace is not None or any(p is not None for p in (DMin, DMax, Delta)):
-        raise AlgorithmError("DiffractionFocussing: only GroupingFileName (a .cal file) is supported by the "
-                             "embedded engine; Rebin afterwards for DMin/DMax/Delta")
+        raise AlgorithmError(
+            "DiffractionFocussing: only GroupingFileName (a .cal file) is supported by the "
+            "embedded engine; Rebin afterwards for DMin/DMax/Delta"
+        )
     return focus(InputWorkspace, read_cal_file(GroupingFileName), bool(PreserveEvents))

@@ -52,13 +52,16 @@ def _key(name: str) -> str:
 
 # -- writing ------------------------------------------------------------------------------------------
 
+
 def save(ws, filename: str, title: str = "", preserve_events: bool = True) -> None:
     folder = os.path.dirname(os.path.abspath(filename))
     if not os.path.isdir(folder):
         raise AlgorithmError(f"SaveNexus: directory '{folder}' does not exist")
     members = list(ws) if isinstance(ws, WorkspaceGroup) else [ws]
     with product_file(filename) as temp, h5py.File(temp, "w") as f:
-        _attrs(f, creator="livereduce", NX_class="NXroot", livereduce_group=int(isinstance(ws, WorkspaceGroup)))
+        _attrs(
+            f, creator="livereduce", NX_class="NXroot", livereduce_group=int(isinstance(ws, WorkspaceGroup))
+        )
         for k, m in enumerate(members, 1):
             entry = _attrs(f.create_group(f"{ENTRY}{k}"), NX_class="NXentry")
             _write_workspace(entry, m, title, preserve_events)
@@ -68,13 +71,22 @@ def _write_workspace(g, ws, title: str, preserve_events: bool) -> None:
     events = isinstance(ws, EventWorkspace) and preserve_events
     h = ws.histogram() if isinstance(ws, EventWorkspace) else ws
     u = ws.x_unit
-    _attrs(g, workspace_type=ws.id() if events else "Workspace2D", unit_id=u.unit_id,
-           distribution=bool(getattr(h, "distribution", False)))
+    _attrs(
+        g,
+        workspace_type=ws.id() if events else "Workspace2D",
+        unit_id=u.unit_id,
+        distribution=bool(getattr(h, "distribution", False)),
+    )
     g.create_dataset("workspace_name", data=ws.name(), dtype=_STR)
     g.create_dataset("title", data=title or ws.getTitle(), dtype=_STR)
     g.create_dataset("definition", data=DEFINITION, dtype=_STR)
-    d = _attrs(g.create_group("workspace"), NX_class="NXdata", signal="values", axes=["spectrum", u.dim],
-               spectrum_indices=0)
+    d = _attrs(
+        g.create_group("workspace"),
+        NX_class="NXdata",
+        signal="values",
+        axes=["spectrum", u.dim],
+        spectrum_indices=0,
+    )
     d.attrs[f"{u.dim}_indices"] = [0, 1] if h.edges.ndim == 2 else 1
     _attrs(d.create_dataset("values", data=h.values), units="counts")
     _attrs(d.create_dataset("values_errors", data=np.sqrt(h.variances)), units="counts")
@@ -91,8 +103,12 @@ def _write_workspace(g, ws, title: str, preserve_events: bool) -> None:
                 e.create_dataset(name, data=col)
         _attrs(e.create_dataset("edges", data=ws.edges), units=u.scipp_unit)
     if ws.monitors is not None:
-        _write_workspace(_attrs(g.create_group("monitor_workspace"), NX_class="NXcollection"), ws.monitors, "",
-                         preserve_events)
+        _write_workspace(
+            _attrs(g.create_group("monitor_workspace"), NX_class="NXcollection"),
+            ws.monitors,
+            "",
+            preserve_events,
+        )
 
 
 def _write_spectra(g, s: Spectra) -> None:
@@ -107,7 +123,7 @@ def _write_spectra(g, s: Spectra) -> None:
     try:
         i.create_dataset("extra_json", data=json.dumps(s.extra), dtype=_STR)
     except (TypeError, ValueError):
-        pass   # listener-specific objects that are not JSON are not saved
+        pass  # listener-specific objects that are not JSON are not saved
 
 
 def _write_run(g, run: Run) -> None:
@@ -116,12 +132,16 @@ def _write_run(g, run: Run) -> None:
     for pos, entry in enumerate(run.getProperties()):
         if isinstance(entry, TimeSeries):
             lg = _attrs(logs.create_group(_key(entry.name)), NX_class="NXlog", name=entry.name, order=pos)
-            _attrs(lg.create_dataset("time", data=entry.times.astype(np.int64)), units="ns",
-                   start="1970-01-01T00:00:00Z")
+            _attrs(
+                lg.create_dataset("time", data=entry.times.astype(np.int64)),
+                units="ns",
+                start="1970-01-01T00:00:00Z",
+            )
             vals = entry.values
             text = vals.dtype.kind in "US"
-            ds = lg.create_dataset("value", data=vals.astype(object) if text else vals,
-                                   dtype=_STR if text else None)
+            ds = lg.create_dataset(
+                "value", data=vals.astype(object) if text else vals, dtype=_STR if text else None
+            )
             _attrs(ds, units=entry.unit, numpy_dtype=vals.dtype.str)
         else:
             pg = _attrs(props.create_group(_key(entry.name)), NX_class="NXlog", name=entry.name, order=pos)
@@ -146,12 +166,15 @@ def _encode(v):
     if isinstance(v, np.generic):
         return f"numpy:{v.dtype.str}", v
     try:
-        return ("tuple" if isinstance(v, tuple) else "json"), json.dumps(v if not isinstance(v, tuple) else list(v))
+        return ("tuple" if isinstance(v, tuple) else "json"), json.dumps(
+            v if not isinstance(v, tuple) else list(v)
+        )
     except (TypeError, ValueError):
         return "str", str(v)
 
 
 # -- reading ------------------------------------------------------------------------------------------
+
 
 def load(filename: str, entry_number: int = 0):
     if not os.path.isfile(filename):
@@ -161,11 +184,13 @@ def load(filename: str, entry_number: int = 0):
     except OSError as exc:
         raise AlgorithmError(f"LoadNexus: '{filename}' is not an HDF5/NeXus file ({exc})") from None
     with f:
-        names = sorted((k for k in f if k.startswith(ENTRY)), key=lambda k: int(k[len(ENTRY):]))
+        names = sorted((k for k in f if k.startswith(ENTRY)), key=lambda k: int(k[len(ENTRY) :]))
         if not names or "workspace" not in f[names[0]]:
-            raise AlgorithmError(f"LoadNexus: '{filename}' is not a processed workspace file written by "
-                                 f"livereduce; loading raw NeXus is not supported by the embedded engine "
-                                 f"(run with engine 'mantid' where Mantid is installed)")
+            raise AlgorithmError(
+                f"LoadNexus: '{filename}' is not a processed workspace file written by "
+                f"livereduce; loading raw NeXus is not supported by the embedded engine "
+                f"(run with engine 'mantid' where Mantid is installed)"
+            )
         if entry_number:
             if not 1 <= entry_number <= len(names):
                 raise AlgorithmError(f"LoadNexus: EntryNumber {entry_number} not in 1..{len(names)}")
@@ -186,20 +211,38 @@ def _read_workspace(g):
     if "event_workspace" in g:
         e = g["event_workspace"]
         col = {k: e[k][()] for k in ("index", "x", "pulse", "pulse_times", "weights", "err2") if k in e}
-        ev = EventColumns(col["index"], col["x"], col["pulse"], col["pulse_times"], col.get("weights"),
-                          col.get("err2"))
+        ev = EventColumns(
+            col["index"], col["x"], col["pulse"], col["pulse_times"], col.get("weights"), col.get("err2")
+        )
         ws = EventWorkspace(spectra, ev, e["edges"][()], run, unit_id, mon)
     else:
         err = d["values_errors"][()]
-        ws = HistogramWorkspace(d["values"][()], err * err, d[dim][()], spectra, run, unit_id, mon,
-                                bool(g.attrs.get("distribution", False)))
+        ws = HistogramWorkspace(
+            d["values"][()],
+            err * err,
+            d[dim][()],
+            spectra,
+            run,
+            unit_id,
+            mon,
+            bool(g.attrs.get("distribution", False)),
+        )
     return ws
 
 
 def _read_spectra(i, numbers) -> Spectra:
     extra = json.loads(i["extra_json"].asstr()[()]) if "extra_json" in i else {}
-    return Spectra(numbers.astype(np.int32), i["detector_ids"][()], i["detector_offsets"][()], i["l2"][()],
-                   i["two_theta"][()], i["azimuthal"][()], float(i["l1"][()]), i["name"].asstr()[()], extra)
+    return Spectra(
+        numbers.astype(np.int32),
+        i["detector_ids"][()],
+        i["detector_offsets"][()],
+        i["l2"][()],
+        i["two_theta"][()],
+        i["azimuthal"][()],
+        float(i["l1"][()]),
+        i["name"].asstr()[()],
+        extra,
+    )
 
 
 def _read_run(g) -> Run:
@@ -208,13 +251,22 @@ def _read_run(g) -> Run:
         v = lg["value"]
         dt = np.dtype(v.attrs["numpy_dtype"])
         vals = np.array(v.asstr()[()], dtype=dt) if dt.kind in "US" else v[()].astype(dt)
-        entries.append((int(lg.attrs["order"]), TimeSeries(str(lg.attrs["name"]), str(v.attrs["units"]),
-                                                           lg["time"][()], vals)))
+        entries.append(
+            (
+                int(lg.attrs["order"]),
+                TimeSeries(str(lg.attrs["name"]), str(v.attrs["units"]), lg["time"][()], vals),
+            )
+        )
     for pg in g["properties"].values():
         v = pg["value"]
-        entries.append((int(pg.attrs["order"]), Property(str(pg.attrs["name"]),
-                                                         _decode(v, str(v.attrs["python_type"])),
-                                                         str(v.attrs["units"]))))
+        entries.append(
+            (
+                int(pg.attrs["order"]),
+                Property(
+                    str(pg.attrs["name"]), _decode(v, str(v.attrs["python_type"])), str(v.attrs["units"])
+                ),
+            )
+        )
     return Run(e for _, e in sorted(entries, key=lambda p: p[0]))
 
 
@@ -251,18 +303,37 @@ def _select(ws, spec_min, spec_max, spec_list):
     if not wanted:
         return ws
     from livereduce.algorithms.spectra_ops import extract
+
     idx = np.array([i for i, n in enumerate(ws.spectra.numbers) if int(n) in wanted], np.int64)
     if idx.size == 0:
-        raise AlgorithmError(f"LoadNexus: none of the requested spectra {sorted(wanted)[:10]} are in the file")
+        raise AlgorithmError(
+            f"LoadNexus: none of the requested spectra {sorted(wanted)[:10]} are in the file"
+        )
     return extract(ws, idx)
 
 
-_SAVE = [Prop("InputWorkspace", kind=IN), Prop("Filename"), Prop("Title", ""), Prop("WorkspaceIndexMin", 0),
-         Prop("WorkspaceIndexMax", None), Prop("WorkspaceIndexList", None), Prop("Append", False)]
+_SAVE = [
+    Prop("InputWorkspace", kind=IN),
+    Prop("Filename"),
+    Prop("Title", ""),
+    Prop("WorkspaceIndexMin", 0),
+    Prop("WorkspaceIndexMax", None),
+    Prop("WorkspaceIndexList", None),
+    Prop("Append", False),
+]
 
 
-def _save_alg(InputWorkspace, Filename, Title, WorkspaceIndexMin, WorkspaceIndexMax, WorkspaceIndexList, Append,
-              PreserveEvents=True, CompressNexus=False):
+def _save_alg(
+    InputWorkspace,
+    Filename,
+    Title,
+    WorkspaceIndexMin,
+    WorkspaceIndexMax,
+    WorkspaceIndexList,
+    Append,
+    PreserveEvents=True,
+    CompressNexus=False,
+):
     """Write the workspace (or group) to a NeXus/HDF5 file."""
     if Append:
         raise AlgorithmError("SaveNexus: Append is not supported by the embedded engine")
@@ -270,17 +341,29 @@ def _save_alg(InputWorkspace, Filename, Title, WorkspaceIndexMin, WorkspaceIndex
     if WorkspaceIndexMin or WorkspaceIndexMax is not None or WorkspaceIndexList:
         from livereduce.algorithms._util import index_range
         from livereduce.algorithms.spectra_ops import extract
-        ws = extract(ws, index_range(ws, WorkspaceIndexMin, WorkspaceIndexMax, WorkspaceIndexList, "SaveNexus"))
+
+        ws = extract(
+            ws, index_range(ws, WorkspaceIndexMin, WorkspaceIndexMax, WorkspaceIndexList, "SaveNexus")
+        )
         ws._name = InputWorkspace.name()
     save(ws, str(Filename), Title, bool(PreserveEvents))
 
 
 algorithm("SaveNexus", list(_SAVE), per_member=False)(_save_alg)
-algorithm("SaveNexusProcessed", _SAVE + [Prop("PreserveEvents", True), Prop("CompressNexus", False)],
-          per_member=False)(_save_alg)
+algorithm(
+    "SaveNexusProcessed",
+    [*_SAVE, Prop("PreserveEvents", True), Prop("CompressNexus", False)],
+    per_member=False,
+)(_save_alg)
 
-_LOAD = [Prop("Filename"), Prop("OutputWorkspace", kind=OUT), Prop("SpectrumMin", None), Prop("SpectrumMax", None),
-         Prop("SpectrumList", None), Prop("EntryNumber", 0)]
+_LOAD = [
+    Prop("Filename"),
+    Prop("OutputWorkspace", kind=OUT),
+    Prop("SpectrumMin", None),
+    Prop("SpectrumMax", None),
+    Prop("SpectrumList", None),
+    Prop("EntryNumber", 0),
+]
 
 
 @algorithm("LoadNexus", list(_LOAD), per_member=False)
@@ -289,16 +372,22 @@ def _load_nexus(Filename, OutputWorkspace, SpectrumMin, SpectrumMax, SpectrumLis
     return _select(load(str(Filename), int(EntryNumber or 0)), SpectrumMin, SpectrumMax, SpectrumList)
 
 
-algorithm("LoadNexusProcessed", _LOAD + [Prop("LoadHistory", True)], per_member=False)(
-    lambda LoadHistory=True, **kw: _load_nexus(**kw))
+algorithm("LoadNexusProcessed", [*_LOAD, Prop("LoadHistory", True)], per_member=False)(
+    lambda LoadHistory=True, **kw: _load_nexus(**kw)
+)
 
 
-@algorithm("Load", [Prop("Filename"), Prop("OutputWorkspace", kind=OUT), Prop("LoaderName", ""),
-                    Prop("LoaderVersion", -1)], per_member=False)
+@algorithm(
+    "Load",
+    [Prop("Filename"), Prop("OutputWorkspace", kind=OUT), Prop("LoaderName", ""), Prop("LoaderVersion", -1)],
+    per_member=False,
+)
 def _load_any(Filename, OutputWorkspace, LoaderName, LoaderVersion):
     """Load a file: livereduce's processed NeXus (.nxs / .h5) files."""
     name = str(Filename)
     if not name.lower().endswith((".nxs", ".h5", ".hdf5", ".nx5", ".hdf")):
-        raise AlgorithmError(f"Load: the embedded engine loads only processed NeXus files (.nxs), not '{name}'; "
-                             f"run with engine 'mantid' where Mantid is installed for other formats")
+        raise AlgorithmError(
+            f"Load: the embedded engine loads only processed NeXus files (.nxs), not '{name}'; "
+            f"run with engine 'mantid' where Mantid is installed for other formats"
+        )
     return load(name)

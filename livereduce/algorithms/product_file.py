@@ -26,7 +26,7 @@ def product_file(filename: str | os.PathLike, *, append: bool = False) -> Iterat
     """
     final = Path(filename)
     temp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)     # mode 666 less the umask, as open()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode 666 less the umask, as open()
     os.close(fd)
     try:
         if append and final.is_file():

@@ -26,7 +26,7 @@ from livereduce.errors import AlgorithmError, UnsupportedAlgorithm
 from livereduce.workspace.ads import mtd
 from livereduce.workspace.group import WorkspaceGroup
 
-REQUIRED = object()           # no valid default: the property is mandatory (and takes positional arguments)
+REQUIRED = object()  # no valid default: the property is mandatory (and takes positional arguments)
 IN, OUT, VALUE = "in", "out", "value"
 _STORES = {"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"}
 
@@ -35,7 +35,7 @@ _STORES = {"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"}
 class Prop:
     name: str
     default: Any = REQUIRED
-    kind: str = VALUE          # IN / OUT workspace property, or a plain VALUE
+    kind: str = VALUE  # IN / OUT workspace property, or a plain VALUE
     optional_ws: bool = False  # an input workspace property that may be left unset
 
     @property
@@ -48,7 +48,7 @@ class Algorithm:
     name: str
     props: tuple[Prop, ...]
     impl: Callable
-    per_member: bool = True    # groups in → applied member by member
+    per_member: bool = True  # groups in → applied member by member
     summary: str = ""
 
     def prop(self, name: str) -> Prop | None:
@@ -66,11 +66,13 @@ SAVE_SANDBOX: contextvars.ContextVar[str | None] = contextvars.ContextVar("SAVE_
 
 def algorithm(name: str, props: list[Prop], *, per_member: bool = True):
     """Decorator: register `impl(**properties)` as Mantid algorithm `name`."""
+
     def register(impl):
         alg = Algorithm(name, tuple(props), impl, per_member, (impl.__doc__ or "").strip().split("\n")[0])
         _ALGORITHMS[name] = alg
         _FUNCTIONS[name] = _make_function(alg)
         return impl
+
     return register
 
 
@@ -93,13 +95,16 @@ def spec(name: str) -> Algorithm:
 def unsupported_error(name: str) -> UnsupportedAlgorithm:
     return UnsupportedAlgorithm(
         f"the embedded engine does not provide {name}; supported algorithms: {', '.join(supported())}; "
-        f"or run with engine 'mantid' where Mantid is installed")
+        f"or run with engine 'mantid' where Mantid is installed"
+    )
 
 
 def unsupported_stub(name: str) -> Callable:
     """A callable standing for an algorithm we lack: importing it works, calling it fails at the call."""
+
     def stub(*args, **kwargs):
         raise unsupported_error(name)
+
     stub.__name__ = stub.__qualname__ = name
     stub.__doc__ = f"{name} is not provided by livereduce's embedded engine (calling it raises)."
     stub.unsupported = True
@@ -112,6 +117,7 @@ def call(name: str, *args, **kwargs):
 
 
 # -- assignment targets --------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=4096)
 def _targets(code, lasti: int) -> tuple[str, ...]:
@@ -128,7 +134,7 @@ def _targets(code, lasti: int) -> tuple[str, ...]:
         return (after[1].argval,)
     if first.opname in ("UNPACK_SEQUENCE", "UNPACK_EX"):
         names = []
-        for i in after[1:1 + int(first.arg)]:
+        for i in after[1 : 1 + int(first.arg)]:
             if i.opname not in _STORES:
                 return ()
             names.append(i.argval)
@@ -142,19 +148,25 @@ def lhs_names(frame) -> tuple[str, ...]:
         return ()
     try:
         return _targets(frame.f_code, frame.f_lasti)
-    except Exception:  # noqa: BLE001 - exotic bytecode: fall back to "no target" (explicit OutputWorkspace still works)
+    except Exception:
         return ()
 
 
 # -- calling --------------------------------------------------------------------------------------
 
+
 def _make_function(alg: Algorithm) -> Callable:
     def run(*args, **kwargs):
         return _run(alg, args, kwargs, lhs=lhs_names(sys._getframe(1)))
+
     run.__name__ = run.__qualname__ = alg.name
     run.__module__ = "livereduce.algorithms"
-    params = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY,
-                                default=None if p.default is REQUIRED else p.default) for p in alg.props]
+    params = [
+        inspect.Parameter(
+            p.name, inspect.Parameter.KEYWORD_ONLY, default=None if p.default is REQUIRED else p.default
+        )
+        for p in alg.props
+    ]
     run.__signature__ = inspect.Signature(params)
     run.__doc__ = f"{alg.name}({', '.join(p.name for p in alg.props)})\n\n{alg.impl.__doc__ or ''}"
     return run
@@ -167,27 +179,35 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
     kwargs.pop("StoreInADS", None)
     unknown = [k for k in kwargs if alg.prop(k) is None]
     if unknown:
-        raise TypeError(f"'{unknown[0]}' is an invalid keyword argument for {alg.name}; its properties are: "
-                        f"{', '.join(p.name for p in alg.props)}")
+        raise TypeError(
+            f"'{unknown[0]}' is an invalid keyword argument for {alg.name}; its properties are: "
+            f"{', '.join(p.name for p in alg.props)}"
+        )
     outs = [p for p in alg.props if p.kind == OUT]
-    for p, target in zip(outs, lhs):       # the assignment target names outputs not given explicitly
+    for p, target in zip(outs, lhs, strict=False):  # the assignment target names outputs not given explicitly
         kwargs.setdefault(p.name, target)
     if args:
         free = [p.name for p in alg.props if p.mandatory and p.name not in kwargs]
         if not free:
-            raise AlgorithmError(f"{alg.name}: positional argument(s) given but no mandatory property is left "
-                                 f"to take them; use keywords")
+            raise AlgorithmError(
+                f"{alg.name}: positional argument(s) given but no mandatory property is left "
+                f"to take them; use keywords"
+            )
         if len(args) > len(free):
-            raise AlgorithmError(f"{alg.name}: {len(args)} positional arguments for {len(free)} mandatory "
-                                 f"properties ({', '.join(free)})")
-        kwargs.update(zip(free, args))
+            raise AlgorithmError(
+                f"{alg.name}: {len(args)} positional arguments for {len(free)} mandatory "
+                f"properties ({', '.join(free)})"
+            )
+        kwargs.update(zip(free, args, strict=False))  # args fill the first free properties
     values = {}
     for p in alg.props:
         if p.name in kwargs and kwargs[p.name] is not None:
             v = kwargs[p.name]
         elif p.kind == OUT:
-            raise AlgorithmError(f"{alg.name}: no name for {p.name}: pass {p.name}='name' or assign the result "
-                                 f"(ws = {alg.name}(...))")
+            raise AlgorithmError(
+                f"{alg.name}: no name for {p.name}: pass {p.name}='name' or assign the result "
+                f"(ws = {alg.name}(...))"
+            )
         elif p.mandatory:
             raise AlgorithmError(f"{alg.name}: property {p.name} is required")
         else:
@@ -233,7 +253,7 @@ def _apply(alg: Algorithm, values: dict):
 
 def _register(alg: Algorithm, values: dict, outs: list[Prop], result) -> None:
     results = result if isinstance(result, tuple) else (result,)
-    for p, ws in zip(outs, results):
+    for p, ws in zip(outs, results, strict=False):
         if ws is not None and hasattr(ws, "id"):
             mtd.addOrReplace(values[p.name], ws)
 
@@ -251,18 +271,20 @@ def resolve_workspace(v, alg: str = "", prop: str = "InputWorkspace"):
     """A workspace object, or the workspace called `v` in mtd."""
     if isinstance(v, str):
         if not mtd.doesExist(v):
-            raise AlgorithmError(f"{alg}: {prop} '{v}' does not exist in the workspace list; it has: "
-                                 f"{', '.join(mtd.getObjectNames()) or '(nothing)'}")
+            raise AlgorithmError(
+                f"{alg}: {prop} '{v}' does not exist in the workspace list; it has: "
+                f"{', '.join(mtd.getObjectNames()) or '(nothing)'}"
+            )
         return mtd[v]
     if hasattr(v, "id") and callable(v.id):
         return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)    # arithmetic accepts plain numbers
+        return float(v)  # arithmetic accepts plain numbers
     raise AlgorithmError(f"{alg}: {prop} must be a workspace or a workspace name, not {type(v).__name__}")
 
 
 # importing the family modules registers their algorithms (they import only the names defined above)
-from livereduce.algorithms import (  # noqa: F401
+from livereduce.algorithms import (  # noqa: E402, F401
     arithmetic,
     ascii,
     binning,

@@ -35,8 +35,13 @@ FUNCTIONS = {
     "Multiple Peaks": lambda u: 0.3 + 6 * _g(u, 0.3, 0.02) + 10 * _g(u, 0.6, 0.02),
     "Flat background": lambda u: np.ones_like(u),
     "Exp Decay": lambda u: 10 * np.exp(-5 * u),
-    "Powder Diffraction": lambda u: 0.2 + sum(h * _g(u, c, 0.01) for h, c in
-                                               zip((3, 5, 10, 7, 4, 6), (0.15, 0.3, 0.45, 0.6, 0.75, 0.9))),
+    "Powder Diffraction": lambda u: (
+        0.2
+        + sum(
+            h * _g(u, c, 0.01)
+            for h, c in zip((3, 5, 10, 7, 4, 6), (0.15, 0.3, 0.45, 0.6, 0.75, 0.9), strict=True)
+        )
+    ),
 }
 
 
@@ -54,8 +59,14 @@ def sample_spectra(num_banks: int, width: int, spacing: float, bank_distance: fl
         l2.append(r)
         tt.append(np.arccos(np.clip(p[:, 2] / r, -1, 1)))
         az.append(np.arctan2(p[:, 1], p[:, 0]))
-    return Spectra.one_to_one(np.concatenate(det), l1=l1, l2=np.concatenate(l2), two_theta=np.concatenate(tt),
-                              azimuthal=np.concatenate(az), instrument="basic_rect")
+    return Spectra.one_to_one(
+        np.concatenate(det),
+        l1=l1,
+        l2=np.concatenate(l2),
+        two_theta=np.concatenate(tt),
+        azimuthal=np.concatenate(az),
+        instrument="basic_rect",
+    )
 
 
 def _events_per_bin(weights: np.ndarray, n: int) -> np.ndarray:
@@ -66,16 +77,35 @@ def _events_per_bin(weights: np.ndarray, n: int) -> np.ndarray:
     return counts
 
 
-def create_sample(workspace_type="Histogram", function="One Peak", x_unit="TOF", xmin=0.0, xmax=20000.0,
-                  bin_width=200.0, num_events=1000, random=False, num_banks=2, bank_pixel_width=10,
-                  pixel_spacing=0.008, bank_distance=5.0, source_distance=10.0):
+def create_sample(
+    workspace_type="Histogram",
+    function="One Peak",
+    x_unit="TOF",
+    xmin=0.0,
+    xmax=20000.0,
+    bin_width=200.0,
+    num_events=1000,
+    random=False,
+    num_banks=2,
+    bank_pixel_width=10,
+    pixel_spacing=0.008,
+    bank_distance=5.0,
+    source_distance=10.0,
+):
     if function not in FUNCTIONS:
-        raise AlgorithmError(f"CreateSampleWorkspace: Function {function!r} is not supported by the embedded "
-                             f"engine; choose from {', '.join(FUNCTIONS)}")
+        raise AlgorithmError(
+            f"CreateSampleWorkspace: Function {function!r} is not supported by the embedded "
+            f"engine; choose from {', '.join(FUNCTIONS)}"
+        )
     if not (xmax > xmin and bin_width > 0):
         raise AlgorithmError("CreateSampleWorkspace: need XMax > XMin and BinWidth > 0")
-    spectra = sample_spectra(int(num_banks), int(bank_pixel_width), float(pixel_spacing), float(bank_distance),
-                             float(source_distance))
+    spectra = sample_spectra(
+        int(num_banks),
+        int(bank_pixel_width),
+        float(pixel_spacing),
+        float(bank_distance),
+        float(source_distance),
+    )
     n = len(spectra)
     nb = int(np.floor((xmax - xmin) / bin_width + 1e-9))
     edges = xmin + bin_width * np.arange(nb + 1)
@@ -93,14 +123,16 @@ def create_sample(workspace_type="Histogram", function="One Peak", x_unit="TOF",
             values = values * rng.uniform(0.5, 1.5, values.shape)
         return HistogramWorkspace(values, values.copy(), edges, spectra, run, x_unit)
     if workspace_type != "Event":
-        raise AlgorithmError(f"CreateSampleWorkspace: WorkspaceType must be Histogram or Event, not "
-                             f"{workspace_type!r}")
+        raise AlgorithmError(
+            f"CreateSampleWorkspace: WorkspaceType must be Histogram or Event, not {workspace_type!r}"
+        )
     num_events = int(num_events)
     if rng is None:
         counts = _events_per_bin(y, num_events)
         k = np.arange(num_events) - np.repeat(np.cumsum(counts) - counts, counts)
         x_one = np.repeat(edges[:-1], counts) + (k + 0.5) / np.repeat(counts, counts) * np.repeat(
-            np.diff(edges), counts)
+            np.diff(edges), counts
+        )
         x = np.tile(x_one, n)
     else:
         b = rng.choice(y.size, size=n * num_events, p=y / y.sum())
@@ -109,24 +141,74 @@ def create_sample(workspace_type="Histogram", function="One Peak", x_unit="TOF",
     return EventWorkspace(spectra, EventColumns(index, x), edges, run, x_unit)
 
 
-@algorithm("CreateSampleWorkspace", [
-    Prop("OutputWorkspace", kind=OUT), Prop("WorkspaceType", "Histogram"), Prop("Function", "One Peak"),
-    Prop("UserDefinedFunction", ""), Prop("XUnit", "TOF"), Prop("XMin", 0.0), Prop("XMax", 20000.0),
-    Prop("BinWidth", 200.0), Prop("NumEvents", 1000), Prop("Random", False), Prop("NumScanPoints", 1),
-    Prop("InstrumentName", "basic_rect"), Prop("NumBanks", 2), Prop("NumMonitors", 0),
-    Prop("BankPixelWidth", 10), Prop("PixelDiameter", 0.008), Prop("PixelHeight", 0.0002),
-    Prop("PixelSpacing", 0.008), Prop("BankDistanceFromSample", 5.0), Prop("SourceDistanceFromSample", 10.0)],
-    per_member=False)
-def _create_sample_alg(OutputWorkspace, WorkspaceType, Function, UserDefinedFunction, XUnit, XMin, XMax,
-                       BinWidth, NumEvents, Random, NumScanPoints, InstrumentName, NumBanks, NumMonitors,
-                       BankPixelWidth, PixelDiameter, PixelHeight, PixelSpacing, BankDistanceFromSample,
-                       SourceDistanceFromSample):
+@algorithm(
+    "CreateSampleWorkspace",
+    [
+        Prop("OutputWorkspace", kind=OUT),
+        Prop("WorkspaceType", "Histogram"),
+        Prop("Function", "One Peak"),
+        Prop("UserDefinedFunction", ""),
+        Prop("XUnit", "TOF"),
+        Prop("XMin", 0.0),
+        Prop("XMax", 20000.0),
+        Prop("BinWidth", 200.0),
+        Prop("NumEvents", 1000),
+        Prop("Random", False),
+        Prop("NumScanPoints", 1),
+        Prop("InstrumentName", "basic_rect"),
+        Prop("NumBanks", 2),
+        Prop("NumMonitors", 0),
+        Prop("BankPixelWidth", 10),
+        Prop("PixelDiameter", 0.008),
+        Prop("PixelHeight", 0.0002),
+        Prop("PixelSpacing", 0.008),
+        Prop("BankDistanceFromSample", 5.0),
+        Prop("SourceDistanceFromSample", 10.0),
+    ],
+    per_member=False,
+)
+def _create_sample_alg(
+    OutputWorkspace,
+    WorkspaceType,
+    Function,
+    UserDefinedFunction,
+    XUnit,
+    XMin,
+    XMax,
+    BinWidth,
+    NumEvents,
+    Random,
+    NumScanPoints,
+    InstrumentName,
+    NumBanks,
+    NumMonitors,
+    BankPixelWidth,
+    PixelDiameter,
+    PixelHeight,
+    PixelSpacing,
+    BankDistanceFromSample,
+    SourceDistanceFromSample,
+):
     """A synthetic histogram or event workspace with banks of pixels and a real geometry."""
     if int(NumMonitors) or int(NumScanPoints) != 1 or Function == "User Defined":
-        raise AlgorithmError("CreateSampleWorkspace: monitors, scan points and user-defined functions are not "
-                             "supported by the embedded engine")
-    ws = create_sample(WorkspaceType, Function, XUnit, float(XMin), float(XMax), float(BinWidth), NumEvents,
-                       bool(Random), NumBanks, BankPixelWidth, PixelSpacing, BankDistanceFromSample,
-                       SourceDistanceFromSample)
+        raise AlgorithmError(
+            "CreateSampleWorkspace: monitors, scan points and user-defined functions are not "
+            "supported by the embedded engine"
+        )
+    ws = create_sample(
+        WorkspaceType,
+        Function,
+        XUnit,
+        float(XMin),
+        float(XMax),
+        float(BinWidth),
+        NumEvents,
+        bool(Random),
+        NumBanks,
+        BankPixelWidth,
+        PixelSpacing,
+        BankDistanceFromSample,
+        SourceDistanceFromSample,
+    )
     ws.spectra.instrument = InstrumentName
     return ws

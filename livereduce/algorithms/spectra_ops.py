@@ -26,26 +26,52 @@ def sum_spectra(ws, indices: np.ndarray):
     e = ws.edges
     if e.ndim == 2:
         if not np.array_equal(e[indices], np.broadcast_to(e[indices[0]], (indices.size, e.shape[1]))):
-            raise AlgorithmError("SumSpectra: the spectra have different bin edges; Rebin them to common edges "
-                                 "first")
+            raise AlgorithmError(
+                "SumSpectra: the spectra have different bin edges; Rebin them to common edges first"
+            )
         e = e[indices[0]]
-    return ws.with_data(ws.values[indices].sum(axis=0, keepdims=True),
-                        ws.variances[indices].sum(axis=0, keepdims=True), e, spectra)
+    return ws.with_data(
+        ws.values[indices].sum(axis=0, keepdims=True),
+        ws.variances[indices].sum(axis=0, keepdims=True),
+        e,
+        spectra,
+    )
 
 
-@algorithm("SumSpectra", _IO + [Prop("StartWorkspaceIndex", 0), Prop("EndWorkspaceIndex", None),
-                                Prop("IncludeMonitors", True), Prop("WeightedSum", False),
-                                Prop("RecalculateEventWorkspace", True), Prop("UseFractionalArea", True),
-                                Prop("ListOfWorkspaceIndices", None), Prop("RemoveSpecialValues", False),
-                                Prop("MultiplyBySpectra", True)])
-def _sum_spectra_alg(InputWorkspace, OutputWorkspace, StartWorkspaceIndex, EndWorkspaceIndex, IncludeMonitors,
-                     WeightedSum, RecalculateEventWorkspace, UseFractionalArea, ListOfWorkspaceIndices,
-                     RemoveSpecialValues, MultiplyBySpectra):
+@algorithm(
+    "SumSpectra",
+    [
+        *_IO,
+        Prop("StartWorkspaceIndex", 0),
+        Prop("EndWorkspaceIndex", None),
+        Prop("IncludeMonitors", True),
+        Prop("WeightedSum", False),
+        Prop("RecalculateEventWorkspace", True),
+        Prop("UseFractionalArea", True),
+        Prop("ListOfWorkspaceIndices", None),
+        Prop("RemoveSpecialValues", False),
+        Prop("MultiplyBySpectra", True),
+    ],
+)
+def _sum_spectra_alg(
+    InputWorkspace,
+    OutputWorkspace,
+    StartWorkspaceIndex,
+    EndWorkspaceIndex,
+    IncludeMonitors,
+    WeightedSum,
+    RecalculateEventWorkspace,
+    UseFractionalArea,
+    ListOfWorkspaceIndices,
+    RemoveSpecialValues,
+    MultiplyBySpectra,
+):
     """Sum spectra (a workspace-index range and/or list) into one; events stay events."""
     if WeightedSum:
         raise AlgorithmError("SumSpectra: WeightedSum is not supported by the embedded engine")
-    idx = index_range(InputWorkspace, StartWorkspaceIndex, EndWorkspaceIndex, ListOfWorkspaceIndices,
-                      "SumSpectra")
+    idx = index_range(
+        InputWorkspace, StartWorkspaceIndex, EndWorkspaceIndex, ListOfWorkspaceIndices, "SumSpectra"
+    )
     return sum_spectra(InputWorkspace, idx)
 
 
@@ -73,20 +99,47 @@ def integrate(ws, lower=None, upper=None, indices=None, partial: bool = False) -
     edges = np.hstack([lo, hi])
     if np.all(edges == edges[:1]):
         edges = edges[0]
-    out = HistogramWorkspace((y * frac).sum(axis=1, keepdims=True), (v * frac).sum(axis=1, keepdims=True),
-                             edges, h.spectra.take(idx), h.run_info.copy(), h.x_unit.unit_id, h.monitors)
+    out = HistogramWorkspace(
+        (y * frac).sum(axis=1, keepdims=True),
+        (v * frac).sum(axis=1, keepdims=True),
+        edges,
+        h.spectra.take(idx),
+        h.run_info.copy(),
+        h.x_unit.unit_id,
+        h.monitors,
+    )
     return out
 
 
-@algorithm("Integration", _IO + [Prop("RangeLower", None), Prop("RangeUpper", None),
-                                 Prop("StartWorkspaceIndex", 0), Prop("EndWorkspaceIndex", None),
-                                 Prop("IncludePartialBins", False), Prop("RangeLowerList", None),
-                                 Prop("RangeUpperList", None)])
-def _integration_alg(InputWorkspace, OutputWorkspace, RangeLower, RangeUpper, StartWorkspaceIndex,
-                     EndWorkspaceIndex, IncludePartialBins, RangeLowerList, RangeUpperList):
+@algorithm(
+    "Integration",
+    [
+        *_IO,
+        Prop("RangeLower", None),
+        Prop("RangeUpper", None),
+        Prop("StartWorkspaceIndex", 0),
+        Prop("EndWorkspaceIndex", None),
+        Prop("IncludePartialBins", False),
+        Prop("RangeLowerList", None),
+        Prop("RangeUpperList", None),
+    ],
+)
+def _integration_alg(
+    InputWorkspace,
+    OutputWorkspace,
+    RangeLower,
+    RangeUpper,
+    StartWorkspaceIndex,
+    EndWorkspaceIndex,
+    IncludePartialBins,
+    RangeLowerList,
+    RangeUpperList,
+):
     """Sum each spectrum's bins in [RangeLower, RangeUpper]: one bin per spectrum."""
     if RangeLowerList or RangeUpperList:
-        raise AlgorithmError("Integration: RangeLowerList/RangeUpperList are not supported by the embedded engine")
+        raise AlgorithmError(
+            "Integration: RangeLowerList/RangeUpperList are not supported by the embedded engine"
+        )
     idx = index_range(InputWorkspace, StartWorkspaceIndex, EndWorkspaceIndex, None, "Integration")
     return integrate(InputWorkspace, RangeLower, RangeUpper, idx, bool(IncludePartialBins))
 
@@ -126,8 +179,10 @@ def _bin_mask(e: np.ndarray, xmin, xmax) -> np.ndarray:
     if e.ndim == 2:
         masks = (e[:, :-1] >= lo) & (e[:, 1:] <= hi)
         if not np.all(masks.sum(axis=1) == keep.sum()):
-            raise AlgorithmError("the x range keeps a different number of bins in different spectra "
-                                 "(ragged workspace); Rebin to common edges first")
+            raise AlgorithmError(
+                "the x range keeps a different number of bins in different spectra "
+                "(ragged workspace); Rebin to common edges first"
+            )
     if not keep.any():
         raise AlgorithmError(f"no bin lies inside XMin={xmin}, XMax={xmax}")
     return keep
@@ -149,25 +204,52 @@ def _crop_edges(e: np.ndarray, xmin, xmax) -> np.ndarray:
     return np.hstack([e[:, :-1][:, keep], e[:, 1:][:, keep][:, -1:]])
 
 
-@algorithm("CropWorkspace", _IO + [Prop("XMin", None), Prop("XMax", None), Prop("StartWorkspaceIndex", 0),
-                                   Prop("EndWorkspaceIndex", None)])
+@algorithm(
+    "CropWorkspace",
+    [
+        *_IO,
+        Prop("XMin", None),
+        Prop("XMax", None),
+        Prop("StartWorkspaceIndex", 0),
+        Prop("EndWorkspaceIndex", None),
+    ],
+)
 def _crop_alg(InputWorkspace, OutputWorkspace, XMin, XMax, StartWorkspaceIndex, EndWorkspaceIndex):
     """Keep a workspace-index range and the bins (events) within [XMin, XMax]."""
     idx = index_range(InputWorkspace, StartWorkspaceIndex, EndWorkspaceIndex, None, "CropWorkspace")
     return extract(InputWorkspace, idx, XMin, XMax)
 
 
-@algorithm("ExtractSpectra", _IO + [Prop("XMin", None), Prop("XMax", None), Prop("StartWorkspaceIndex", 0),
-                                    Prop("EndWorkspaceIndex", None), Prop("WorkspaceIndexList", None),
-                                    Prop("DetectorList", None)])
-def _extract_alg(InputWorkspace, OutputWorkspace, XMin, XMax, StartWorkspaceIndex, EndWorkspaceIndex,
-                 WorkspaceIndexList, DetectorList):
+@algorithm(
+    "ExtractSpectra",
+    [
+        *_IO,
+        Prop("XMin", None),
+        Prop("XMax", None),
+        Prop("StartWorkspaceIndex", 0),
+        Prop("EndWorkspaceIndex", None),
+        Prop("WorkspaceIndexList", None),
+        Prop("DetectorList", None),
+    ],
+)
+def _extract_alg(
+    InputWorkspace,
+    OutputWorkspace,
+    XMin,
+    XMax,
+    StartWorkspaceIndex,
+    EndWorkspaceIndex,
+    WorkspaceIndexList,
+    DetectorList,
+):
     """Keep spectra by index range, index list or detector ids, and the x range [XMin, XMax]."""
     ws = InputWorkspace
     if DetectorList is not None and len(int_list(DetectorList)):
         wanted = set(int_list(DetectorList, "DetectorList"))
         s = ws.spectra
-        idx = np.array([i for i in range(len(s)) if wanted.intersection(s.detector_ids(i).tolist())], np.int64)
+        idx = np.array(
+            [i for i in range(len(s)) if wanted.intersection(s.detector_ids(i).tolist())], np.int64
+        )
         if idx.size == 0:
             raise AlgorithmError(f"ExtractSpectra: no spectrum holds detectors {sorted(wanted)[:10]}")
     elif WorkspaceIndexList is not None and len(int_list(WorkspaceIndexList)):

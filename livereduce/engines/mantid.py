@@ -16,16 +16,24 @@ from livereduce.scripts import find_scripts
 
 log = logging.getLogger("livereduce.engine.mantid")
 
-MANTID_LISTENERS = {kind: mantid_name for mantid_name, kind in MANTID_LISTENER_NAMES.items()}   # ours → Mantid's
+MANTID_LISTENERS = {
+    kind: mantid_name for mantid_name, kind in MANTID_LISTENER_NAMES.items()
+}  # ours → Mantid's
 
 
 def start_live_data_args(config, runtime) -> dict:
     """The StartLiveData keyword arguments for this configuration (the anchor's call, plus our overrides)."""
     found = find_scripts(config.script_dir, list(runtime.script_names))
-    args = dict(Instrument=runtime.name, UpdateEvery=config.update_every, PreserveEvents=config.preserve_events,
-                AccumulationMethod=config.accum_method, OutputWorkspace=config.output_name,
-                RunTransitionBehavior=config.run_transition, FromNow=config.start_from == "now",
-                FromStartOfRun=config.start_from == "start_of_run")
+    args = dict(
+        Instrument=runtime.name,
+        UpdateEvery=config.update_every,
+        PreserveEvents=config.preserve_events,
+        AccumulationMethod=config.accum_method,
+        OutputWorkspace=config.output_name,
+        RunTransitionBehavior=config.run_transition,
+        FromNow=config.start_from == "now",
+        FromStartOfRun=config.start_from == "start_of_run",
+    )
     if config.listener:
         args["Listener"] = MANTID_LISTENERS.get(runtime.listener, runtime.listener)
     if config.address:

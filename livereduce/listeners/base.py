@@ -34,7 +34,7 @@ class RunStatus(enum.IntEnum):
 class StartFrom:
     """Where the stream should start: now, the start of the current run, or an absolute time (ns, Unix)."""
 
-    mode: str = "start_of_run"   # "now" | "start_of_run" | "time"
+    mode: str = "start_of_run"  # "now" | "start_of_run" | "time"
     time_ns: int = 0
 
     def __post_init__(self):
@@ -46,14 +46,16 @@ class StartFrom:
 class Events:
     """Columnar events of one chunk."""
 
-    index: np.ndarray        # uint32 [n] workspace index (into the chunk's Spectra)
-    tof: np.ndarray          # float32 [n] time of flight, µs
-    pulse_time: np.ndarray   # int64 [p] ns since Unix epoch, one per pulse
+    index: np.ndarray  # uint32 [n] workspace index (into the chunk's Spectra)
+    tof: np.ndarray  # float32 [n] time of flight, µs
+    pulse_time: np.ndarray  # int64 [p] ns since Unix epoch, one per pulse
     pulse_start: np.ndarray  # int64 [p] index of each pulse's first event (non-decreasing)
 
     @classmethod
     def empty(cls) -> Events:
-        return cls(np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64))
+        return cls(
+            np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64)
+        )
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -70,9 +72,9 @@ class Events:
 class Histograms:
     """Histogram data of one chunk (ISIS DAE): cumulative counts since the run started."""
 
-    edges: np.ndarray        # float64 [nbins+1] TOF bin edges, µs, shared by all spectra
-    counts: np.ndarray       # float64 [nperiods, nspec, nbins]
-    periods: tuple[int, ...] = (1,)   # period numbers (1-based) of counts' first axis
+    edges: np.ndarray  # float64 [nbins+1] TOF bin edges, µs, shared by all spectra
+    counts: np.ndarray  # float64 [nperiods, nspec, nbins]
+    periods: tuple[int, ...] = (1,)  # period numbers (1-based) of counts' first axis
 
 
 @dataclass(eq=False)
@@ -97,13 +99,13 @@ class Listener(Protocol):
     buffers_events: bool  # True: chunks hold new events (Add makes sense); False: cumulative histograms
 
     def start(self, start: StartFrom) -> None: ...
-    def extract(self) -> Chunk: ...            # raises NotYet until the stream is initialised
-    def run_status(self) -> RunStatus: ...     # call after extract; edges reported once
+    def extract(self) -> Chunk: ...  # raises NotYet until the stream is initialised
+    def run_status(self) -> RunStatus: ...  # call after extract; edges reported once
     @property
     def run_number(self) -> int: ...
-    def data_reset(self) -> bool: ...          # read-and-clear; read before extract
+    def data_reset(self) -> bool: ...  # read-and-clear; read before extract
     def close(self) -> None: ...
-    def state(self) -> dict: ...               # connected, address, reconnects, bytes, errors: for status
+    def state(self) -> dict: ...  # connected, address, reconnects, bytes, errors: for status
 
 
 class EventBuffer:
@@ -142,8 +144,8 @@ class EventBuffer:
         with self._lock:
             if self._n + n > self._index.size:
                 self._grow(self._n + n)
-            self._index[self._n:self._n + n] = index
-            self._tof[self._n:self._n + n] = tof_us
+            self._index[self._n : self._n + n] = index
+            self._tof[self._n : self._n + n] = tof_us
             if not self._pulse_time or self._pulse_time[-1] != pulse_time_ns:
                 self._pulse_time.append(int(pulse_time_ns))
                 self._pulse_start.append(self._n)
@@ -158,8 +160,12 @@ class EventBuffer:
             n, index, tof = self._n, self._index, self._tof
             times, starts = self._pulse_time, self._pulse_start
             self._new()
-        return Events(index[:n].copy() if n < index.size // 2 else index[:n], tof[:n].copy() if n < tof.size // 2
-                      else tof[:n], np.asarray(times, np.int64), np.asarray(starts, np.int64))
+        return Events(
+            index[:n].copy() if n < index.size // 2 else index[:n],
+            tof[:n].copy() if n < tof.size // 2 else tof[:n],
+            np.asarray(times, np.int64),
+            np.asarray(starts, np.int64),
+        )
 
 
 class RunTracker:
@@ -210,8 +216,16 @@ class StreamThread:
     sends can end the process.
     """
 
-    def __init__(self, host: str, port: int, *, name: str, logger: logging.Logger,
-                 timeout: float = 30.0, backoff: tuple[float, float] = (0.2, 10.0)):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        name: str,
+        logger: logging.Logger,
+        timeout: float = 30.0,
+        backoff: tuple[float, float] = (0.2, 10.0),
+    ):
         self.host, self.port, self.timeout, self.log = host, port, timeout, logger
         self._backoff = backoff
         self._stop = threading.Event()
@@ -243,7 +257,9 @@ class StreamThread:
                 sock = socket.create_connection((self.host, self.port), timeout=min(self.timeout, 5.0))
             except OSError as exc:
                 self.last_error = f"connect: {exc}"
-                self.log.warning("cannot connect to %s:%d (%s); retrying in %.1f s", self.host, self.port, exc, delay)
+                self.log.warning(
+                    "cannot connect to %s:%d (%s); retrying in %.1f s", self.host, self.port, exc, delay
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
@@ -257,8 +273,12 @@ class StreamThread:
                     self.log.warning("connection to %s:%d closed by peer; reconnecting", self.host, self.port)
             except ProtocolError as exc:
                 self.last_error = f"protocol: {exc}"
-                self.log.error("protocol error from %s:%d: %s; dropping connection and reconnecting",
-                               self.host, self.port, exc)
+                self.log.error(
+                    "protocol error from %s:%d: %s; dropping connection and reconnecting",
+                    self.host,
+                    self.port,
+                    exc,
+                )
             except (OSError, EOFError) as exc:
                 if not self._stop.is_set():
                     self.last_error = f"socket: {exc}"
@@ -299,7 +319,7 @@ def parse_address(address: str, default_port: int) -> tuple[str, int]:
     """'host:port' → (host, port); empty or 0.0.0.0 host means localhost (as Mantid does)."""
     host, _, port = (address or "").rpartition(":") if ":" in (address or "") else (address or "", "", "")
     host = host or "127.0.0.1"
-    if host == "0.0.0.0":
+    if host == "0.0.0.0":  # noqa: S104 - a config value we map to localhost, not a bind
         host = "127.0.0.1"
     try:
         return host, int(port) if port else default_port

@@ -26,17 +26,34 @@ log = logging.getLogger("livereduce.listener.fake")
 
 
 def fake_spectra(n: int, instrument: str) -> Spectra:
-    return Spectra.one_to_one(np.arange(1, n + 1), l1=10.0, l2=2.0,
-                              two_theta=np.deg2rad(np.linspace(30.0, 150.0, n)), instrument=instrument)
+    return Spectra.one_to_one(
+        np.arange(1, n + 1),
+        l1=10.0,
+        l2=2.0,
+        two_theta=np.deg2rad(np.linspace(30.0, 150.0, n)),
+        instrument=instrument,
+    )
 
 
 class FakeEventListener:
     buffers_events = True
 
-    def __init__(self, address: str = "", *, rate: float = 200.0, nspectra: int = 2,
-                 tof_range: tuple[float, float] = (40_000.0, 60_000.0), end_run_every: float = 0.0,
-                 end_run_every_extracts: int = 0, not_yet_times: int = 0, events_per_extract: int | None = None,
-                 run_number: int = 1, seed: int | None = None, instrument: str = "FAKE", **options):
+    def __init__(
+        self,
+        address: str = "",
+        *,
+        rate: float = 200.0,
+        nspectra: int = 2,
+        tof_range: tuple[float, float] = (40_000.0, 60_000.0),
+        end_run_every: float = 0.0,
+        end_run_every_extracts: int = 0,
+        not_yet_times: int = 0,
+        events_per_extract: int | None = None,
+        run_number: int = 1,
+        seed: int | None = None,
+        instrument: str = "FAKE",
+        **options,
+    ):
         if options:
             log.debug("fake_event ignores options %s", sorted(options))
         self.rate, self.tof_range = float(rate), (float(tof_range[0]), float(tof_range[1]))
@@ -78,7 +95,7 @@ class FakeEventListener:
         self._extracts += 1
         if self._extracts <= self.not_yet_times:
             raise NotYet(f"fake listener: not yet ({self._extracts} of {self.not_yet_times})")
-        if self._tracker.status() == RunStatus.END_RUN:      # previous extract ended a run: a new one begins
+        if self._tracker.status() == RunStatus.END_RUN:  # previous extract ended a run: a new one begins
             self._begin(self._tracker.run_number + 1)
             self._run_started = time.monotonic()
         now = time.monotonic()
@@ -100,7 +117,8 @@ class FakeEventListener:
         self.produced_per_run[number] = self.produced_per_run.get(number, 0) + n
         self._extracts_in_run += 1
         ended = (self.end_run_every_extracts and self._extracts_in_run >= self.end_run_every_extracts) or (
-            self.end_run_every and now - self._run_started >= self.end_run_every)
+            self.end_run_every and now - self._run_started >= self.end_run_every
+        )
         if ended:
             run.set("run_end", iso_from_ns(time.time_ns()))
             self._tracker.end_run()
@@ -120,9 +138,19 @@ class FakeEventListener:
 class FakeHistogramListener:
     buffers_events = False
 
-    def __init__(self, address: str = "", *, nspectra: int = 10, nbins: int = 100, nperiods: int = 1,
-                 periods: list[int] | None = None, spectra: list[int] | None = None,
-                 edges: tuple[float, float] = (10_000.0, 20_000.0), instrument: str = "FAKE_HISTOGRAM", **options):
+    def __init__(
+        self,
+        address: str = "",
+        *,
+        nspectra: int = 10,
+        nbins: int = 100,
+        nperiods: int = 1,
+        periods: list[int] | None = None,
+        spectra: list[int] | None = None,
+        edges: tuple[float, float] = (10_000.0, 20_000.0),
+        instrument: str = "FAKE_HISTOGRAM",
+        **options,
+    ):
         if options:
             log.debug("fake_histogram ignores options %s", sorted(options))
         self.nperiods = int(nperiods)
@@ -131,8 +159,11 @@ class FakeHistogramListener:
         if bad:
             raise ValueError(f"periods {bad} out of range 1..{self.nperiods}")
         all_spectra = fake_spectra(int(nspectra), instrument)
-        self._sel = (np.arange(nspectra) if spectra is None
-                     else np.searchsorted(all_spectra.numbers, np.asarray(spectra)))
+        self._sel = (
+            np.arange(nspectra)
+            if spectra is None
+            else np.searchsorted(all_spectra.numbers, np.asarray(spectra))
+        )
         if spectra is not None and not np.array_equal(all_spectra.numbers[self._sel], spectra):
             raise ValueError(f"spectra {spectra} not all in 1..{nspectra}")
         self.spectra = all_spectra.take(self._sel)
@@ -153,12 +184,16 @@ class FakeHistogramListener:
         self._k += 1
         p = np.asarray(self.periods, float)[:, None, None]
         s = self.spectra.numbers.astype(float)[None, :, None]
-        counts = np.broadcast_to(self._k * (p * 1000.0 + s),
-                                 (len(self.periods), len(self.spectra), self.edges.size - 1)).copy()
+        counts = np.broadcast_to(
+            self._k * (p * 1000.0 + s), (len(self.periods), len(self.spectra), self.edges.size - 1)
+        ).copy()
         run = Run()
         run.set("run_number", "0")
-        return Chunk(spectra=self.spectra.copy(), run=run,
-                     histograms=Histograms(self.edges.copy(), counts, self.periods))
+        return Chunk(
+            spectra=self.spectra.copy(),
+            run=run,
+            histograms=Histograms(self.edges.copy(), counts, self.periods),
+        )
 
     def run_status(self) -> RunStatus:
         return RunStatus.RUNNING

@@ -18,13 +18,13 @@ from livereduce.errors import ProtocolError
 from livereduce.listeners.base import recv_exact
 from livereduce.workspace.spectra import Spectra
 
-OPEN = struct.Struct("<6i32s64s")          # 120 bytes
-HEADER = struct.Struct("<14i32s")          # len, type, ndims, dims[11], command: 88 bytes
+OPEN = struct.Struct("<6i32s64s")  # 120 bytes
+HEADER = struct.Struct("<14i32s")  # len, type, ndims, dims[11], command: 88 bytes
 UNKNOWN, INT32, REAL32, REAL64, CHAR = 0, 1, 2, 3, 4
 DTYPES = {INT32: np.dtype("<i4"), REAL32: np.dtype("<f4"), REAL64: np.dtype("<f8"), CHAR: np.dtype("u1")}
 GETPAR_TYPES = {"I32": INT32, "R32": REAL32, "R64": REAL64, "C08": CHAR}
-MAX_MESSAGE = 64 << 20                     # no legitimate reply is larger; more means garbage
-MAX_REQUEST_BYTES = 1 << 20                # the client keeps each GETDAT reply under 1 MiB, as Mantid does
+MAX_MESSAGE = 64 << 20  # no legitimate reply is larger; more means garbage
+MAX_REQUEST_BYTES = 1 << 20  # the client keeps each GETDAT reply under 1 MiB, as Mantid does
 
 
 def pack_open(user: str = "livereduce", host: str = "localhost", access_type: int = 0) -> bytes:
@@ -32,7 +32,7 @@ def pack_open(user: str = "livereduce", host: str = "localhost", access_type: in
 
 
 def unpack_open(raw: bytes) -> tuple[int, int, int]:
-    length, major, minor, _pid, access, _pad, _user, _host = OPEN.unpack(raw)
+    length, major, minor, _pid, _access, _pad, _user, _host = OPEN.unpack(raw)
     return length, major, minor
 
 
@@ -132,8 +132,17 @@ def spectra_from_tables(numbers, udet, spec, instrument: str) -> Spectra:
     sorted_spec = spec[order]
     starts = np.searchsorted(sorted_spec, numbers, "left")
     stops = np.searchsorted(sorted_spec, numbers, "right")
-    det = np.concatenate([udet[order[a:b]] for a, b in zip(starts, stops, strict=True)]) if numbers.size else []
+    det = (
+        np.concatenate([udet[order[a:b]] for a, b in zip(starts, stops, strict=True)]) if numbers.size else []
+    )
     offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
     nan = np.full(numbers.size, np.nan)
-    return Spectra(numbers, np.asarray(det, np.int32), offsets, nan, nan.copy(), np.zeros(numbers.size),
-                   instrument=instrument)
+    return Spectra(
+        numbers,
+        np.asarray(det, np.int32),
+        offsets,
+        nan,
+        nan.copy(),
+        np.zeros(numbers.size),
+        instrument=instrument,
+    )

@@ -20,17 +20,25 @@ import threading
 import numpy as np
 
 from livereduce.errors import NotYet, ProtocolError
-from livereduce.listeners.base import (Chunk, EventBuffer, RunStatus, RunTracker, StartFrom, StreamThread,
-                                       parse_address, recv_exact)
+from livereduce.listeners.base import (
+    Chunk,
+    EventBuffer,
+    RunStatus,
+    RunTracker,
+    StartFrom,
+    StreamThread,
+    parse_address,
+    recv_exact,
+)
 from livereduce.listeners.idc import IDCClient, spectra_from_tables
 from livereduce.workspace.run import Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
 
 log = logging.getLogger("livereduce.listener.isis_event")
 
-HEADER = struct.Struct("<5I")              # marker1, marker2, version, length, type
-SETUP = struct.Struct("<iIqii32s")         # changed fields, length, start_time, run_number, run_state, name
-NEUTRON = struct.Struct("<IIIffI")         # length, frame_number, period, protons, frame_time_zero, nevents
+HEADER = struct.Struct("<5I")  # marker1, marker2, version, length, type
+SETUP = struct.Struct("<iIqii32s")  # changed fields, length, start_time, run_number, run_state, name
+NEUTRON = struct.Struct("<IIIffI")  # length, frame_number, period, protons, frame_time_zero, nevents
 EVENT = np.dtype([("tof", "<f4"), ("spectrum", "<u4")])
 MARKER, VERSION = 0xFFFFFFFF, 0x00010000
 SETUP_TYPE, NEUTRON_TYPE, SE_TYPE = 1, 2, 3
@@ -46,7 +54,10 @@ def pack_setup(run_number: int, start_time_s: int, name: str) -> bytes:
 def pack_frame(frame: int, period: int, protons: float, time_zero: float, tof, spectrum) -> bytes:
     events = np.empty(len(tof), EVENT)
     events["tof"], events["spectrum"] = tof, spectrum
-    body = NEUTRON.pack(NEUTRON.size + events.nbytes, frame, period, protons, time_zero, len(tof)) + events.tobytes()
+    body = (
+        NEUTRON.pack(NEUTRON.size + events.nbytes, frame, period, protons, time_zero, len(tof))
+        + events.tobytes()
+    )
     return HEADER.pack(MARKER, MARKER, VERSION, HEADER.size + len(body), NEUTRON_TYPE) + body
 
 
@@ -68,7 +79,7 @@ class _Stream(StreamThread):
         self.owner = owner
 
     def handle(self, sock) -> None:
-        self.owner._read_spectra()                          # the side channel, once per connection
+        self.owner._read_spectra()  # the side channel, once per connection
         while not self.stopping:
             kind, body = read_packet(sock, self._stop)
             self.bytes_received += HEADER.size + len(body)
@@ -101,7 +112,7 @@ class ISISEventListener:
         self._tracker = RunTracker()
         self._lock = threading.Lock()
         self._spectra: Spectra | None = None
-        self._index_of = np.empty(0, np.int64)          # spectrum number → workspace index (-1: not wanted)
+        self._index_of = np.empty(0, np.int64)  # spectrum number → workspace index (-1: not wanted)
         self._run = Run()
         self._start_ns = 0
         self._setup_seen = False
@@ -183,6 +194,12 @@ class ISISEventListener:
 
     def state(self) -> dict:
         s = self._stream
-        return {"connected": s.connected, "address": f"{self.host}:{self.port}", "connects": s.connects,
-                "drops": s.drops, "bytes_received": s.bytes_received, "events_unmapped": self.events_unmapped,
-                "last_error": s.last_error}
+        return {
+            "connected": s.connected,
+            "address": f"{self.host}:{self.port}",
+            "connects": s.connects,
+            "drops": s.drops,
+            "bytes_received": s.bytes_received,
+            "events_unmapped": self.events_unmapped,
+            "last_error": s.last_error,
+        }

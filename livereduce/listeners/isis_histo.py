@@ -58,8 +58,12 @@ class ISISHistogramListener:
     def _drop(self, why: str) -> None:
         self.drops += 1
         self.last_error = why
-        log.error("DAE %s:%d: %s; dropping the connection and reconnecting at the next update", self.host,
-                  self.port, why)
+        log.error(
+            "DAE %s:%d: %s; dropping the connection and reconnecting at the next update",
+            self.host,
+            self.port,
+            why,
+        )
         if self._client is not None:
             self._client.close()
         self._client = None
@@ -82,8 +86,13 @@ class ISISHistogramListener:
         return reset
 
     def state(self) -> dict:
-        return {"connected": self._client is not None, "address": f"{self.host}:{self.port}",
-                "connects": self.connects, "drops": self.drops, "last_error": self.last_error}
+        return {
+            "connected": self._client is not None,
+            "address": f"{self.host}:{self.port}",
+            "connects": self.connects,
+            "drops": self.drops,
+            "last_error": self.last_error,
+        }
 
     def extract(self) -> Chunk:
         if self._client is None:
@@ -118,21 +127,28 @@ class ISISHistogramListener:
             raise ValueError(f"spectra {bad} are not in the DAE's 1..{nsp1}")
         layout = (nper, nsp1, nbins, tuple(periods), tuple(wanted))
         if self._layout is not None and layout != self._layout:
-            log.warning("the DAE's dimensions changed (%s -> %s): starting a new accumulation", self._layout, layout)
+            log.warning(
+                "the DAE's dimensions changed (%s -> %s): starting a new accumulation", self._layout, layout
+            )
             self._reset = True
         self._layout = layout
 
-        rows = {p: c.getdat((p - 1) * (nsp1 + 1), nsp1 + 1, nbins) for p in periods}   # one read per period
+        rows = {p: c.getdat((p - 1) * (nsp1 + 1), nsp1 + 1, nbins) for p in periods}  # one read per period
         counts = np.stack([rows[p][wanted, 1:] for p in periods]).astype(np.float64)
         run = Run()
         run.set("run_number", "0")
         run.set("gd_prtn_chrg", float(c.getpar("RRPB", "R32")[8]), "uAh")
         name = c.getpar("NAME", "C08")
-        chunk = Chunk(spectra=spectra_from_tables(wanted, udet, spec, name), run=run,
-                      histograms=Histograms(edges, counts, tuple(periods)))
+        chunk = Chunk(
+            spectra=spectra_from_tables(wanted, udet, spec, name),
+            run=run,
+            histograms=Histograms(edges, counts, tuple(periods)),
+        )
         if monitors and self.spectra is None:
             mon = np.stack([rows[p][monitors, 1:] for p in periods]).astype(np.float64)
-            chunk.monitors = Chunk(spectra=spectra_from_tables(monitors, udet, spec, name), run=run.copy(),
-                                   histograms=Histograms(edges.copy(), mon, tuple(periods)))
+            chunk.monitors = Chunk(
+                spectra=spectra_from_tables(monitors, udet, spec, name),
+                run=run.copy(),
+                histograms=Histograms(edges.copy(), mon, tuple(periods)),
+            )
         return chunk
-

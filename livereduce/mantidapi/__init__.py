@@ -43,7 +43,9 @@ class _UnknownSubmodule(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(
                 f"No module named '{fullname}': livereduce's embedded engine provides only "
                 f"{', '.join('mantid.' + s for s in _SUBMODULES)}; run with engine 'mantid' where Mantid is "
-                f"installed", name=fullname)
+                f"installed",
+                name=fullname,
+            )
 
 
 _FINDER = _UnknownSubmodule()
@@ -51,16 +53,20 @@ _FINDER = _UnknownSubmodule()
 
 def _root_module() -> types.ModuleType:
     from livereduce.mantidapi import api, kernel, simpleapi
+
     root = types.ModuleType("mantid", "livereduce's stand-in for the mantid package (embedded engine)")
-    root.__path__ = []            # a package, so unknown submodules go through the finders
+    root.__path__ = []  # a package, so unknown submodules go through the finders
     root.__version__ = "0.0.0+livereduce"
     root.simpleapi, root.kernel, root.api = simpleapi, kernel, api
     root.logger, root.config, root.mtd = kernel.logger, kernel.config, api.mtd
     root.AnalysisDataService = api.AnalysisDataService
 
     def __getattr__(name):
-        raise AttributeError(f"module 'mantid' in livereduce's embedded engine has no attribute '{name}'; it "
-                             f"provides simpleapi, kernel, api, logger, config, mtd")
+        raise AttributeError(
+            f"module 'mantid' in livereduce's embedded engine has no attribute '{name}'; it "
+            f"provides simpleapi, kernel, api, logger, config, mtd"
+        )
+
     root.__getattr__ = __getattr__
     return root
 
@@ -68,6 +74,7 @@ def _root_module() -> types.ModuleType:
 def _install() -> None:
     global _active
     from livereduce.mantidapi import api, kernel, simpleapi
+
     sys.modules["mantid"] = _root_module()
     sys.modules["mantid.simpleapi"] = simpleapi
     sys.modules["mantid.kernel"] = kernel

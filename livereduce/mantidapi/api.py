@@ -9,13 +9,23 @@ from livereduce.workspace.events import EventWorkspace as IEventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
 from livereduce.workspace.histogram import HistogramWorkspace as Workspace2D
 
-AnalysisDataService = mtd          # Mantid's AnalysisDataService is the singleton instance
+AnalysisDataService = mtd  # Mantid's AnalysisDataService is the singleton instance
 Workspace = MatrixWorkspace
 
-__all__ = ["AnalysisDataService", "AnalysisDataServiceImpl", "IEventWorkspace", "MatrixWorkspace", "Workspace",
-           "Workspace2D", "WorkspaceGroup", "mtd"]
+__all__ = [
+    "AnalysisDataService",
+    "AnalysisDataServiceImpl",
+    "IEventWorkspace",
+    "MatrixWorkspace",
+    "Workspace",
+    "Workspace2D",
+    "WorkspaceGroup",
+    "mtd",
+]
 
 
 def __getattr__(name: str):
-    raise AttributeError(f"mantid.api in livereduce's embedded engine has no '{name}'; it provides "
-                         f"{', '.join(__all__)} (run with engine 'mantid' where Mantid is installed for more)")
+    raise AttributeError(
+        f"mantid.api in livereduce's embedded engine has no '{name}'; it provides "
+        f"{', '.join(__all__)} (run with engine 'mantid' where Mantid is installed for more)"
+    )

@@ -23,13 +23,21 @@ class ConfigService(dict):
         return self.getString("default.instrument")
 
 
-config = ConfigService({"default.facility": "SNS", "default.instrument": "",
-                        "defaultsave.directory": os.getcwd(), "datasearch.directories": ""})
+config = ConfigService(
+    {
+        "default.facility": "SNS",
+        "default.instrument": "",
+        "defaultsave.directory": os.getcwd(),
+        "datasearch.directories": "",
+    }
+)
 ConfigServiceImpl = ConfigService
 
 __all__ = ["ConfigService", "Logger", "config", "logger"]
 
 
 def __getattr__(name: str):
-    raise AttributeError(f"mantid.kernel in livereduce's embedded engine has no '{name}'; it provides "
-                         f"{', '.join(__all__)} (run with engine 'mantid' where Mantid is installed for more)")
+    raise AttributeError(
+        f"mantid.kernel in livereduce's embedded engine has no '{name}'; it provides "
+        f"{', '.join(__all__)} (run with engine 'mantid' where Mantid is installed for more)"
+    )

@@ -15,7 +15,7 @@ _ALGS = {name: _registry.get(name) for name in _registry.SUPPORTED}
 globals().update(_ALGS)
 _STUBS: dict = {}
 
-__all__ = [*sorted(_ALGS), "AnalysisDataService", "Logger", "config", "logger", "mtd"]  # noqa: PLE0604
+__all__ = [*sorted(_ALGS), "AnalysisDataService", "Logger", "config", "logger", "mtd"]
 
 
 def __getattr__(name: str):
@@ -23,8 +23,10 @@ def __getattr__(name: str):
         if name not in _STUBS:
             _STUBS[name] = _registry.unsupported_stub(name)
         return _STUBS[name]
-    raise AttributeError(f"mantid.simpleapi in livereduce's embedded engine has no attribute '{name}'; it "
-                         f"provides the algorithms {', '.join(sorted(_ALGS))} and mtd, logger, config")
+    raise AttributeError(
+        f"mantid.simpleapi in livereduce's embedded engine has no attribute '{name}'; it "
+        f"provides the algorithms {', '.join(sorted(_ALGS))} and mtd, logger, config"
+    )
 
 
 def __dir__():

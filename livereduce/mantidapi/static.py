@@ -17,16 +17,17 @@ _MANTID_API = ("mantid", "mantid.simpleapi")
 
 def _supported() -> set[str]:
     from livereduce.mantidapi import simpleapi
+
     return set(simpleapi.__all__)
 
 
 class _Scan(ast.NodeVisitor):
     def __init__(self):
         self.defined: set[str] = set()
-        self.from_mantid: set[str] = set()     # names imported from mantid.* (still must be supported)
+        self.from_mantid: set[str] = set()  # names imported from mantid.* (still must be supported)
         self.mantid_alias: dict[str, str] = {}  # local name → module ("mantid" or "mantid.simpleapi")
         self.foreign_star = False
-        self.calls: list[tuple[str, int, bool]] = []   # (name, line, via a mantid module attribute)
+        self.calls: list[tuple[str, int, bool]] = []  # (name, line, via a mantid module attribute)
 
     def visit_Import(self, node):
         for a in node.names:

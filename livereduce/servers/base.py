@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 
-EXIT_SETUP = 2          # the CLI's "fix the setup" exit code
+EXIT_SETUP = 2  # the CLI's "fix the setup" exit code
 
 
 class BindError(OSError):
@@ -20,7 +20,7 @@ class BindError(OSError):
     def __init__(self, host: str, port: int, cause: OSError):
         super().__init__(cause.errno, cause.strerror)
         self.host, self.port, self.cause = host, port, cause
-        self.role = ""          # e.g. "the IDC side channel, --port + 1"
+        self.role = ""  # e.g. "the IDC side channel, --port + 1"
 
     def one_line(self, prog: str) -> str:
         if self.cause.errno == errno.EADDRINUSE:

@@ -28,15 +28,29 @@ PORT = 59876
 class FakeEventDAE(TCPServer):
     name = "fake-event-dae"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, nspectra: int = 100, nperiods: int = 1,
-                 events_per_packet: int = 1000, rate_ms: float = 20.0, run_number: int = 1234,
-                 seed: int | None = None, report_every: float = 5.0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = PORT,
+        *,
+        nspectra: int = 100,
+        nperiods: int = 1,
+        events_per_packet: int = 1000,
+        rate_ms: float = 20.0,
+        run_number: int = 1234,
+        seed: int | None = None,
+        report_every: float = 5.0,
+    ):
         super().__init__(host, port)
         self.nspectra, self.nperiods = int(nspectra), int(nperiods)
-        self.events_per_packet, self.rate_ms, self.run_number = int(events_per_packet), float(rate_ms), run_number
+        self.events_per_packet, self.rate_ms, self.run_number = (
+            int(events_per_packet),
+            float(rate_ms),
+            run_number,
+        )
         self.report_every = report_every
         self._rng = np.random.default_rng(seed)
-        self.sending = threading.Event()          # clear it to pause sending (tests drain the listener)
+        self.sending = threading.Event()  # clear it to pause sending (tests drain the listener)
         self.sending.set()
         self.sent_events = 0
         self._lock = threading.Lock()
@@ -49,7 +63,7 @@ class FakeEventDAE(TCPServer):
         try:
             side.start()
         except BindError as exc:
-            super().stop()              # free the event port too: nothing half-started stays behind
+            super().stop()  # free the event port too: nothing half-started stays behind
             exc.role = "the IDC side channel, --port + 1"
             raise
         self.side_channel = side
@@ -91,9 +105,12 @@ class FakeEventDAE(TCPServer):
 
 
 def main(argv: list[str] | None = None, prog: str = "livereduce fake-event-dae") -> int:
-    p = argparse.ArgumentParser(prog=prog, formatter_class=HelpFormatter,
-                                description="Fake ISIS event DAE; it also serves the histogram DAE's IDC "
-                                            "side channel on port + 1. Ctrl-C stops it.")
+    p = argparse.ArgumentParser(
+        prog=prog,
+        formatter_class=HelpFormatter,
+        description="Fake ISIS event DAE; it also serves the histogram DAE's IDC "
+        "side channel on port + 1. Ctrl-C stops it.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=PORT, help="TCP port of the event stream (IDC on port + 1)")
     p.add_argument("--spectra", type=int, default=100, help="number of spectra")
@@ -103,10 +120,18 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-event-dae")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    dae = FakeEventDAE(args.host, args.port, nspectra=args.spectra, nperiods=args.periods,
-                       events_per_packet=args.events, rate_ms=args.rate, seed=args.seed)
-    return serve_forever(dae, f"fake ISIS event DAE on {args.host}:{{port}} (IDC on port+1; Ctrl-C to stop)",
-                         prog)
+    dae = FakeEventDAE(
+        args.host,
+        args.port,
+        nspectra=args.spectra,
+        nperiods=args.periods,
+        events_per_packet=args.events,
+        rate_ms=args.rate,
+        seed=args.seed,
+    )
+    return serve_forever(
+        dae, f"fake ISIS event DAE on {args.host}:{{port}} (IDC on port+1; Ctrl-C to stop)", prog
+    )
 
 
 if __name__ == "__main__":

@@ -28,16 +28,29 @@ from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 log = logging.getLogger("livereduce.fake_dae")
 NMON = 3
 PORT = 56789
-GUIDE_PERIODS, GUIDE_SPECTRA, GUIDE_BINS = 5, 10, 100     # the command line's defaults (the guide's DAE)
+GUIDE_PERIODS, GUIDE_SPECTRA, GUIDE_BINS = 5, 10, 100  # the command line's defaults (the guide's DAE)
 
 
 class FakeHistogramDAE(TCPServer):
     name = "fake-dae"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = PORT, *, nperiods: int = 1, nspectra: int = 100,
-                 nbins: int = 30, name: str = "MUSR"):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = PORT,
+        *,
+        nperiods: int = 1,
+        nspectra: int = 100,
+        nbins: int = 30,
+        name: str = "MUSR",
+    ):
         super().__init__(host, port)
-        self.nperiods, self.nspectra, self.nbins, self.instrument = int(nperiods), int(nspectra), int(nbins), name
+        self.nperiods, self.nspectra, self.nbins, self.instrument = (
+            int(nperiods),
+            int(nspectra),
+            int(nbins),
+            name,
+        )
         self.nsp1 = self.nspectra + NMON
         self.requests = 0
 
@@ -47,13 +60,19 @@ class FakeHistogramDAE(TCPServer):
         rrpb = np.zeros(32, np.float32)
         rrpb[8] = 3.14
         return {
-            "NPER": (idc.INT32, np.array([self.nperiods])), "NSP1": (idc.INT32, np.array([n])),
-            "NTC1": (idc.INT32, np.array([self.nbins])), "NSP2": (idc.INT32, np.array([0])),
-            "NTC2": (idc.INT32, np.array([0])), "NMON": (idc.INT32, np.array([NMON])),
-            "MDET": (idc.INT32, np.arange(self.nspectra + 1, n + 1)), "NDET": (idc.INT32, np.array([n])),
-            "UDET": (idc.INT32, np.arange(1, n + 1)), "SPEC": (idc.INT32, np.arange(1, n + 1)),
+            "NPER": (idc.INT32, np.array([self.nperiods])),
+            "NSP1": (idc.INT32, np.array([n])),
+            "NTC1": (idc.INT32, np.array([self.nbins])),
+            "NSP2": (idc.INT32, np.array([0])),
+            "NTC2": (idc.INT32, np.array([0])),
+            "NMON": (idc.INT32, np.array([NMON])),
+            "MDET": (idc.INT32, np.arange(self.nspectra + 1, n + 1)),
+            "NDET": (idc.INT32, np.array([n])),
+            "UDET": (idc.INT32, np.arange(1, n + 1)),
+            "SPEC": (idc.INT32, np.arange(1, n + 1)),
             "RTCB1": (idc.REAL32, 10000.0 + 100.0 * np.arange(self.nbins + 1)),
-            "RRPB": (idc.REAL32, rrpb), "NAME": (idc.CHAR, self.instrument.encode()),
+            "RRPB": (idc.REAL32, rrpb),
+            "NAME": (idc.CHAR, self.instrument.encode()),
         }
 
     def histograms(self, first: int, count: int) -> np.ndarray:
@@ -61,14 +80,20 @@ class FakeHistogramDAE(TCPServer):
         index = np.arange(first, first + count)
         p, s = index // (self.nsp1 + 1) + 1, index % (self.nsp1 + 1)
         data = np.repeat(((p * 1000 + s) * (s > 0))[:, None], self.nbins + 1, axis=1).astype(np.int32)
-        data[:, 0] = 0                       # bin 0 is never used
+        data[:, 0] = 0  # bin 0 is never used
         return data
 
     # -- serving --------------------------------------------------------------------------------
     def start(self) -> int:
         port = super().start()
-        log.info("fake ISIS histogram DAE on %s:%d (%d periods, %d spectra, %d bins)", self.host, port,
-                 self.nperiods, self.nspectra, self.nbins)
+        log.info(
+            "fake ISIS histogram DAE on %s:%d (%d periods, %d spectra, %d bins)",
+            self.host,
+            port,
+            self.nperiods,
+            self.nspectra,
+            self.nbins,
+        )
         return port
 
     def handle(self, conn: socket.socket) -> None:
@@ -119,21 +144,31 @@ class FakeHistogramDAE(TCPServer):
 
 
 def main(argv: list[str] | None = None, prog: str = "livereduce fake-dae") -> int:
-    p = argparse.ArgumentParser(prog=prog, formatter_class=HelpFormatter,
-                                description="Fake ISIS histogram DAE (IDC): every bin of spectrum s in "
-                                            "period p holds p*1000 + s; 3 monitors follow the detectors. "
-                                            "Ctrl-C stops it.")
+    p = argparse.ArgumentParser(
+        prog=prog,
+        formatter_class=HelpFormatter,
+        description="Fake ISIS histogram DAE (IDC): every bin of spectrum s in "
+        "period p holds p*1000 + s; 3 monitors follow the detectors. "
+        "Ctrl-C stops it.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=PORT, help="TCP port to listen on")
     p.add_argument("--periods", type=int, default=GUIDE_PERIODS, help="number of periods")
-    p.add_argument("--spectra", type=int, default=GUIDE_SPECTRA,
-                   help="detector spectra (monitors not counted)")
+    p.add_argument(
+        "--spectra", type=int, default=GUIDE_SPECTRA, help="detector spectra (monitors not counted)"
+    )
     p.add_argument("--bins", type=int, default=GUIDE_BINS, help="time-of-flight bins per spectrum")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    dae = FakeHistogramDAE(args.host, args.port, nperiods=args.periods, nspectra=args.spectra, nbins=args.bins)
-    return serve_forever(dae, f"fake ISIS histogram DAE on {args.host}:{{port}}: {args.periods} periods, "
-                              f"{args.spectra} spectra, {args.bins} bins (Ctrl-C to stop)", prog)
+    dae = FakeHistogramDAE(
+        args.host, args.port, nperiods=args.periods, nspectra=args.spectra, nbins=args.bins
+    )
+    return serve_forever(
+        dae,
+        f"fake ISIS histogram DAE on {args.host}:{{port}}: {args.periods} periods, "
+        f"{args.spectra} spectra, {args.bins} bins (Ctrl-C to stop)",
+        prog,
+    )
 
 
 if __name__ == "__main__":

@@ -40,26 +40,31 @@ from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
 log = logging.getLogger("livereduce.sms")
 PULSE_NS = 1_000_000_000 // 60
-MAX_GAP_NS = 10 * 1_000_000_000      # replays at original speed shorten longer silences to this
+MAX_GAP_NS = 10 * 1_000_000_000  # replays at original speed shorten longer silences to this
 
 
 def _frame(body, time_ns: int, version: int | None = None) -> bytes:
     return P.encode(body, *P.epics_from_ns(time_ns), version=version)
 
 
-def geometry_xml(name: str, pixels: int, first_id: int = 0, l1: float | None = 10.0, l2: float | None = 2.0,
-                 monitors=(1,)) -> str:
+def geometry_xml(
+    name: str, pixels: int, first_id: int = 0, l1: float | None = 10.0, l2: float | None = 2.0, monitors=(1,)
+) -> str:
     """Geometry in the listener's IDF subset (see livereduce.listeners.adara.geometry.parse_geometry)."""
     source = f'<source z="{-l1}"/><sample z="0.0"/>' if l1 is not None else ""
     angles = f' l2="{l2}" two_theta_first="10.0" two_theta_last="170.0"' if l2 is not None else ""
     mons = "".join(f'<monitor id="{m}"/>' for m in monitors)
-    return (f'<instrument name={quoteattr(name)}>{source}<detectors first_id="{first_id}" count="{pixels}"'
-            f"{angles}/>{mons}</instrument>")
+    return (
+        f'<instrument name={quoteattr(name)}>{source}<detectors first_id="{first_id}" count="{pixels}"'
+        f"{angles}/>{mons}</instrument>"
+    )
 
 
 def run_info_xml(proposal: str, title: str) -> str:
-    return (f"<runinfo><proposal_id>{escape(proposal)}</proposal_id><run_title>{escape(title)}</run_title>"
-            "</runinfo>")
+    return (
+        f"<runinfo><proposal_id>{escape(proposal)}</proposal_id><run_title>{escape(title)}</run_title>"
+        "</runinfo>"
+    )
 
 
 DEVICE_XML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -72,13 +77,31 @@ DEVICE_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 class FakeSMS:
-    def __init__(self, host: str = "127.0.0.1", port: int = 31415, *, pixels: int = 1024, banks: int = 4,
-                 rate: float = 10_000.0, run_seconds: float | list[float] = 10.0, runs: int = 0, first_run: int = 1,
-                 gap_seconds: float = 1.0, speed: str = "original", replay: str | Path | None = None,
-                 instrument: str = "FAKE", proposal: str = "IPTS-0000", title: str = "fake run",
-                 pause_at: float | None = None, pause_for: float = 1.0, error_events: float = 0.5,
-                 monitor_rate: float = 100.0, seed: int | None = None, wait_for_client: bool = False,
-                 hello_timeout: float = 10.0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 31415,
+        *,
+        pixels: int = 1024,
+        banks: int = 4,
+        rate: float = 10_000.0,
+        run_seconds: float | list[float] = 10.0,
+        runs: int = 0,
+        first_run: int = 1,
+        gap_seconds: float = 1.0,
+        speed: str = "original",
+        replay: str | Path | None = None,
+        instrument: str = "FAKE",
+        proposal: str = "IPTS-0000",
+        title: str = "fake run",
+        pause_at: float | None = None,
+        pause_for: float = 1.0,
+        error_events: float = 0.5,
+        monitor_rate: float = 100.0,
+        seed: int | None = None,
+        wait_for_client: bool = False,
+        hello_timeout: float = 10.0,
+    ):
         if speed not in ("original", "unlimited"):
             raise ValueError(f"speed must be original or unlimited, not {speed!r}")
         self.host, self.port = host, port
@@ -92,25 +115,25 @@ class FakeSMS:
         self.hello_timeout = hello_timeout
         self._rng = np.random.default_rng(seed)
         self.sent_events_per_run: dict[int, int] = {}
-        self.sent_monitor_events_per_run: dict[int, dict[int, int]] = {}   # run → monitor id → events
+        self.sent_monitor_events_per_run: dict[int, dict[int, int]] = {}  # run → monitor id → events
         self.paused_events_per_run: dict[int, int] = {}
         self.runs_finished: list[int] = []
-        self.done = threading.Event()             # every run / the whole replay has been sent
+        self.done = threading.Event()  # every run / the whole replay has been sent
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client_ready = threading.Event()
         self._clients: dict[socket.socket, queue.Queue] = {}
         self._threads: list[threading.Thread] = []
         self._run, self._run_start, self._paused = 0, 0, False
-        self._history: list[bytes] = []           # the current run's packets, for "start of run" clients
+        self._history: list[bytes] = []  # the current run's packets, for "start of run" clients
         self._history_times: list[int] = []
-        self._meta: dict[object, bytes] = {}      # latest instrument / geometry / run info / device / values
+        self._meta: dict[object, bytes] = {}  # latest instrument / geometry / run info / device / values
         self._server: socket.socket | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> int:
         """Bind, start serving and producing; returns the bound port (useful with port=0)."""
-        server = bind_listen(self.host, self.port, 8)        # a port in use raises BindError naming it
+        server = bind_listen(self.host, self.port, 8)  # a port in use raises BindError naming it
         server.settimeout(0.2)
         self._server, self.port = server, server.getsockname()[1]
         log.info("fake SMS listening on %s:%d", self.host, self.port)
@@ -123,9 +146,9 @@ class FakeSMS:
     def stop(self) -> None:
         """Stop accepting, cut every client and wait for all threads (the port is free afterwards)."""
         self._stop.set()
-        if self._server is not None:          # first, so no client slips in while the others are cut
+        if self._server is not None:  # first, so no client slips in while the others are cut
             try:
-                self._server.shutdown(socket.SHUT_RDWR)     # stops listening at once, even mid-accept
+                self._server.shutdown(socket.SHUT_RDWR)  # stops listening at once, even mid-accept
             except OSError:
                 pass
             self._server.close()
@@ -155,20 +178,21 @@ class FakeSMS:
                 sock, peer = self._server.accept()
             except TimeoutError:
                 continue
-            except OSError:                   # closed by stop()
+            except OSError:  # closed by stop()
                 return
             if self._stop.is_set():
                 sock.close()
                 return
-            thread = threading.Thread(target=self._serve, args=(sock, peer), name=f"sms-client-{peer[1]}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(sock, peer), name=f"sms-client-{peer[1]}", daemon=True
+            )
             thread.start()
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _read_hello(self, sock: socket.socket) -> int | None:
         """The client's requested start time (EPICS seconds): 0 (now) when it sends none in time or sends
         something else; None when the server is stopping or the client left."""
-        sock.settimeout(0.2)                  # short reads, so stop() is never kept waiting
+        sock.settimeout(0.2)  # short reads, so stop() is never kept waiting
         deadline, data = time.monotonic() + self.hello_timeout, b""
         while len(data) < 16 or len(data) < 16 + min(P.HEADER.unpack_from(data)[0], 64):
             if self._stop.is_set():
@@ -187,7 +211,7 @@ class FakeSMS:
         n, fmt, _, _ = P.HEADER.unpack_from(data)
         try:
             if fmt >> 8 == P.Type.CLIENT_HELLO:
-                return P.ClientHelloPkt.decode(data[16:16 + n], fmt & 0xFF).start_time
+                return P.ClientHelloPkt.decode(data[16 : 16 + n], fmt & 0xFF).start_time
         except P.PacketError:
             pass
         log.warning("first packet from client is not a client hello (format 0x%08x); sending from now", fmt)
@@ -206,12 +230,19 @@ class FakeSMS:
                 backlog = list(self._history)
             else:
                 since = (start + EPICS_EPOCH_OFFSET_S) * 1_000_000_000
-                backlog = [b for b, t in zip(self._history, self._history_times, strict=True)
-                           if t >= since or P.HEADER.unpack_from(b)[1] >> 8 not in (
-                               P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)]
+                backlog = [
+                    b
+                    for b, t in zip(self._history, self._history_times, strict=True)
+                    if t >= since
+                    or P.HEADER.unpack_from(b)[1] >> 8 not in (P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)
+                ]
             self._clients[sock] = q
-        log.info("client %s:%d connected (hello start time %d); %d packets of backlog", *peer[:2], start,
-                 len(backlog))
+        log.info(
+            "client %s:%d connected (hello start time %d); %d packets of backlog",
+            *peer[:2],
+            start,
+            len(backlog),
+        )
         self._client_ready.set()
         sock.settimeout(5.0)
         try:
@@ -250,7 +281,7 @@ class FakeSMS:
                     return
                 if self.speed == "original" and time_ns:
                     if stream0 is None or time_ns - stream0 > (time.time_ns() - wall0) + MAX_GAP_NS:
-                        wall0, stream0 = time.time_ns(), time_ns   # first packet, or a long silence shortened
+                        wall0, stream0 = time.time_ns(), time_ns  # first packet, or a long silence shortened
                     delay = (time_ns - stream0) - (time.time_ns() - wall0)
                     if delay > 0 and self._stop.wait(delay / 1e9):
                         return
@@ -262,7 +293,7 @@ class FakeSMS:
 
     def _publish(self, data: bytes, time_ns: int) -> None:
         n, fmt, _, _ = P.HEADER.unpack_from(data)
-        ptype, payload = fmt >> 8, data[16:16 + n]
+        ptype, payload = fmt >> 8, data[16 : 16 + n]
         with self._lock:
             if ptype == P.Type.RUN_STATUS:
                 rs = P.RunStatusPkt.decode(payload, fmt & 0xFF)
@@ -273,8 +304,9 @@ class FakeSMS:
                     self.sent_monitor_events_per_run.setdefault(rs.run_number, {})
                     self.paused_events_per_run.setdefault(rs.run_number, 0)
             elif ptype == P.Type.BANKED_EVENT and self._run:
-                count = sum(c for _, banks in P.walk_banks(payload) for b, _, c in banks
-                            if b not in P.ERROR_BANKS)
+                count = sum(
+                    c for _, banks in P.walk_banks(payload) for b, _, c in banks if b not in P.ERROR_BANKS
+                )
                 self.sent_events_per_run[self._run] += count
                 if self._paused:
                     self.paused_events_per_run[self._run] += count
@@ -291,7 +323,7 @@ class FakeSMS:
                 self._meta[ptype] = data
             elif ptype == P.Type.DEVICE_DESC:
                 self._meta[("device", struct.unpack_from("<I", payload)[0])] = data
-            elif ptype >= P.Type.VAR_VALUE_U32:                       # last value of each variable
+            elif ptype >= P.Type.VAR_VALUE_U32:  # last value of each variable
                 self._meta[("value", *struct.unpack_from("<2I", payload))] = data
             if self._run:
                 self._history.append(data)
@@ -313,7 +345,7 @@ class FakeSMS:
             seconds = self._run_seconds(k)
             yield from self._synthetic_run(run, t, seconds)
             t += int(seconds * 1e9)
-            for i in range(max(1, int(self.gap_seconds))):          # heartbeats between runs
+            for i in range(max(1, int(self.gap_seconds))):  # heartbeats between runs
                 yield t + i * 1_000_000_000, _frame(P.HeartbeatPkt(), t + i * 1_000_000_000)
             t += int(self.gap_seconds * 1e9)
             run, k = run + 1, k + 1
@@ -326,18 +358,24 @@ class FakeSMS:
     def _synthetic_run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes]]:
         rng, epics = self._rng, P.epics_from_ns(t0)[0]
         M = P.MarkerType
-        for body in (P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
-                     P.BeamlineInfoPkt("BL0", self.instrument[:8], self.instrument),
-                     P.GeometryPkt(geometry_xml(self.instrument, self.pixels)),
-                     P.RunInfoPkt(run_info_xml(self.proposal, f"{self.title} {run}")),
-                     P.DeviceDescriptorPkt(1, DEVICE_XML),
-                     P.VariableStringPkt(1, 2, value=f"sample of run {run}"),
-                     P.VariableU32Pkt(1, 3, value=1), P.AnnotationPkt(M.SCAN_START, 1, f"run {run} scan 1")):
+        for body in (
+            P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
+            P.BeamlineInfoPkt("BL0", self.instrument[:8], self.instrument),
+            P.GeometryPkt(geometry_xml(self.instrument, self.pixels)),
+            P.RunInfoPkt(run_info_xml(self.proposal, f"{self.title} {run}")),
+            P.DeviceDescriptorPkt(1, DEVICE_XML),
+            P.VariableStringPkt(1, 2, value=f"sample of run {run}"),
+            P.VariableU32Pkt(1, 3, value=1),
+            P.AnnotationPkt(M.SCAN_START, 1, f"run {run} scan 1"),
+        ):
             yield t0, _frame(body, t0)
         per_bank = -(-self.pixels // self.banks)
         pulses = max(1, round(seconds * 60))
-        pause = (round(self.pause_at * 60), round((self.pause_at + self.pause_for) * 60)) if (
-            self.pause_at is not None) else (-1, -1)
+        pause = (
+            (round(self.pause_at * 60), round((self.pause_at + self.pause_for) * 60))
+            if (self.pause_at is not None)
+            else (-1, -1)
+        )
         for i in range(pulses):
             t = t0 + i * PULSE_NS
             if i in pause:
@@ -347,20 +385,35 @@ class FakeSMS:
                 yield t, _frame(P.VariableDoublePkt(1, 1, value=300.0 + rng.normal(0, 0.1)), t)
             n = int(rng.poisson(self.rate / 60))
             pixel = np.sort(rng.integers(0, self.pixels, n)).astype(np.uint32)
-            tof = rng.integers(10_000, 160_000, n).astype(np.uint32)          # 1–16 ms in 100 ns units
+            tof = rng.integers(10_000, 160_000, n).astype(np.uint32)  # 1–16 ms in 100 ns units
             edges = np.searchsorted(pixel, np.arange(self.banks + 1) * per_bank)
-            banks = [P.EventBank(b + 1, tof[edges[b]:edges[b + 1]], pixel[edges[b]:edges[b + 1]])
-                     for b in range(self.banks)]
+            banks = [
+                P.EventBank(b + 1, tof[edges[b] : edges[b + 1]], pixel[edges[b] : edges[b + 1]])
+                for b in range(self.banks)
+            ]
             bad = int(rng.poisson(self.error_events))
             if bad:
-                banks.insert(0, P.EventBank(P.ERROR_BANKS[0], np.full(bad, 150_000, np.uint32),
-                                            np.full(bad, 0x80000000, np.uint32)))
+                banks.insert(
+                    0,
+                    P.EventBank(
+                        P.ERROR_BANKS[0],
+                        np.full(bad, 150_000, np.uint32),
+                        np.full(bad, 0x80000000, np.uint32),
+                    ),
+                )
             source = P.EventSource(0, 0, 0, True, banks)
             yield t, _frame(P.BankedEventPkt(1_500_000, 940_000_000, i % 600, 0, 0, [source]), t)
             m = int(rng.poisson(self.monitor_rate / 60))
             words = rng.integers(10_000, 160_000, m).astype(np.uint32) | np.uint32(1 << 31)
-            yield t, _frame(P.BeamMonitorPkt(1_500_000, 940_000_000, i % 600, 0, 0,
-                                             [P.MonitorSection(1, 0, 0, True, words)]), t)
+            yield (
+                t,
+                _frame(
+                    P.BeamMonitorPkt(
+                        1_500_000, 940_000_000, i % 600, 0, 0, [P.MonitorSection(1, 0, 0, True, words)]
+                    ),
+                    t,
+                ),
+            )
         t = t0 + pulses * PULSE_NS
         yield t, _frame(P.AnnotationPkt(M.SCAN_STOP, 1, f"run {run} scan 1 done"), t)
         yield t, _frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t)
@@ -380,9 +433,12 @@ def adara_packets(path: Path) -> Iterator[tuple[int, bytes]]:
         while block := f.read(1 << 20):
             parser.feed(block)
             for pkt in parser:
-                newest = max(newest, pkt.time_ns if pkt.sec else 0)      # metadata may carry older times
-                yield newest, P.HEADER.pack(len(pkt.payload), (pkt.type << 8) | pkt.version, pkt.sec,
-                                            pkt.nsec) + bytes(pkt.payload)
+                newest = max(newest, pkt.time_ns if pkt.sec else 0)  # metadata may carry older times
+                yield (
+                    newest,
+                    P.HEADER.pack(len(pkt.payload), (pkt.type << 8) | pkt.version, pkt.sec, pkt.nsec)
+                    + bytes(pkt.payload),
+                )
 
 
 def _decoded(value) -> str:
@@ -407,22 +463,37 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
     with h5py.File(path, "r") as f:
         entry = ([f[k] for k in f if _nxclass(f[k]) == "NXentry"] or [f[k] for k in f])[0]
         groups = []
-        entry.visititems(lambda name, obj: groups.append((name, obj)) if isinstance(obj, h5py.Group) and (
-            _nxclass(obj) == "NXevent_data") else None)
+        entry.visititems(
+            lambda name, obj: (
+                groups.append((name, obj))
+                if isinstance(obj, h5py.Group) and (_nxclass(obj) == "NXevent_data")
+                else None
+            )
+        )
         banks = []
         for number, (name, g) in enumerate(sorted(groups), start=1):
             tof = g["event_time_offset"][()].astype(np.float64)
             unit = _decoded(g["event_time_offset"].attrs.get("units", "microsecond"))
-            tof = tof / 100.0 if unit in ("ns", "nanosecond") else tof * 10.0           # → 100 ns units
+            tof = tof / 100.0 if unit in ("ns", "nanosecond") else tof * 10.0  # → 100 ns units
             tz = g["event_time_zero"]
             zunit, offset = _decoded(tz.attrs.get("units", "second")), tz.attrs.get("offset", None)
-            base = (int(datetime.fromisoformat(_decoded(offset)).timestamp() * 1e9) if offset is not None
-                    else time.time_ns())
+            base = (
+                int(datetime.fromisoformat(_decoded(offset)).timestamp() * 1e9)
+                if offset is not None
+                else time.time_ns()
+            )
             zero = tz[()].astype(np.float64)
             times = base + np.round(zero if zunit in ("ns", "nanosecond") else zero * 1e9).astype(np.int64)
             digits = "".join(c for c in name.rsplit("/", 1)[-1] if c.isdigit())
-            banks.append((int(digits) if digits else number, g["event_id"][()].astype(np.uint32),
-                          np.round(tof).astype(np.uint32), g["event_index"][()].astype(np.int64), times))
+            banks.append(
+                (
+                    int(digits) if digits else number,
+                    g["event_id"][()].astype(np.uint32),
+                    np.round(tof).astype(np.uint32),
+                    g["event_index"][()].astype(np.int64),
+                    times,
+                )
+            )
         run = int(_text(entry, "run_number", "0") or 0)
         name = _text(entry.get("instrument", entry), "name", "NEXUS")
         proposal, title = _text(entry, "experiment_identifier"), _text(entry, "title")
@@ -430,27 +501,31 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
     t0 = int(pulses[0]) if pulses.size else time.time_ns()
     top = max((int(b[1].max()) for b in banks if b[1].size), default=0)
     epics = P.epics_from_ns(t0)[0]
-    for body in (P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN), P.BeamlineInfoPkt("BL", name[:8], name),
-                 P.GeometryPkt(geometry_xml(name, top + 1, l1=None, l2=None, monitors=())),
-                 P.RunInfoPkt(run_info_xml(proposal, title))):
+    for body in (
+        P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
+        P.BeamlineInfoPkt("BL", name[:8], name),
+        P.GeometryPkt(geometry_xml(name, top + 1, l1=None, l2=None, monitors=())),
+        P.RunInfoPkt(run_info_xml(proposal, title)),
+    ):
         yield t0, _frame(body, t0)
     ends = [np.append(b[3], b[1].size) for b in banks]
-    slots = [np.searchsorted(pulses, b[4]) for b in banks]       # bank pulse j → union pulse slot
+    slots = [np.searchsorted(pulses, b[4]) for b in banks]  # bank pulse j → union pulse slot
     where = [dict(zip(s.tolist(), range(s.size), strict=True)) for s in slots]
     for k, t in enumerate(pulses.tolist()):
         sections = []
         for (bank_id, ids, tof, _, _), w, e in zip(banks, where, ends, strict=True):
             j = w.get(k)
             if j is not None and e[j + 1] > e[j]:
-                sections.append(P.EventBank(bank_id, tof[e[j]:e[j + 1]], ids[e[j]:e[j + 1]]))
+                sections.append(P.EventBank(bank_id, tof[e[j] : e[j + 1]], ids[e[j] : e[j + 1]]))
         yield t, _frame(P.BankedEventPkt(0, 0, k % 600, 0, 0, [P.EventSource(0, 0, 0, True, sections)]), t)
     t_end = int(pulses[-1]) if pulses.size else t0
     yield t_end, _frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t_end)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="livereduce fake-sms", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="livereduce fake-sms", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=31415, help="TCP port to listen on")
     p.add_argument("--pixels", type=int, default=1024, help="detector pixels")
@@ -471,10 +546,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    sms = FakeSMS(a.host, a.port, pixels=a.pixels, banks=a.banks, rate=a.rate, run_seconds=a.run_seconds,
-                  runs=a.runs, first_run=a.first_run, gap_seconds=a.gap_seconds, speed=a.speed,
-                  replay=a.replay, instrument=a.instrument, proposal=a.proposal, title=a.title,
-                  pause_at=a.pause_at, pause_for=a.pause_for, seed=a.seed)
+    sms = FakeSMS(
+        a.host,
+        a.port,
+        pixels=a.pixels,
+        banks=a.banks,
+        rate=a.rate,
+        run_seconds=a.run_seconds,
+        runs=a.runs,
+        first_run=a.first_run,
+        gap_seconds=a.gap_seconds,
+        speed=a.speed,
+        replay=a.replay,
+        instrument=a.instrument,
+        proposal=a.proposal,
+        title=a.title,
+        pause_at=a.pause_at,
+        pause_for=a.pause_for,
+        seed=a.seed,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

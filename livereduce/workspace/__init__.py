@@ -7,5 +7,15 @@ from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.run import Property, Run, TimeSeries
 from livereduce.workspace.spectra import Spectra
 
-__all__ = ["AnalysisDataService", "EventColumns", "EventWorkspace", "HistogramWorkspace", "Property", "Run",
-           "Spectra", "TimeSeries", "WorkspaceGroup", "mtd"]
+__all__ = [
+    "AnalysisDataService",
+    "EventColumns",
+    "EventWorkspace",
+    "HistogramWorkspace",
+    "Property",
+    "Run",
+    "Spectra",
+    "TimeSeries",
+    "WorkspaceGroup",
+    "mtd",
+]

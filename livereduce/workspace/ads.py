@@ -47,8 +47,9 @@ class AnalysisDataService:
             try:
                 return self._items[name]
             except KeyError:
-                raise KeyError(f"'{name}' does not exist in the workspace list; it has: "
-                               f"{sorted(self._items)}") from None
+                raise KeyError(
+                    f"'{name}' does not exist in the workspace list; it has: {sorted(self._items)}"
+                ) from None
 
     __getitem__ = retrieve
 

@@ -12,20 +12,23 @@ from livereduce.workspace.spectra import Spectra
 
 @dataclass(frozen=True)
 class XUnit:
-    unit_id: str      # Mantid's unit ID
-    dim: str          # scipp dimension name
-    scipp_unit: str   # scipp unit string
+    unit_id: str  # Mantid's unit ID
+    dim: str  # scipp dimension name
+    scipp_unit: str  # scipp unit string
     caption: str
 
 
-UNITS = {u.unit_id: u for u in (
-    XUnit("TOF", "tof", "us", "Time-of-flight"),
-    XUnit("Wavelength", "wavelength", "angstrom", "Wavelength"),
-    XUnit("dSpacing", "dspacing", "angstrom", "d-Spacing"),
-    XUnit("Energy", "energy", "meV", "Energy"),
-    XUnit("MomentumTransfer", "Q", "1/angstrom", "q"),
-    XUnit("Empty", "x", "dimensionless", ""),
-)}
+UNITS = {
+    u.unit_id: u
+    for u in (
+        XUnit("TOF", "tof", "us", "Time-of-flight"),
+        XUnit("Wavelength", "wavelength", "angstrom", "Wavelength"),
+        XUnit("dSpacing", "dspacing", "angstrom", "d-Spacing"),
+        XUnit("Energy", "energy", "meV", "Energy"),
+        XUnit("MomentumTransfer", "Q", "1/angstrom", "q"),
+        XUnit("Empty", "x", "dimensionless", ""),
+    )
+}
 
 
 def x_unit(unit_id: str) -> XUnit:
@@ -102,7 +105,7 @@ class MatrixWorkspace:
         self.x_unit = x_unit(unit_id)
         self.monitors = monitors
         self._name = ""
-        self.events_outside_bins = 0   # events histogrammed into this workspace that fell outside its bins
+        self.events_outside_bins = 0  # events histogrammed into this workspace that fell outside its bins
 
     # -- identity ---------------------------------------------------------------------------
     def name(self) -> str:
@@ -112,8 +115,10 @@ class MatrixWorkspace:
         return self._name
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}('{self._name}', spectra={self.getNumberHistograms()}, "
-                f"bins={self.blocksize()}, unit={self.x_unit.unit_id})")
+        return (
+            f"{type(self).__name__}('{self._name}', spectra={self.getNumberHistograms()}, "
+            f"bins={self.blocksize()}, unit={self.x_unit.unit_id})"
+        )
 
     # -- run / geometry ---------------------------------------------------------------------
     def getRun(self) -> Run:
@@ -157,12 +162,14 @@ class MatrixWorkspace:
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.getNumberHistograms():
-            raise IndexError(f"workspace index {index} out of range 0..{self.getNumberHistograms() - 1} "
-                             f"in '{self._name}'")
+            raise IndexError(
+                f"workspace index {index} out of range 0..{self.getNumberHistograms() - 1} in '{self._name}'"
+            )
 
     # -- arithmetic: scripts write ws1 + ws2, ws * 2.0 --------------------------------------------
     def _arith(self, op: str, other, reverse: bool = False):
         from livereduce.algorithms import arithmetic
+
         return arithmetic.binary_op(op, other, self) if reverse else arithmetic.binary_op(op, self, other)
 
     def __add__(self, o):

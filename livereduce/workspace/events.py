@@ -26,10 +26,14 @@ class EventColumns:
         self._n = n
         self._index = np.ascontiguousarray(index, dtype=np.uint32)
         self._x = np.ascontiguousarray(x, dtype=np.float64)
-        self._pulse = np.zeros(n, np.uint32) if pulse is None else np.ascontiguousarray(pulse, dtype=np.uint32)
+        self._pulse = (
+            np.zeros(n, np.uint32) if pulse is None else np.ascontiguousarray(pulse, dtype=np.uint32)
+        )
         self.pulse_times = np.zeros(1, np.int64) if pulse_times is None else np.asarray(pulse_times, np.int64)
         self._w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-        self._e2 = None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
+        self._e2 = (
+            None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
+        )
 
     @classmethod
     def empty(cls) -> EventColumns:
@@ -78,7 +82,7 @@ class EventColumns:
         m = len(other)
         if m == 0:
             return
-        if self._w is None and other._w is not None:   # mixing: the plain events become weight 1, variance 1
+        if self._w is None and other._w is not None:  # mixing: the plain events become weight 1, variance 1
             self._w = np.ones(self._index.size)
             self._e2 = np.ones(self._index.size)
         if other._w is None and self._w is not None:
@@ -97,13 +101,25 @@ class EventColumns:
 
     def take(self, mask_or_idx) -> EventColumns:
         w = self.weights
-        return EventColumns(self.index[mask_or_idx], self.x[mask_or_idx], self.pulse[mask_or_idx], self.pulse_times,
-                            None if w is None else w[mask_or_idx], None if w is None else self.err2[mask_or_idx])
+        return EventColumns(
+            self.index[mask_or_idx],
+            self.x[mask_or_idx],
+            self.pulse[mask_or_idx],
+            self.pulse_times,
+            None if w is None else w[mask_or_idx],
+            None if w is None else self.err2[mask_or_idx],
+        )
 
     def copy(self) -> EventColumns:
         w = self.weights
-        return EventColumns(self.index.copy(), self.x.copy(), self.pulse.copy(), self.pulse_times.copy(),
-                            None if w is None else w.copy(), None if w is None else self.err2.copy())
+        return EventColumns(
+            self.index.copy(),
+            self.x.copy(),
+            self.pulse.copy(),
+            self.pulse_times.copy(),
+            None if w is None else w.copy(),
+            None if w is None else self.err2.copy(),
+        )
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self._index, self._x, self._pulse, self._w, self._e2) if a is not None)
@@ -118,8 +134,15 @@ def default_edges(x: np.ndarray) -> np.ndarray:
 
 
 class EventWorkspace(MatrixWorkspace):
-    def __init__(self, spectra: Spectra, events: EventColumns, edges=None, run: Run | None = None,
-                 unit_id: str = "TOF", monitors: MatrixWorkspace | None = None):
+    def __init__(
+        self,
+        spectra: Spectra,
+        events: EventColumns,
+        edges=None,
+        run: Run | None = None,
+        unit_id: str = "TOF",
+        monitors: MatrixWorkspace | None = None,
+    ):
         super().__init__(spectra, run, unit_id, monitors)
         self.events = events
         self.edges = default_edges(events.x) if edges is None else np.asarray(edges, dtype=np.float64)
@@ -151,8 +174,10 @@ class EventWorkspace(MatrixWorkspace):
     def add_events(self, other: EventWorkspace) -> None:
         """Add accumulation: concatenate event lists spectrum by spectrum (same spectra required)."""
         if not self.spectra.same_layout(other.spectra):
-            raise ValueError(f"cannot add events of {other.getNumberHistograms()} spectra to "
-                             f"{self.getNumberHistograms()} spectra with a different layout")
+            raise ValueError(
+                f"cannot add events of {other.getNumberHistograms()} spectra to "
+                f"{self.getNumberHistograms()} spectra with a different layout"
+            )
         self.events.append(other.events)
         self._order = None
 
@@ -160,17 +185,17 @@ class EventWorkspace(MatrixWorkspace):
         if self._order is None or self._order_n != len(self.events):
             self._order = np.argsort(self.events.index, kind="stable")
             self._order_n = len(self.events)
-            self._bounds = np.searchsorted(self.events.index[self._order],
-                                           np.arange(self.getNumberHistograms() + 1))
+            self._bounds = np.searchsorted(
+                self.events.index[self._order], np.arange(self.getNumberHistograms() + 1)
+            )
         return self._order
 
     def _spectrum_events(self, i: int):
         self._check_index(i)
         order = self._sorted()
-        sel = order[self._bounds[i]:self._bounds[i + 1]]
+        sel = order[self._bounds[i] : self._bounds[i + 1]]
         w = self.events.weights
-        return (self.events.x[sel], self.events.pulse_time()[sel],
-                np.ones(sel.size) if w is None else w[sel])
+        return (self.events.x[sel], self.events.pulse_time()[sel], np.ones(sel.size) if w is None else w[sel])
 
     # -- histogram view ---------------------------------------------------------------------
     def blocksize(self) -> int:
@@ -185,11 +210,14 @@ class EventWorkspace(MatrixWorkspace):
     def histogram(self, edges=None) -> HistogramWorkspace:
         """A histogram workspace of these events with `edges` (default: the workspace's own binning)."""
         edges = self.edges if edges is None else np.asarray(edges, dtype=np.float64)
-        out = HistogramWorkspace.zeros(self.spectra, edges, run=self.run_info.copy(), unit_id=self.x_unit.unit_id)
+        out = HistogramWorkspace.zeros(
+            self.spectra, edges, run=self.run_info.copy(), unit_id=self.x_unit.unit_id
+        )
         out.events_outside_bins = self.histogram_into(out)
         if self.monitors is not None:
-            out.monitors = (self.monitors.histogram() if isinstance(self.monitors, EventWorkspace)
-                            else self.monitors)
+            out.monitors = (
+                self.monitors.histogram() if isinstance(self.monitors, EventWorkspace) else self.monitors
+            )
         return out
 
     def histogram_into(self, target: HistogramWorkspace) -> int:
@@ -197,7 +225,9 @@ class EventWorkspace(MatrixWorkspace):
         if target.getNumberHistograms() != self.getNumberHistograms():
             raise ValueError("histogram_into: spectra differ between events and target")
         ev = self.events
-        return histogram_into(target.values, target.variances, ev.index, ev.x, target.edges, ev.weights, ev.err2)
+        return histogram_into(
+            target.values, target.variances, ev.index, ev.x, target.edges, ev.weights, ev.err2
+        )
 
     def readY(self, i: int) -> np.ndarray:
         x, _, w = self._spectrum_events(i)
@@ -208,7 +238,7 @@ class EventWorkspace(MatrixWorkspace):
         e2 = self.events.err2
         if e2 is None:
             return np.sqrt(np.histogram(x, bins=self.readX(i))[0].astype(np.float64))
-        sel = self._sorted()[self._bounds[i]:self._bounds[i + 1]]
+        sel = self._sorted()[self._bounds[i] : self._bounds[i + 1]]
         return np.sqrt(np.histogram(x, bins=self.readX(i), weights=e2[sel])[0])
 
     dataY = readY
@@ -229,14 +259,26 @@ class EventWorkspace(MatrixWorkspace):
 
     def clone(self) -> EventWorkspace:
         mon = self.monitors.clone() if self.monitors is not None else None
-        return EventWorkspace(self.spectra.copy(), self.events.copy(), self.edges.copy(), self.run_info.copy(),
-                              self.x_unit.unit_id, mon)
+        return EventWorkspace(
+            self.spectra.copy(),
+            self.events.copy(),
+            self.edges.copy(),
+            self.run_info.copy(),
+            self.x_unit.unit_id,
+            mon,
+        )
 
-    def with_events(self, events: EventColumns, edges=None, spectra: Spectra | None = None,
-                    unit_id: str | None = None) -> EventWorkspace:
-        return EventWorkspace(self.spectra if spectra is None else spectra, events,
-                              self.edges if edges is None else edges, self.run_info.copy(),
-                              self.x_unit.unit_id if unit_id is None else unit_id, self.monitors)
+    def with_events(
+        self, events: EventColumns, edges=None, spectra: Spectra | None = None, unit_id: str | None = None
+    ) -> EventWorkspace:
+        return EventWorkspace(
+            self.spectra if spectra is None else spectra,
+            events,
+            self.edges if edges is None else edges,
+            self.run_info.copy(),
+            self.x_unit.unit_id if unit_id is None else unit_id,
+            self.monitors,
+        )
 
     def to_scipp(self) -> sc.DataArray:
         """The events as scipp binned data: one bin (event list) per spectrum."""
@@ -245,11 +287,21 @@ class EventWorkspace(MatrixWorkspace):
         u = self.x_unit
         w = np.ones(len(ev)) if ev.weights is None else ev.weights[order]
         table = sc.DataArray(
-            sc.array(dims=["event"], values=w, variances=(w if ev.err2 is None else ev.err2[order]), unit="counts"),
-            coords={u.dim: sc.array(dims=["event"], values=ev.x[order], unit=u.scipp_unit),
-                    "pulse_time": sc.array(dims=["event"], values=ev.pulse_time()[order], unit="ns")})
+            sc.array(
+                dims=["event"], values=w, variances=(w if ev.err2 is None else ev.err2[order]), unit="counts"
+            ),
+            coords={
+                u.dim: sc.array(dims=["event"], values=ev.x[order], unit=u.scipp_unit),
+                "pulse_time": sc.array(dims=["event"], values=ev.pulse_time()[order], unit="ns"),
+            },
+        )
         begin = sc.array(dims=["spectrum"], values=self._bounds[:-1].astype(np.int64), unit=None)
         end = sc.array(dims=["spectrum"], values=self._bounds[1:].astype(np.int64), unit=None)
-        return sc.DataArray(sc.bins(begin=begin, end=end, dim="event", data=table),
-                            coords={"spectrum": sc.array(dims=["spectrum"], values=self.spectra.numbers.astype(np.int64),
-                                                         unit=None)})
+        return sc.DataArray(
+            sc.bins(begin=begin, end=end, dim="event", data=table),
+            coords={
+                "spectrum": sc.array(
+                    dims=["spectrum"], values=self.spectra.numbers.astype(np.int64), unit=None
+                )
+            },
+        )

@@ -20,15 +20,21 @@ def workspace_from_chunk(chunk: Chunk):
             run = chunk.run.copy()
             run.set("current_period", int(p))
             mon = monitors[len(members)] if isinstance(monitors, WorkspaceGroup) else monitors
-            members.append(HistogramWorkspace(counts, counts.copy(), h.edges, chunk.spectra.copy(), run, "TOF", mon))
+            members.append(
+                HistogramWorkspace(counts, counts.copy(), h.edges, chunk.spectra.copy(), run, "TOF", mon)
+            )
         return members[0] if len(members) == 1 else WorkspaceGroup(members)
     ev = chunk.events
     if ev is None:
         columns = EventColumns.empty()
     else:
         counts = np.diff(np.append(ev.pulse_start, len(ev))) if ev.pulse_time.size else None
-        pulse = (np.repeat(np.arange(ev.pulse_time.size, dtype=np.uint32), counts) if counts is not None
-                 else np.zeros(len(ev), np.uint32))
-        columns = EventColumns(ev.index, ev.tof.astype(np.float64), pulse,
-                               ev.pulse_time if ev.pulse_time.size else None)
+        pulse = (
+            np.repeat(np.arange(ev.pulse_time.size, dtype=np.uint32), counts)
+            if counts is not None
+            else np.zeros(len(ev), np.uint32)
+        )
+        columns = EventColumns(
+            ev.index, ev.tof.astype(np.float64), pulse, ev.pulse_time if ev.pulse_time.size else None
+        )
     return EventWorkspace(chunk.spectra, columns, None, chunk.run, "TOF", monitors)

@@ -16,8 +16,17 @@ from livereduce.workspace.spectra import Spectra
 
 
 class HistogramWorkspace(MatrixWorkspace):
-    def __init__(self, values, variances, edges, spectra: Spectra, run: Run | None = None, unit_id: str = "TOF",
-                 monitors: MatrixWorkspace | None = None, distribution: bool = False):
+    def __init__(
+        self,
+        values,
+        variances,
+        edges,
+        spectra: Spectra,
+        run: Run | None = None,
+        unit_id: str = "TOF",
+        monitors: MatrixWorkspace | None = None,
+        distribution: bool = False,
+    ):
         super().__init__(spectra, run, unit_id, monitors)
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[0] != len(spectra):
@@ -29,13 +38,21 @@ class HistogramWorkspace(MatrixWorkspace):
         u = self.x_unit
         self.data = sc.DataArray(
             sc.array(dims=["spectrum", u.dim], values=values, variances=variances, unit="counts"),
-            coords={u.dim: sc.array(dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]), values=edges,
-                                    unit=u.scipp_unit),
-                    "spectrum": sc.array(dims=["spectrum"], values=spectra.numbers.astype(np.int64), unit=None)})
+            coords={
+                u.dim: sc.array(
+                    dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]),
+                    values=edges,
+                    unit=u.scipp_unit,
+                ),
+                "spectrum": sc.array(dims=["spectrum"], values=spectra.numbers.astype(np.int64), unit=None),
+            },
+        )
         self.distribution = distribution
 
     @classmethod
-    def zeros(cls, spectra: Spectra, edges, *, run: Run | None = None, unit_id: str = "TOF") -> HistogramWorkspace:
+    def zeros(
+        cls, spectra: Spectra, edges, *, run: Run | None = None, unit_id: str = "TOF"
+    ) -> HistogramWorkspace:
         edges = np.asarray(edges, dtype=np.float64)
         shape = (len(spectra), edges.shape[-1] - 1)
         return cls(np.zeros(shape), np.zeros(shape), edges, spectra, run, unit_id)
@@ -58,8 +75,9 @@ class HistogramWorkspace(MatrixWorkspace):
         """Replace the bin edges (same number of bins); used to widen a default single bin."""
         edges = np.asarray(edges, dtype=np.float64)
         u = self.x_unit
-        self.data.coords[u.dim] = sc.array(dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]),
-                                           values=edges, unit=u.scipp_unit)
+        self.data.coords[u.dim] = sc.array(
+            dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]), values=edges, unit=u.scipp_unit
+        )
 
     def edges_2d(self) -> np.ndarray:
         e = self.edges
@@ -92,7 +110,7 @@ class HistogramWorkspace(MatrixWorkspace):
         return np.sqrt(self.variances[i])
 
     dataX = readX
-    dataY = readY   # views: writing into them changes the workspace, as in Mantid
+    dataY = readY  # views: writing into them changes the workspace, as in Mantid
 
     def dataE(self, i: int) -> np.ndarray:
         """Errors are stored as variances, so this is a copy; write errors with setE."""
@@ -115,7 +133,7 @@ class HistogramWorkspace(MatrixWorkspace):
 
     def getNumberEvents(self) -> int:
         """Total counts. (Mantid's Workspace2D has no events; scripts ask this of the accumulation either way.)"""
-        return int(round(float(self.values.sum())))
+        return round(float(self.values.sum()))
 
     def integrated(self) -> float:
         return float(self.values.sum())
@@ -125,16 +143,31 @@ class HistogramWorkspace(MatrixWorkspace):
 
     def clone(self) -> HistogramWorkspace:
         mon = self.monitors.clone() if self.monitors is not None else None
-        return HistogramWorkspace(self.values.copy(), self.variances.copy(), self.edges.copy(), self.spectra.copy(),
-                                  self.run_info.copy(), self.x_unit.unit_id, mon, self.distribution)
+        return HistogramWorkspace(
+            self.values.copy(),
+            self.variances.copy(),
+            self.edges.copy(),
+            self.spectra.copy(),
+            self.run_info.copy(),
+            self.x_unit.unit_id,
+            mon,
+            self.distribution,
+        )
 
-    def with_data(self, values, variances, edges=None, spectra: Spectra | None = None,
-                  unit_id: str | None = None) -> HistogramWorkspace:
+    def with_data(
+        self, values, variances, edges=None, spectra: Spectra | None = None, unit_id: str | None = None
+    ) -> HistogramWorkspace:
         """A new workspace sharing this one's run and monitors with new numbers (what algorithms return)."""
-        return HistogramWorkspace(values, variances, self.edges if edges is None else edges,
-                                  self.spectra if spectra is None else spectra, self.run_info.copy(),
-                                  self.x_unit.unit_id if unit_id is None else unit_id, self.monitors,
-                                  self.distribution)
+        return HistogramWorkspace(
+            values,
+            variances,
+            self.edges if edges is None else edges,
+            self.spectra if spectra is None else spectra,
+            self.run_info.copy(),
+            self.x_unit.unit_id if unit_id is None else unit_id,
+            self.monitors,
+            self.distribution,
+        )
 
     def to_scipp(self) -> sc.DataArray:
         return self.data

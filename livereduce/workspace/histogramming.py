@@ -50,7 +50,7 @@ def _bin_of(x, edges, kind, origin, inv):
     nb = edges.size - 1
     if kind == GENERAL:
         return _exact_bin(x, edges, nb)
-    if not (x >= edges[0]) or not (x < edges[nb]):   # also rejects NaN
+    if not (x >= edges[0]) or not (x < edges[nb]):  # also rejects NaN
         return -1
     t = (x - origin) * inv if kind == LINEAR else np.log(x / origin) * inv
     b = int(t)
@@ -120,7 +120,7 @@ def _count_linear(index, x, x0, inv, edges, counts):
         v = x[i]
         s = index[i]
         t = (v - x0) * inv
-        b = int(t) if (t >= 0.0 and t < top) else -1      # also rejects NaN; no overflowing conversion
+        b = int(t) if (t >= 0.0 and t < top) else -1  # also rejects NaN; no overflowing conversion
         f = t - b
         if f < 1e-6 or f > 1.0 - 1e-6:
             b = _exact_bin(v, edges, nb)
@@ -134,8 +134,15 @@ def _count_linear(index, x, x0, inv, edges, counts):
 _EMPTY = np.empty(0, np.float64)
 
 
-def histogram_into(values: np.ndarray, variances: np.ndarray | None, index: np.ndarray, x: np.ndarray,
-                   edges: np.ndarray, weights: np.ndarray | None = None, err2: np.ndarray | None = None) -> int:
+def histogram_into(
+    values: np.ndarray,
+    variances: np.ndarray | None,
+    index: np.ndarray,
+    x: np.ndarray,
+    edges: np.ndarray,
+    weights: np.ndarray | None = None,
+    err2: np.ndarray | None = None,
+) -> int:
     """Add events (workspace index, x) into values[spectrum, bin] (and variances) in place.
 
     `edges` is 1-D (shared) or 2-D (one row per spectrum). Unweighted events count 1 with variance 1.
@@ -151,5 +158,5 @@ def histogram_into(values: np.ndarray, variances: np.ndarray | None, index: np.n
         return int(_histogram_ragged(index, x, w, e2, edges, values, var))
     kind, origin, inv = edge_kind(edges)
     if kind == LINEAR and weights is None and variances is None:
-        return int(_count_linear(index, x, origin, inv, edges, values))     # the common Rebin case, fastest
+        return int(_count_linear(index, x, origin, inv, edges, values))  # the common Rebin case, fastest
     return int(_histogram(index, x, w, e2, edges, kind, origin, inv, values, var))

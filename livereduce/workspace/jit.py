@@ -38,7 +38,7 @@ def _choose_cache_dir() -> Path | None:
         return user_cache / "livereduce" / "numba"
     try:
         temp = Path(tempfile.gettempdir()) / f"livereduce-numba-{os.getuid()}"
-    except FileNotFoundError:          # gettempdir() found no writable directory at all
+    except FileNotFoundError:  # gettempdir() found no writable directory at all
         return None
     return temp if _writable(temp) else None
 

@@ -75,7 +75,7 @@ class Property:
     name: str
     value: object
     unit: str = ""
-    additive: bool = False   # a count over its chunk (e.g. monitor1_counts): Add accumulation sums it
+    additive: bool = False  # a count over its chunk (e.g. monitor1_counts): Add accumulation sums it
 
     def units(self) -> str:
         return self.unit
@@ -113,7 +113,12 @@ class Run:
         time series extended."""
         for name, entry in newer._entries.items():
             mine = self._entries.get(name)
-            if isinstance(entry, Property) and entry.additive and isinstance(mine, Property) and mine.additive:
+            if (
+                isinstance(entry, Property)
+                and entry.additive
+                and isinstance(mine, Property)
+                and mine.additive
+            ):
                 mine.value = mine.value + entry.value
             elif isinstance(entry, TimeSeries) and isinstance(mine, TimeSeries):
                 new_times = entry.times > (mine.times[-1] if mine.times.size else np.iinfo(np.int64).min)
@@ -124,8 +129,10 @@ class Run:
 
     def carry_over(self) -> Run:
         """What the next chunk starts from: properties kept, each series reduced to its last value."""
-        return Run(e.last_only() if isinstance(e, TimeSeries) and e.times.size else e.copy()
-                   for e in self._entries.values())
+        return Run(
+            e.last_only() if isinstance(e, TimeSeries) and e.times.size else e.copy()
+            for e in self._entries.values()
+        )
 
     # -- Mantid API -----------------------------------------------------------------------------
     def hasProperty(self, name: str) -> bool:

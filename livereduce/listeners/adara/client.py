@@ -53,8 +53,8 @@ from livereduce.workspace.spectra import Spectra
 log = logging.getLogger("livereduce.listener.adara")
 DEFAULT_PORT = 31415
 PER_RUN = ("run_number", "run_start", "run_end", "run_title", "experiment_identifier", "proton_charge")
-FALLBACK_MONITORS = tuple(range(6))     # ADARA monitor ids 0..5 (Mantid accepts no others)
-FALLBACK_MAX_PIXELS = 1 << 22           # a stray id beyond this never sizes the fallback spectra
+FALLBACK_MONITORS = tuple(range(6))  # ADARA monitor ids 0..5 (Mantid accepts no others)
+FALLBACK_MAX_PIXELS = 1 << 22  # a stray id beyond this never sizes the fallback spectra
 _S = P.RunStatusCode
 
 
@@ -70,9 +70,17 @@ class _Receiver(StreamThread):
 class AdaraListener:
     buffers_events = True
 
-    def __init__(self, address: str = "", *, pixels: int | None = None, keep_paused_events: bool = False,
-                 init_wait: float = 1.0, timeout: float = 30.0, backoff: tuple[float, float] = (0.2, 10.0),
-                 **options):
+    def __init__(
+        self,
+        address: str = "",
+        *,
+        pixels: int | None = None,
+        keep_paused_events: bool = False,
+        init_wait: float = 1.0,
+        timeout: float = 30.0,
+        backoff: tuple[float, float] = (0.2, 10.0),
+        **options,
+    ):
         if options:
             log.debug("adara listener ignores options %s", sorted(options))
         self.host, self.port = parse_address(address, DEFAULT_PORT)
@@ -90,11 +98,11 @@ class AdaraListener:
         self._instrument = ""
         self._layout: tuple[Spectra, DetectorMap, Spectra, DetectorMap] | None = None
         self._max_pixel = -1
-        self._pvs: dict[tuple[int, int], ProcessVariable] = {}    # written by the receive thread only
-        self._in_run = 0                    # run number the stream is in (0: none), unlatched
+        self._pvs: dict[tuple[int, int], ProcessVariable] = {}  # written by the receive thread only
+        self._in_run = 0  # run number the stream is in (0: none), unlatched
         self._paused = False
-        self._hold: tuple | None = None     # (what, RunStatusPkt, time): the receiver waits for an extract
-        self._begin_pending = False         # a BEGIN_RUN edge not yet latched by an extract
+        self._hold: tuple | None = None  # (what, RunStatusPkt, time): the receiver waits for an extract
+        self._begin_pending = False  # a BEGIN_RUN edge not yet latched by an extract
         self._released = threading.Event()
         self._initialised = threading.Event()
         self._rejoin = False
@@ -102,9 +110,17 @@ class AdaraListener:
         self._start = StartFrom()
         self._receiver: _Receiver | None = None
         self._parser: Parser | None = None
-        self._counts = dict.fromkeys(("packets", "discarded_unknown", "discarded_oversize",
-                                      "paused_events_dropped", "unmapped_events_dropped",
-                                      "unknown_variable_values"), 0)
+        self._counts = dict.fromkeys(
+            (
+                "packets",
+                "discarded_unknown",
+                "discarded_oversize",
+                "paused_events_dropped",
+                "unmapped_events_dropped",
+                "unknown_variable_values",
+            ),
+            0,
+        )
 
     # ---- Listener contract ---------------------------------------------------------------------------------
     def start(self, start: StartFrom | None = None) -> None:
@@ -132,10 +148,16 @@ class AdaraListener:
 
     def state(self) -> dict:
         r, p = self._receiver, self._parser
-        out = {"connected": bool(r and r.connected), "address": self.address,
-               "connects": r.connects if r else 0, "drops": r.drops if r else 0,
-               "bytes_received": r.bytes_received if r else 0, "last_error": r.last_error if r else "",
-               "run_number": self.run_number, "paused": self._paused}
+        out = {
+            "connected": bool(r and r.connected),
+            "address": self.address,
+            "connects": r.connects if r else 0,
+            "drops": r.drops if r else 0,
+            "bytes_received": r.bytes_received if r else 0,
+            "last_error": r.last_error if r else "",
+            "run_number": self.run_number,
+            "paused": self._paused,
+        }
         out.update(self._counts)
         if p is not None:
             for key in ("packets", "discarded_unknown", "discarded_oversize"):
@@ -146,8 +168,10 @@ class AdaraListener:
         if not self._initialised.wait(self.init_wait):
             r = self._receiver
             error = r.last_error if r else "not started"
-            raise NotYet(f"ADARA stream from {self.address} not initialised (no run status yet; "
-                         f"connected={bool(r and r.connected)}, last error: {error})")
+            raise NotYet(
+                f"ADARA stream from {self.address} not initialised (no run status yet; "
+                f"connected={bool(r and r.connected)}, last error: {error})"
+            )
         with self._lock:
             layout = self._layout or self._make_layout()
             if layout is None:
@@ -162,19 +186,19 @@ class AdaraListener:
                 run.series("proton_charge", "picoCoulomb").append(times, np.asarray(charges))
             self._run = run.carry_over()
             for monitor, count in self._monitor_counts.items():
-                run.set(f"monitor{monitor}_counts", count, additive=True)   # this chunk's; Add sums them
+                run.set(f"monitor{monitor}_counts", count, additive=True)  # this chunk's; Add sums them
             self._monitor_counts = {}
             self._tracker.latch()
             self._begin_pending = False
             hold, self._hold = self._hold, None
             if hold is not None:
                 what, rs, t = hold
-                if what == "closed":            # the END_RUN chunk is out: the gap after it starts afresh
+                if what == "closed":  # the END_RUN chunk is out: the gap after it starts afresh
                     self._run = self._fresh_run()
                 elif what == "new":
                     self._begin(rs, t)
                 else:
-                    self._end(rs, t)            # holds again: the END_RUN chunk comes next
+                    self._end(rs, t)  # holds again: the END_RUN chunk comes next
             if self._hold is None:
                 self._released.set()
         spectra, detectors, monitor_spectra, monitor_map = layout
@@ -187,8 +211,12 @@ class AdaraListener:
         monitor_run = Run()
         if run.hasProperty("run_number"):
             monitor_run.set("run_number", run["run_number"].value)
-        return Chunk(spectra=_copy(spectra), run=run, events=events,
-                     monitors=Chunk(spectra=_copy(monitor_spectra), run=monitor_run, events=monitor_events))
+        return Chunk(
+            spectra=_copy(spectra),
+            run=run,
+            events=events,
+            monitors=Chunk(spectra=_copy(monitor_spectra), run=monitor_run, events=monitor_events),
+        )
 
     # ---- layout --------------------------------------------------------------------------------------------
     def _make_layout(self):
@@ -196,8 +224,9 @@ class AdaraListener:
         g = self._geometry
         name = self._instrument or (g.name if g else "")
         if g is not None and g.det_ids.size:
-            spectra = Spectra.one_to_one(g.det_ids, l1=g.l1, l2=g.l2, two_theta=g.two_theta,
-                                         azimuthal=g.azimuthal, instrument=name)
+            spectra = Spectra.one_to_one(
+                g.det_ids, l1=g.l1, l2=g.l2, two_theta=g.two_theta, azimuthal=g.azimuthal, instrument=name
+            )
         elif self.pixels is not None or self._max_pixel >= 0:
             n = self.pixels if self.pixels is not None else self._max_pixel + 1
             spectra = Spectra.one_to_one(np.arange(n), l1=g.l1 if g else float("nan"), instrument=name)
@@ -226,12 +255,16 @@ class AdaraListener:
         start = self._hello_time(first)
         sec, nsec = P.epics_from_ns(time.time_ns())
         sock.sendall(P.encode(P.ClientHelloPkt(start), sec, nsec, version=0))
-        log.info("client hello sent to %s (start time %d: %s)", self.address, start,
-                 {0: "now", 1: "start of run"}.get(start, "EPICS seconds"))
+        log.info(
+            "client hello sent to %s (start time %d: %s)",
+            self.address,
+            start,
+            {0: "now", 1: "start of run"}.get(start, "EPICS seconds"),
+        )
         with self._lock:
             self._rejoin = not first
         parser = self._parser = Parser()
-        sock.settimeout(0.2)               # short, so stop() and extract() releases are seen promptly
+        sock.settimeout(0.2)  # short, so stop() and extract() releases are seen promptly
         idle = 0.0
         try:
             while not thread.stopping:
@@ -249,8 +282,9 @@ class AdaraListener:
                 except TimeoutError:
                     idle += 0.2
                     if idle >= thread.timeout:
-                        log.warning("nothing from the SMS at %s for %.0f s; is it still sending?",
-                                    self.address, idle)
+                        log.warning(
+                            "nothing from the SMS at %s for %.0f s; is it still sending?", self.address, idle
+                        )
                         idle = 0.0
                     continue
                 if n == 0:
@@ -277,12 +311,12 @@ class AdaraListener:
                 self._counts["paused_events_dropped"] += n
             return
         tof, pixel = P.event_arrays(payload, sections)
-        charge = struct.unpack_from("<I", payload, 0)[0] * 10.0      # 10 pC units → pC
+        charge = struct.unpack_from("<I", payload, 0)[0] * 10.0  # 10 pC units → pC
         with self._lock:
             self._events.add_pulse(packet.time_ns, pixel, tof)
             self._charge[0].append(packet.time_ns)
             self._charge[1].append(charge)
-            if self._layout is None and self.pixels is None and pixel.size:    # may size the fallback spectra
+            if self._layout is None and self.pixels is None and pixel.size:  # may size the fallback spectra
                 top = int(pixel.max())
                 if top >= FALLBACK_MAX_PIXELS:
                     sane = pixel[pixel < FALLBACK_MAX_PIXELS]
@@ -295,8 +329,9 @@ class AdaraListener:
             for s in pkt.sections:
                 self._monitor_counts[s.monitor_id] = self._monitor_counts.get(s.monitor_id, 0) + len(s.events)
                 ids = np.full(len(s.events), s.monitor_id, np.uint32)
-                self._monitor_events.add_pulse(packet.time_ns, ids, np.divide(s.tof, np.float32(10),
-                                                                              dtype=np.float32))
+                self._monitor_events.add_pulse(
+                    packet.time_ns, ids, np.divide(s.tof, np.float32(10), dtype=np.float32)
+                )
 
     def _on_run_status(self, packet: P.Packet) -> None:
         rs = P.RunStatusPkt.decode(packet.payload, packet.version)
@@ -305,31 +340,38 @@ class AdaraListener:
             self._rejoin = False
             self._initialised.set()
             if rs.status == _S.END_RUN or (rs.status == _S.NO_RUN and self._in_run):
-                if self._begin_pending:               # report the run's BEGIN_RUN (with its data) first
+                if self._begin_pending:  # report the run's BEGIN_RUN (with its data) first
                     self._defer("end", rs, packet.time_ns)
                 else:
                     self._end(rs, packet.time_ns)
             elif rs.status == _S.NEW_RUN and rejoin and rs.run_number == self._in_run:
-                log.info("reconnected into run %d from its start: discarding the partial buffer (data reset)",
-                         rs.run_number)
+                log.info(
+                    "reconnected into run %d from its start: discarding the partial buffer (data reset)",
+                    rs.run_number,
+                )
                 self._events.swap()
                 self._monitor_events.swap()
                 self._charge, self._monitor_counts, self._reset = ([], []), {}, True
                 self._run = self._fresh_run()
                 self._details(rs)
-            elif rs.status == _S.NEW_RUN or (rs.run_number and self._in_run not in (0, rs.run_number)) or (
-                    rs.run_number and not self._in_run and initialised):
+            elif (
+                rs.status == _S.NEW_RUN
+                or (rs.run_number and self._in_run not in (0, rs.run_number))
+                or (rs.run_number and not self._in_run and initialised)
+            ):
                 if rs.status != _S.NEW_RUN:
-                    log.warning("stream is in run %d without a NEW_RUN seen; treating it as begun",
-                                rs.run_number)
-                busy = (len(self._events) or len(self._monitor_events) or self._charge[0]
-                        or self._begin_pending)
+                    log.warning(
+                        "stream is in run %d without a NEW_RUN seen; treating it as begun", rs.run_number
+                    )
+                busy = (
+                    len(self._events) or len(self._monitor_events) or self._charge[0] or self._begin_pending
+                )
                 if initialised and busy:
                     self._defer("new", rs, packet.time_ns)
                 else:
                     self._begin(rs, packet.time_ns)
             elif rs.run_number and not self._in_run:
-                self._tracker.running(rs.run_number)       # joined a run in progress: no edge
+                self._tracker.running(rs.run_number)  # joined a run in progress: no edge
                 self._in_run = rs.run_number
                 self._details(rs)
                 self._seed(packet.time_ns)
@@ -441,14 +483,28 @@ class AdaraListener:
 
 def _copy(s: Spectra) -> Spectra:
     """An independent copy, in a few array copies (Spectra.copy goes spectrum by spectrum)."""
-    return Spectra(s.numbers.copy(), s.det_ids.copy(), s.det_offsets.copy(), s.l2.copy(), s.two_theta.copy(),
-                   s.azimuthal.copy(), s.l1, s.instrument, dict(s.extra))
+    return Spectra(
+        s.numbers.copy(),
+        s.det_ids.copy(),
+        s.det_offsets.copy(),
+        s.l2.copy(),
+        s.two_theta.copy(),
+        s.azimuthal.copy(),
+        s.l1,
+        s.instrument,
+        dict(s.extra),
+    )
 
 
 T = P.Type
-_HANDLERS = {T.BANKED_EVENT: AdaraListener._on_events, T.BEAM_MONITOR_EVENT: AdaraListener._on_monitors,
-             T.RUN_STATUS: AdaraListener._on_run_status, T.RUN_INFO: AdaraListener._on_run_info,
-             T.GEOMETRY: AdaraListener._on_geometry, T.BEAMLINE_INFO: AdaraListener._on_beamline,
-             T.STREAM_ANNOTATION: AdaraListener._on_annotation, T.DEVICE_DESC: AdaraListener._on_descriptor,
-             **{t: AdaraListener._on_variable for t in T
-                if t.name.startswith(("VAR_VALUE", "MULT_VAR_VALUE"))}}
+_HANDLERS = {
+    T.BANKED_EVENT: AdaraListener._on_events,
+    T.BEAM_MONITOR_EVENT: AdaraListener._on_monitors,
+    T.RUN_STATUS: AdaraListener._on_run_status,
+    T.RUN_INFO: AdaraListener._on_run_info,
+    T.GEOMETRY: AdaraListener._on_geometry,
+    T.BEAMLINE_INFO: AdaraListener._on_beamline,
+    T.STREAM_ANNOTATION: AdaraListener._on_annotation,
+    T.DEVICE_DESC: AdaraListener._on_descriptor,
+    **{t: AdaraListener._on_variable for t in T if t.name.startswith(("VAR_VALUE", "MULT_VAR_VALUE"))},
+}

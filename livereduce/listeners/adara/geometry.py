@@ -21,8 +21,8 @@ class Geometry:
     l1: float
     det_ids: np.ndarray
     l2: np.ndarray
-    two_theta: np.ndarray     # rad
-    azimuthal: np.ndarray     # rad
+    two_theta: np.ndarray  # rad
+    azimuthal: np.ndarray  # rad
     monitors: tuple[int, ...]
 
 
@@ -67,15 +67,24 @@ def _geometry(root: ET.Element) -> Geometry:
             az.append(np.full(n, float(a.get("azimuthal", "0"))))
         elif tag == "monitor" and "id" in a:
             monitors.append(int(a["id"]))
+
     def cat(parts):
         return np.concatenate(parts) if parts else np.empty(0)
+
     det = cat(ids).astype(np.int64)
     order = np.argsort(det, kind="stable")
-    if np.unique(det).size != det.size or (det.size and not -2**31 <= det.min() <= det.max() < 2**31):
+    if np.unique(det).size != det.size or (det.size and not -(2**31) <= det.min() <= det.max() < 2**31):
         raise ValueError("duplicate detector ids, or ids beyond 32 bits")
     l1 = z["sample"] - z["source"] if {"sample", "source"} <= z.keys() else float("nan")
-    return Geometry(root.get("name", ""), l1, det[order], cat(l2)[order], np.deg2rad(cat(tt)[order]),
-                    np.deg2rad(cat(az)[order]), tuple(sorted(set(monitors))))
+    return Geometry(
+        root.get("name", ""),
+        l1,
+        det[order],
+        cat(l2)[order],
+        np.deg2rad(cat(tt)[order]),
+        np.deg2rad(cat(az)[order]),
+        tuple(sorted(set(monitors))),
+    )
 
 
 class DetectorMap:
@@ -96,14 +105,14 @@ class DetectorMap:
         self.first = None
         top = int(det.max()) + 2 if det.size else 1
         if det.size == 0 or (det.min() >= 0 and top <= 4 * det.size + (1 << 20)):
-            self.lut = np.full(top, self.UNMAPPED, np.uint32)      # last entry: every larger id
+            self.lut = np.full(top, self.UNMAPPED, np.uint32)  # last entry: every larger id
             self.lut[det] = np.arange(det.size, dtype=np.uint32)
         else:
             order = np.argsort(det, kind="stable")
             self.sorted, self.index = det[order], order.astype(np.uint32)
 
     def __call__(self, ids: np.ndarray) -> np.ndarray:
-        if self.first is not None:              # ids below `first` wrap around to huge values: unmapped
+        if self.first is not None:  # ids below `first` wrap around to huge values: unmapped
             return ids - np.uint32(self.first) if self.first else ids
         if self.lut is not None:
             return self.lut[np.minimum(ids, self.lut.size - 1)]

@@ -22,8 +22,8 @@ from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
 HEADER = struct.Struct("<4I")
 HEADER_SIZE = 16
-MAX_PACKET = 8 << 20          # bytes, header included: longer packets are skipped (reference parser)
-ERROR_BANKS = (0xFFFFFFFE, 0xFFFFFFFF)   # unmapped / error pixel banks: never events of a detector
+MAX_PACKET = 8 << 20  # bytes, header included: longer packets are skipped (reference parser)
+ERROR_BANKS = (0xFFFFFFFE, 0xFFFFFFFF)  # unmapped / error pixel banks: never events of a detector
 
 
 class PacketError(ProtocolError):
@@ -31,30 +31,69 @@ class PacketError(ProtocolError):
 
 
 # Base packet types: the header's format word is (type << 8) | version.
-Type = enum.IntEnum("Type", [
-    ("RAW_EVENT", 0x0000), ("RTDL", 0x0001), ("SOURCE_LIST", 0x0002), ("MAPPED_EVENT", 0x0003),
-    ("BANKED_EVENT", 0x4000), ("BEAM_MONITOR_EVENT", 0x4001), ("PIXEL_MAPPING", 0x4002),
-    ("RUN_STATUS", 0x4003), ("RUN_INFO", 0x4004), ("TRANS_COMPLETE", 0x4005), ("CLIENT_HELLO", 0x4006),
-    ("STREAM_ANNOTATION", 0x4007), ("SYNC", 0x4008), ("HEARTBEAT", 0x4009), ("GEOMETRY", 0x400A),
-    ("BEAMLINE_INFO", 0x400B), ("DATA_DONE", 0x400C), ("BEAM_MONITOR_CONFIG", 0x400D),
-    ("DETECTOR_BANK_SETS", 0x400E), ("BANKED_EVENT_STATE", 0x4100), ("PIXEL_MAPPING_ALT", 0x4102),
-    ("DEVICE_DESC", 0x8000), ("VAR_VALUE_U32", 0x8001), ("VAR_VALUE_DOUBLE", 0x8002),
-    ("VAR_VALUE_STRING", 0x8003), ("VAR_VALUE_U32_ARRAY", 0x8004), ("VAR_VALUE_DOUBLE_ARRAY", 0x8005),
-    ("MULT_VAR_VALUE_U32", 0x8101), ("MULT_VAR_VALUE_DOUBLE", 0x8102), ("MULT_VAR_VALUE_STRING", 0x8103),
-    ("MULT_VAR_VALUE_U32_ARRAY", 0x8104), ("MULT_VAR_VALUE_DOUBLE_ARRAY", 0x8105)])
+Type = enum.IntEnum(
+    "Type",
+    [
+        ("RAW_EVENT", 0x0000),
+        ("RTDL", 0x0001),
+        ("SOURCE_LIST", 0x0002),
+        ("MAPPED_EVENT", 0x0003),
+        ("BANKED_EVENT", 0x4000),
+        ("BEAM_MONITOR_EVENT", 0x4001),
+        ("PIXEL_MAPPING", 0x4002),
+        ("RUN_STATUS", 0x4003),
+        ("RUN_INFO", 0x4004),
+        ("TRANS_COMPLETE", 0x4005),
+        ("CLIENT_HELLO", 0x4006),
+        ("STREAM_ANNOTATION", 0x4007),
+        ("SYNC", 0x4008),
+        ("HEARTBEAT", 0x4009),
+        ("GEOMETRY", 0x400A),
+        ("BEAMLINE_INFO", 0x400B),
+        ("DATA_DONE", 0x400C),
+        ("BEAM_MONITOR_CONFIG", 0x400D),
+        ("DETECTOR_BANK_SETS", 0x400E),
+        ("BANKED_EVENT_STATE", 0x4100),
+        ("PIXEL_MAPPING_ALT", 0x4102),
+        ("DEVICE_DESC", 0x8000),
+        ("VAR_VALUE_U32", 0x8001),
+        ("VAR_VALUE_DOUBLE", 0x8002),
+        ("VAR_VALUE_STRING", 0x8003),
+        ("VAR_VALUE_U32_ARRAY", 0x8004),
+        ("VAR_VALUE_DOUBLE_ARRAY", 0x8005),
+        ("MULT_VAR_VALUE_U32", 0x8101),
+        ("MULT_VAR_VALUE_DOUBLE", 0x8102),
+        ("MULT_VAR_VALUE_STRING", 0x8103),
+        ("MULT_VAR_VALUE_U32_ARRAY", 0x8104),
+        ("MULT_VAR_VALUE_DOUBLE_ARRAY", 0x8105),
+    ],
+)
 KNOWN_TYPES = frozenset(int(t) for t in Type)
 
 RunStatusCode = enum.IntEnum("RunStatusCode", "NO_RUN NEW_RUN RUN_EOF RUN_BOF END_RUN STATE", start=0)
-MarkerType = enum.IntEnum("MarkerType", "GENERIC SCAN_START SCAN_STOP PAUSE RESUME OVERALL_RUN_COMMENT",
-                         start=0)
+MarkerType = enum.IntEnum(
+    "MarkerType", "GENERIC SCAN_START SCAN_STOP PAUSE RESUME OVERALL_RUN_COMMENT", start=0
+)
 HelloFlags = enum.IntEnum("HelloFlags", "PAUSE_AGNOSTIC NO_PAUSE_DATA SEND_PAUSE_DATA", start=0)
 # NORMAL is beam on target 1
-PulseFlavor = enum.IntEnum("PulseFlavor", "NO_BEAM NORMAL NORMAL_TGT_2 DIAG_10US DIAG_50US DIAG_100US "
-                           "SPECIAL_PHYSICS_1 SPECIAL_PHYSICS_2", start=0)
+PulseFlavor = enum.IntEnum(
+    "PulseFlavor",
+    "NO_BEAM NORMAL NORMAL_TGT_2 DIAG_10US DIAG_50US DIAG_100US SPECIAL_PHYSICS_1 SPECIAL_PHYSICS_2",
+    start=0,
+)
 
-FLAG_NAMES = {0x1: "ERROR_PIXELS", 0x2: "PARTIAL_DATA", 0x4: "PULSE_VETO", 0x8: "MISSING_RTDL",
-              0x10: "MAPPING_ERROR", 0x20: "DUPLICATE_PULSE", 0x40: "PCHARGE_UNCORRECTED",
-              0x80: "VETO_UNCORRECTED", 0x100: "GOT_METADATA", 0x200: "GOT_NEUTRONS"}
+FLAG_NAMES = {
+    0x1: "ERROR_PIXELS",
+    0x2: "PARTIAL_DATA",
+    0x4: "PULSE_VETO",
+    0x8: "MISSING_RTDL",
+    0x10: "MAPPING_ERROR",
+    0x20: "DUPLICATE_PULSE",
+    0x40: "PCHARGE_UNCORRECTED",
+    0x80: "VETO_UNCORRECTED",
+    0x100: "GOT_METADATA",
+    0x200: "GOT_NEUTRONS",
+}
 
 
 def flag_names(flags: int) -> str:
@@ -68,7 +107,7 @@ class Packet:
 
     type: int
     version: int
-    sec: int                  # EPICS seconds (since 1990-01-01 UTC)
+    sec: int  # EPICS seconds (since 1990-01-01 UTC)
     nsec: int
     payload: bytes | memoryview
 
@@ -116,7 +155,7 @@ def _need(payload, n: int, what: str) -> None:
 
 def _text(payload, start: int, length: int, what: str) -> str:
     _need(payload, start + length, what)
-    return bytes(payload[start:start + length]).decode("utf-8", "replace").rstrip("\0")
+    return bytes(payload[start : start + length]).decode("utf-8", "replace").rstrip("\0")
 
 
 class _Pkt:
@@ -162,7 +201,7 @@ class DataDonePkt(_Empty):
 
 
 # ---- events ------------------------------------------------------------------------------------------------
-_PULSE = struct.Struct("<4I")   # pulse charge (10 pC), pulse energy (eV), cycle, veto (31-20) | flags (19-0)
+_PULSE = struct.Struct("<4I")  # pulse charge (10 pC), pulse energy (eV), cycle, veto (31-20) | flags (19-0)
 
 
 def _pulse_fields(payload) -> tuple[int, int, int, int, int]:
@@ -176,15 +215,16 @@ class _PulsePkt(_Pkt):
     """The four words that open event and monitor packets."""
 
     VERSION = 1
-    pulse_charge: int = 0     # units of 10 pC
-    pulse_energy: int = 0     # eV
+    pulse_charge: int = 0  # units of 10 pC
+    pulse_energy: int = 0  # eV
     cycle: int = 0
     veto_flags: int = 0
     flags: int = 0
 
     def _pulse_bytes(self) -> bytes:
-        return _PULSE.pack(self.pulse_charge, self.pulse_energy, self.cycle,
-                           (self.veto_flags << 20) | (self.flags & 0xFFFFF))
+        return _PULSE.pack(
+            self.pulse_charge, self.pulse_energy, self.cycle, (self.veto_flags << 20) | (self.flags & 0xFFFFF)
+        )
 
 
 def _words(payload) -> np.ndarray:
@@ -225,7 +265,7 @@ def event_arrays(payload, sections=None) -> tuple[np.ndarray, np.ndarray]:
     """
     words = _words(payload)
     sections = walk_banks(payload) if sections is None else sections
-    spans = [words[w:w + 2 * c] for _, banks in sections for b, w, c in banks if c and b not in ERROR_BANKS]
+    spans = [words[w : w + 2 * c] for _, banks in sections for b, w, c in banks if c and b not in ERROR_BANKS]
     if not spans:
         return np.empty(0, np.float32), np.empty(0, np.uint32)
     pairs = spans[0] if len(spans) == 1 else np.concatenate(spans)
@@ -235,8 +275,8 @@ def event_arrays(payload, sections=None) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(eq=False)
 class EventBank:
     bank_id: int
-    tof: np.ndarray           # uint32, 100 ns units
-    pixel: np.ndarray         # uint32 detector ids
+    tof: np.ndarray  # uint32, 100 ns units
+    pixel: np.ndarray  # uint32 detector ids
 
 
 @dataclass(eq=False)
@@ -258,15 +298,32 @@ class BankedEventPkt(_PulsePkt):
         words = _words(payload)
         sources = []
         for (sid, intra, tofw), banks in walk_banks(payload):
-            sources.append(EventSource(sid, intra, tofw & 0x7FFFFFFF, bool(tofw >> 31), [
-                EventBank(b, words[w:w + 2 * c:2], words[w + 1:w + 2 * c:2]) for b, w, c in banks]))
+            sources.append(
+                EventSource(
+                    sid,
+                    intra,
+                    tofw & 0x7FFFFFFF,
+                    bool(tofw >> 31),
+                    [
+                        EventBank(b, words[w : w + 2 * c : 2], words[w + 1 : w + 2 * c : 2])
+                        for b, w, c in banks
+                    ],
+                )
+            )
         return cls(*_pulse_fields(payload), sources)
 
     def payload(self, version: int) -> bytes:
         parts = [self._pulse_bytes()]
         for s in self.sources:
-            parts.append(struct.pack("<4I", s.source_id, s.intra_pulse_time,
-                                     (int(s.tof_corrected) << 31) | s.tof_offset, len(s.banks)))
+            parts.append(
+                struct.pack(
+                    "<4I",
+                    s.source_id,
+                    s.intra_pulse_time,
+                    (int(s.tof_corrected) << 31) | s.tof_offset,
+                    len(s.banks),
+                )
+            )
             for b in s.banks:
                 pairs = np.empty((len(b.tof), 2), "<u4")
                 pairs[:, 0], pairs[:, 1] = b.tof, b.pixel
@@ -284,7 +341,7 @@ class MonitorSection:
     source_id: int
     tof_offset: int
     tof_corrected: bool
-    events: np.ndarray        # uint32 words: rising edge (31) | cycle (30-21) | tof (20-0, 100 ns)
+    events: np.ndarray  # uint32 words: rising edge (31) | cycle (30-21) | tof (20-0, 100 ns)
 
     @property
     def tof(self) -> np.ndarray:
@@ -310,19 +367,28 @@ class BeamMonitorPkt(_PulsePkt):
         head = _pulse_fields(payload)
         while pos < words.size:
             _need(payload, 4 * pos + 12, "monitor section")
-            w0, source, tofw = (int(x) for x in words[pos:pos + 3])
+            w0, source, tofw = (int(x) for x in words[pos : pos + 3])
             count = w0 & 0x3FFFFF
             _need(payload, 4 * (pos + 3 + count), f"monitor {w0 >> 22} with {count} events")
-            sections.append(MonitorSection(w0 >> 22, source, tofw & 0x7FFFFFFF, bool(tofw >> 31),
-                                           words[pos + 3:pos + 3 + count]))
+            sections.append(
+                MonitorSection(
+                    w0 >> 22, source, tofw & 0x7FFFFFFF, bool(tofw >> 31), words[pos + 3 : pos + 3 + count]
+                )
+            )
             pos += 3 + count
         return cls(*head, sections)
 
     def payload(self, version: int) -> bytes:
         parts = [self._pulse_bytes()]
         for s in self.sections:
-            parts.append(struct.pack("<3I", (s.monitor_id << 22) | len(s.events), s.source_id,
-                                     (int(s.tof_corrected) << 31) | s.tof_offset))
+            parts.append(
+                struct.pack(
+                    "<3I",
+                    (s.monitor_id << 22) | len(s.events),
+                    s.source_id,
+                    (int(s.tof_corrected) << 31) | s.tof_offset,
+                )
+            )
             parts.append(np.asarray(s.events, "<u4").tobytes())
         return b"".join(parts)
 
@@ -344,8 +410,8 @@ class RTDLPkt(_Pkt):
     tof_corrected: bool = False
     tof_offset: int = 0
     ring_period: int = 0
-    frames: tuple[tuple[int, int], ...] = ((0, 0),) * 25      # (frame number address, data) × 25
-    data_flags: int | None = None                             # present from version 1 on
+    frames: tuple[tuple[int, int], ...] = ((0, 0),) * 25  # (frame number address, data) × 25
+    data_flags: int | None = None  # present from version 1 on
 
     @classmethod
     def decode(cls, payload, version: int):
@@ -353,10 +419,21 @@ class RTDLPkt(_Pkt):
         w = struct.unpack_from("<30I", payload, 0)
         if w[4] >> 24 != 4:
             raise PacketError("RTDL: missing ring period")
-        return cls((w[0] >> 24) & 0x7, w[0] & 0xFFFFFF, bool(w[1] >> 31), bool((w[1] >> 30) & 1),
-                   (w[1] >> 22) & 0xFF, (w[1] >> 10) & 0xFFF, w[1] & 0x3FF, w[2], bool(w[3] >> 31),
-                   w[3] & 0x7FFFFFFF, w[4] & 0xFFFFFF, tuple((x >> 24, x & 0xFFFFFF) for x in w[5:30]),
-                   (w[0] >> 27) if version >= 1 else None)
+        return cls(
+            (w[0] >> 24) & 0x7,
+            w[0] & 0xFFFFFF,
+            bool(w[1] >> 31),
+            bool((w[1] >> 30) & 1),
+            (w[1] >> 22) & 0xFF,
+            (w[1] >> 10) & 0xFFF,
+            w[1] & 0x3FF,
+            w[2],
+            bool(w[3] >> 31),
+            w[3] & 0x7FFFFFFF,
+            w[4] & 0xFFFFFF,
+            tuple((x >> 24, x & 0xFFFFFF) for x in w[5:30]),
+            (w[0] >> 27) if version >= 1 else None,
+        )
 
     @property
     def got_data_flags(self) -> bool:
@@ -368,11 +445,23 @@ class RTDLPkt(_Pkt):
 
     def payload(self, version: int) -> bytes:
         w0 = ((self.data_flags or 0) << 27 if version >= 1 else 0) | (self.flavor << 24) | self.pulse_charge
-        w1 = (self.bad_veto << 31) | (self.bad_cycle << 30) | (self.timing_status << 22) | (
-            self.veto_flags << 10) | self.cycle
+        w1 = (
+            (self.bad_veto << 31)
+            | (self.bad_cycle << 30)
+            | (self.timing_status << 22)
+            | (self.veto_flags << 10)
+            | self.cycle
+        )
         w3 = (self.tof_corrected << 31) | self.tof_offset
-        return struct.pack("<30I", w0, w1, self.intra_pulse_time, w3, (4 << 24) | self.ring_period,
-                           *((f << 24) | d for f, d in self.frames))
+        return struct.pack(
+            "<30I",
+            w0,
+            w1,
+            self.intra_pulse_time,
+            w3,
+            (4 << 24) | self.ring_period,
+            *((f << 24) | d for f, d in self.frames),
+        )
 
 
 # ---- run control -------------------------------------------------------------------------------------------
@@ -381,10 +470,10 @@ class RunStatusPkt(_Pkt):
     TYPE = Type.RUN_STATUS
     VERSION = 1
     run_number: int = 0
-    run_start: int = 0        # EPICS seconds
+    run_start: int = 0  # EPICS seconds
     status: int = RunStatusCode.NO_RUN
     file_number: int = 0
-    extra: tuple[int, ...] = (0, 0)   # v1: paused and addendum words
+    extra: tuple[int, ...] = (0, 0)  # v1: paused and addendum words
 
     @classmethod
     def decode(cls, payload, version: int):
@@ -400,8 +489,13 @@ class RunStatusPkt(_Pkt):
 
     def payload(self, version: int) -> bytes:
         extra = self.extra if version >= 1 else ()
-        return struct.pack(f"<{3 + len(extra)}I", self.run_number, self.run_start,
-                           (self.status << 24) | self.file_number, *extra)
+        return struct.pack(
+            f"<{3 + len(extra)}I",
+            self.run_number,
+            self.run_start,
+            (self.status << 24) | self.file_number,
+            *extra,
+        )
 
 
 @dataclass
@@ -451,9 +545,9 @@ class ClientHelloPkt(_Pkt):
     """Sent by the client: start time in EPICS seconds (0 = now, 1 = start of the current run)."""
 
     TYPE = Type.CLIENT_HELLO
-    VERSION = 1                       # the listener sends v0, as Mantid does
+    VERSION = 1  # the listener sends v0, as Mantid does
     start_time: int = 0
-    flags: int | None = None          # v1 only
+    flags: int | None = None  # v1 only
 
     @classmethod
     def decode(cls, payload, version: int):
@@ -461,8 +555,11 @@ class ClientHelloPkt(_Pkt):
         return cls(*struct.unpack_from("<2I" if version >= 1 else "<I", payload, 0))
 
     def payload(self, version: int) -> bytes:
-        return struct.pack("<2I", self.start_time, self.flags or 0) if version >= 1 else struct.pack(
-            "<I", self.start_time)
+        return (
+            struct.pack("<2I", self.start_time, self.flags or 0)
+            if version >= 1
+            else struct.pack("<I", self.start_time)
+        )
 
 
 @dataclass
@@ -485,8 +582,12 @@ class AnnotationPkt(_Pkt):
 
     def payload(self, version: int) -> bytes:
         text = self.comment.encode()
-        return _pad(struct.pack("<2I", (self.reset_hint << 31) | (self.marker_type << 16) | len(text),
-                                self.scan_index) + text)
+        return _pad(
+            struct.pack(
+                "<2I", (self.reset_hint << 31) | (self.marker_type << 16) | len(text), self.scan_index
+            )
+            + text
+        )
 
 
 SYNC_SIGNATURE = b"SNSADARAORNL\x00\x00\xf0\x7f"
@@ -532,7 +633,7 @@ class BeamlineInfoPkt(_Pkt):
         _need(payload, 4 + sum(lens), "beamline info")
         raw, pos, names = bytes(payload), 4, []
         for n in lens:
-            names.append(raw[pos:pos + n].decode("utf-8", "replace"))
+            names.append(raw[pos : pos + n].decode("utf-8", "replace"))
             pos += n
         return cls(*names, target_station=(w >> 24) or 1)
 
@@ -587,6 +688,7 @@ def _array_reader(dtype: str):
         end = pos + 4 + n * np.dtype(dtype).itemsize
         _need(p, end, f"array of {n}")
         return np.frombuffer(p, dtype, n, pos + 4).copy(), end
+
     return read
 
 
@@ -595,7 +697,7 @@ F64 = (_read_f64, lambda v: struct.pack("<d", v))
 STR = (_read_str, lambda v: _pad(struct.pack("<I", len(v.encode())) + v.encode()))
 U32_ARRAY = (_array_reader("<u4"), lambda v: struct.pack("<I", len(v)) + np.asarray(v, "<u4").tobytes())
 F64_ARRAY = (_array_reader("<f8"), lambda v: struct.pack("<I", len(v)) + np.asarray(v, "<f8").tobytes())
-_VAR = struct.Struct("<3I")   # device id, variable id, status (31-16) | severity (15-0)
+_VAR = struct.Struct("<3I")  # device id, variable id, status (31-16) | severity (15-0)
 
 
 @dataclass
@@ -653,11 +755,14 @@ class MultVariablePkt(_Pkt):
         return cls(dev, var, word >> 16, word & 0xFFFF, tofs, values, count)
 
     def payload(self, version: int) -> bytes:
-        head = struct.pack("<4I", self.device_id, self.variable_id, (self.status << 16) | self.severity,
-                           len(self.tofs))
+        head = struct.pack(
+            "<4I", self.device_id, self.variable_id, (self.status << 16) | self.severity, len(self.tofs)
+        )
         write = self.CODEC[1]
-        return _pad(head + b"".join(struct.pack("<I", t) + write(v)
-                                    for t, v in zip(self.tofs, self.values, strict=True)))
+        return _pad(
+            head
+            + b"".join(struct.pack("<I", t) + write(v) for t, v in zip(self.tofs, self.values, strict=True))
+        )
 
 
 def _variant(base, name: str, code: Type, codec) -> type:
@@ -668,20 +773,46 @@ VariableU32Pkt = _variant(VariablePkt, "VariableU32Pkt", Type.VAR_VALUE_U32, U32
 VariableDoublePkt = _variant(VariablePkt, "VariableDoublePkt", Type.VAR_VALUE_DOUBLE, F64)
 VariableStringPkt = _variant(VariablePkt, "VariableStringPkt", Type.VAR_VALUE_STRING, STR)
 VariableU32ArrayPkt = _variant(VariablePkt, "VariableU32ArrayPkt", Type.VAR_VALUE_U32_ARRAY, U32_ARRAY)
-VariableDoubleArrayPkt = _variant(VariablePkt, "VariableDoubleArrayPkt", Type.VAR_VALUE_DOUBLE_ARRAY,
-                                  F64_ARRAY)
+VariableDoubleArrayPkt = _variant(
+    VariablePkt, "VariableDoubleArrayPkt", Type.VAR_VALUE_DOUBLE_ARRAY, F64_ARRAY
+)
 MultVariableU32Pkt = _variant(MultVariablePkt, "MultVariableU32Pkt", Type.MULT_VAR_VALUE_U32, U32)
 MultVariableDoublePkt = _variant(MultVariablePkt, "MultVariableDoublePkt", Type.MULT_VAR_VALUE_DOUBLE, F64)
 MultVariableStringPkt = _variant(MultVariablePkt, "MultVariableStringPkt", Type.MULT_VAR_VALUE_STRING, STR)
-MultVariableU32ArrayPkt = _variant(MultVariablePkt, "MultVariableU32ArrayPkt", Type.MULT_VAR_VALUE_U32_ARRAY,
-                                   U32_ARRAY)
-MultVariableDoubleArrayPkt = _variant(MultVariablePkt, "MultVariableDoubleArrayPkt",
-                                      Type.MULT_VAR_VALUE_DOUBLE_ARRAY, F64_ARRAY)
+MultVariableU32ArrayPkt = _variant(
+    MultVariablePkt, "MultVariableU32ArrayPkt", Type.MULT_VAR_VALUE_U32_ARRAY, U32_ARRAY
+)
+MultVariableDoubleArrayPkt = _variant(
+    MultVariablePkt, "MultVariableDoubleArrayPkt", Type.MULT_VAR_VALUE_DOUBLE_ARRAY, F64_ARRAY
+)
 
 
-CLASSES: dict[int, type] = {cls.TYPE: cls for cls in (
-    RTDLPkt, BankedEventPkt, BeamMonitorPkt, RunStatusPkt, RunInfoPkt, TransCompletePkt, ClientHelloPkt,
-    AnnotationPkt, SyncPkt, HeartbeatPkt, GeometryPkt, BeamlineInfoPkt, DataDonePkt, DeviceDescriptorPkt,
-    VariableU32Pkt, VariableDoublePkt, VariableStringPkt, VariableU32ArrayPkt, VariableDoubleArrayPkt,
-    MultVariableU32Pkt, MultVariableDoublePkt, MultVariableStringPkt, MultVariableU32ArrayPkt,
-    MultVariableDoubleArrayPkt)}
+CLASSES: dict[int, type] = {
+    cls.TYPE: cls
+    for cls in (
+        RTDLPkt,
+        BankedEventPkt,
+        BeamMonitorPkt,
+        RunStatusPkt,
+        RunInfoPkt,
+        TransCompletePkt,
+        ClientHelloPkt,
+        AnnotationPkt,
+        SyncPkt,
+        HeartbeatPkt,
+        GeometryPkt,
+        BeamlineInfoPkt,
+        DataDonePkt,
+        DeviceDescriptorPkt,
+        VariableU32Pkt,
+        VariableDoublePkt,
+        VariableStringPkt,
+        VariableU32ArrayPkt,
+        VariableDoubleArrayPkt,
+        MultVariableU32Pkt,
+        MultVariableDoublePkt,
+        MultVariableStringPkt,
+        MultVariableU32ArrayPkt,
+        MultVariableDoubleArrayPkt,
+    )
+}

@@ -23,9 +23,9 @@ class Parser:
         self.max_packet = max_packet
         self.keep_unknown = keep_unknown
         self._buf = bytearray(capacity)
-        self._pos = 0           # first unparsed byte
-        self._end = 0           # end of received bytes
-        self._skip = 0          # bytes of an oversize packet still to throw away
+        self._pos = 0  # first unparsed byte
+        self._end = 0  # end of received bytes
+        self._skip = 0  # bytes of an oversize packet still to throw away
         self.packets = 0
         self.discarded_unknown = 0
         self.discarded_oversize = 0
@@ -42,7 +42,7 @@ class Parser:
             return
         live = self._end - self._pos
         if self._pos:
-            buf[:live] = buf[self._pos:self._end]
+            buf[:live] = buf[self._pos : self._end]
             self._pos, self._end = 0, live
         if len(buf) - live < n:
             grown = bytearray(max(2 * len(buf), live + n))
@@ -60,14 +60,14 @@ class Parser:
     def feed(self, data) -> None:
         data = memoryview(data).cast("B")
         self._room(len(data))
-        self._buf[self._end:self._end + len(data)] = data
+        self._buf[self._end : self._end + len(data)] = data
         self._received(len(data))
 
     def recv_from(self, sock: socket.socket, size: int = 1 << 20) -> int:
         """Receive straight into the buffer (no intermediate copy); returns the byte count, 0 at EOF."""
         self._room(size)
         with memoryview(self._buf) as view:
-            n = sock.recv_into(view[self._end:self._end + size])
+            n = sock.recv_into(view[self._end : self._end + size])
         self._received(n)
         return n
 
@@ -79,8 +79,10 @@ class Parser:
                 return
             n, fmt, sec, nsec = HEADER.unpack_from(buf, self._pos)
             if n % 4:
-                raise ProtocolError(f"payload length {n} is not a multiple of 4 (format 0x{fmt:08x}): "
-                                    "not an ADARA stream, or out of step")
+                raise ProtocolError(
+                    f"payload length {n} is not a multiple of 4 (format 0x{fmt:08x}): "
+                    "not an ADARA stream, or out of step"
+                )
             total = n + HEADER_SIZE
             if total > self.max_packet:
                 self.discarded_oversize += 1
@@ -96,7 +98,7 @@ class Parser:
                 self.discarded_unknown += 1
                 continue
             with memoryview(buf) as view:
-                payload = bytes(view[start + HEADER_SIZE:start + total])
+                payload = bytes(view[start + HEADER_SIZE : start + total])
             self.packets += 1
             yield Packet(fmt >> 8, fmt & 0xFF, sec, nsec, payload)
 

@@ -25,8 +25,8 @@ log = logging.getLogger("livereduce.listener.adara")
 class ProcessVariable:
     device_id: int
     variable_id: int
-    name: str                 # the run log's name
-    kind: str                 # the log's value type: "float", "int", "str" or "array"
+    name: str  # the run log's name
+    kind: str  # the log's value type: "float", "int", "str" or "array"
     unit: str
 
     @property
@@ -49,8 +49,11 @@ def describe(desc: P.DeviceDescriptorPkt) -> list[ProcessVariable]:
         if kind is None or not fields.get("pv_name") or not fields.get("pv_id", "").isdecimal():
             log.debug("device %d: skipping process variable %s", desc.device_id, fields)
             continue
-        out.append(ProcessVariable(desc.device_id, int(fields["pv_id"]), fields["pv_name"], kind,
-                                   fields.get("pv_units", "")))
+        out.append(
+            ProcessVariable(
+                desc.device_id, int(fields["pv_id"]), fields["pv_name"], kind, fields.get("pv_units", "")
+            )
+        )
     return out
 
 
@@ -66,8 +69,9 @@ def pv_kind(pv_type: str) -> str | None:
     return "str" if t == "string" else None
 
 
-def log_values(pkt: P.VariablePkt | P.MultVariablePkt, time_ns: int,
-               pv: ProcessVariable) -> tuple[np.ndarray, np.ndarray] | None:
+def log_values(
+    pkt: P.VariablePkt | P.MultVariablePkt, time_ns: int, pv: ProcessVariable
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(times in ns since the Unix epoch, values) of a variable packet sent at `time_ns`, typed for `pv`'s
     log; None when the packet carries no value or its values do not fit the log's kind."""
     if isinstance(pkt, P.MultVariablePkt):
