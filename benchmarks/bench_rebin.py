@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from livereduce.algorithms.binning import rebin
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
-from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.histogram_kernels import histogram_into
 from livereduce.workspace.spectra import Spectra
 
 TARGET = 20e6

@@ -17,6 +17,7 @@ from livereduce.config import load_config, resolve, resolve_config_path
 from livereduce.errors import ConfigError, ScriptError
 from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
 from livereduce.mantidapi import unsupported_calls
+from livereduce.records import RecordKind
 from livereduce.scripts import compile_script, find_scripts
 from livereduce.session import Session
 
@@ -105,10 +106,10 @@ def _dry_run(config, runtime, scripts, say) -> list[str]:
             output_name=config.output_name,
         )
         errors: list[str] = []
-        session.events.subscribe(
+        session.records.subscribe(
             lambda r: (
                 errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data['message']}")
-                if r.kind == "script_error"
+                if r.kind is RecordKind.SCRIPT_ERROR
                 else None
             )
         )

@@ -7,6 +7,7 @@ help, and the systemd unit does not restart on 2).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
@@ -66,12 +67,14 @@ def cmd_check(args) -> int:
     return run_check(args.config)
 
 
+# fake DAS servers, named after the listener that reads them; the second name is the older one, kept
 SERVERS = {
-    "fake-sms": "livereduce.servers.sms",
-    "fake-dae": "livereduce.servers.isis_histo",
-    "fake-event-dae": "livereduce.servers.isis_event",
+    "fake-adara": ("livereduce.servers.adara", "fake-sms", "fake SNS ADARA stream server (an SMS)"),
+    "fake-isis-histogram": ("livereduce.servers.isis_histogram", "fake-dae", "fake ISIS histogram DAE"),
+    "fake-isis-event": ("livereduce.servers.isis_event", "fake-event-dae", "fake ISIS event DAE"),
 }
-COMMANDS = {"run", "check", *SERVERS}
+SERVER_NAMES = {alias: name for name, (_, old, _) in SERVERS.items() for alias in (name, old)}
+COMMANDS = {"run", "check", *SERVER_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,21 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and scripts, dry-run the scripts on synthetic data")
     p.add_argument("config", nargs="?", default=None)
     p.set_defaults(func=cmd_check)
-    for name, text in (
-        ("fake-sms", "fake SNS ADARA stream server (see fake-sms --help)"),
-        ("fake-dae", "fake ISIS histogram DAE (see fake-dae --help)"),
-        ("fake-event-dae", "fake ISIS event DAE (see fake-event-dae --help)"),
-    ):
-        sub.add_parser(name, help=text)
+    for name, (_, old, text) in SERVERS.items():
+        sub.add_parser(name, aliases=[old], help=f"{text} (see {name} --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SERVERS:  # the fake servers parse their own options
-        import importlib
-
-        return importlib.import_module(SERVERS[argv[0]]).main(argv[1:]) or 0
+    if argv and argv[0] in SERVER_NAMES:  # the fake servers parse their own options
+        module = importlib.import_module(SERVERS[SERVER_NAMES[argv[0]]][0])
+        return module.main(argv[1:], prog=f"livereduce {argv[0]}") or 0
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["run", *argv]  # the seed's form: livereduce.py [CONFIG]
     args = build_parser().parse_args(argv)

@@ -197,11 +197,11 @@ class Daemon:
             start=StartFrom(cfg.start_from),
             max_carried_events=cfg.max_carried_events,
         )
-        self.session.events.subscribe(
+        self.session.records.subscribe(
             ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
         )
         for subscriber in self.parts.extra_subscribers:
-            self.session.events.subscribe(subscriber)
+            self.session.records.subscribe(subscriber)
         self.session.compress_hook = _compress_accumulation
         self._session_stop = threading.Event()
         self._session_thread = threading.Thread(

@@ -1,6 +1,6 @@
 """The operator's view in the log: one progress line per cycle, quiet streams and script errors said once.
 
-A subscriber to the session's records (livereduce.events); the session itself does not write these lines.
+A subscriber to the session's records (livereduce.records); the session itself does not write these lines.
 - `cycle` records become one INFO line, at most one per `update_every` (and per second): cycle, run, events in
   the chunk and in the run, events outside the bins, proc / post_proc milliseconds, accumulation size.
 - A stream that sends no events says so in that line (`no events for 75 s`), and a session that keeps
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livereduce.events import Record
+from livereduce.records import Record
 
 
 @dataclass

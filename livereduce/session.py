@@ -13,20 +13,21 @@ not create the output workspace.
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from livereduce.accumulate import Incompatible, Method, accumulate
+from livereduce.chunks import workspace_from_chunk
 from livereduce.errors import ConfigError, NotYet, ScriptError
-from livereduce.events import Dispatcher
 from livereduce.listeners.base import RunStatus, StartFrom
+from livereduce.records import Dispatcher, RecordKind
 from livereduce.scripts import Script, run_script
 from livereduce.workspace.ads import ActiveRegistry, AnalysisDataService, active, using
 from livereduce.workspace.events import EventWorkspace
-from livereduce.workspace.from_chunk import workspace_from_chunk
 from livereduce.workspace.group import WorkspaceGroup
 from livereduce.workspace.histogram import HistogramWorkspace
 
@@ -35,11 +36,18 @@ NOT_YET_RETRY_S = 2.0
 MAX_CARRIED_EVENTS = 100_000_000  # default cap on events kept for a failing proc script (~1.6 GB)
 
 
+class Phase(enum.StrEnum):
+    STARTING = "starting"
+    WAITING = "waiting"  # the listener is not ready yet; retried every NOT_YET_RETRY_S
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
 @dataclass
 class SessionState:
     """What the daemon, the log and the status page read. Written only by the session thread."""
 
-    phase: str = "starting"  # starting | waiting | running | stopped
+    phase: Phase = Phase.STARTING
     cycles: int = 0
     events_last_chunk: int = 0
     events_received: int = 0  # since the session started
@@ -64,9 +72,6 @@ class SessionState:
     accumulation_bytes: int = 0
     last_cycle_time: float | None = None
     heartbeat: float = field(default_factory=time.monotonic)
-
-    def snapshot(self) -> dict:
-        return asdict(self)
 
 
 class Session:
@@ -108,7 +113,7 @@ class Session:
         self.ads = (
             active() if isinstance(ads, ActiveRegistry) else ads if ads is not None else AnalysisDataService()
         )
-        self.events = dispatcher or Dispatcher()
+        self.records = dispatcher or Dispatcher()
         self.log = logger or logging.getLogger("livereduce.session")
         self.state = SessionState(scripts={s.name: s.md5 for s in (proc, post_proc) if s is not None})
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
@@ -148,7 +153,7 @@ class Session:
         self.state.events_accumulated = self.state.accumulation_bytes = 0
         self.state.events_in_run = self.state.events_outside_bins = 0
         self.log.warning("accumulation cleared: %s", reason)
-        self.events.emit("reset", self.state.cycles, reason=reason)
+        self.records.emit(RecordKind.RESET, self.state.cycles, reason=reason)
 
     def _compress(self, reason) -> None:
         if self.compress_hook is None or self._acc is None:
@@ -181,10 +186,10 @@ class Session:
                 self.log.exception("cycle %d failed; the session continues", self.state.cycles)
             if not keep_going or (self.update_every == 0 and self.state.cycles >= 1):
                 break
-            period = NOT_YET_RETRY_S if self.state.phase == "waiting" else self.update_every
+            period = NOT_YET_RETRY_S if self.state.phase is Phase.WAITING else self.update_every
             next_start = max(started + period, time.monotonic())
-        self.state.phase = "stopped"
-        self.events.emit("stopped", self.state.cycles)
+        self.state.phase = Phase.STOPPED
+        self.records.emit(RecordKind.STOPPED, self.state.cycles)
 
     def step(self) -> bool:
         """Run one cycle. Returns False when the session should end (run_transition Stop at an EndRun)."""
@@ -196,21 +201,23 @@ class Session:
         if not self._started:
             self.listener.start(self.start_from)
             self._started = True
-            self.events.emit("started", 0, accumulation=self.accumulation_name, output=self.output_name)
+            self.records.emit(
+                RecordKind.STARTED, 0, accumulation=self.accumulation_name, output=self.output_name
+            )
         self._apply_requests()
         st.heartbeat = time.monotonic()
         reset = self.listener.data_reset()
         try:
             chunk = self.listener.extract()
         except NotYet as exc:
-            if st.phase != "waiting":
+            if st.phase is not Phase.WAITING:
                 self.log.info("waiting for data: %s", exc)
-            st.phase = "waiting"
-            self.events.emit("waiting", st.cycles, reason=str(exc))
+            st.phase = Phase.WAITING
+            self.records.emit(RecordKind.WAITING, st.cycles, reason=str(exc))
             return True
         t0 = time.monotonic()
         status = self.listener.run_status()
-        st.phase, st.cycles = "running", st.cycles + 1
+        st.phase, st.cycles = Phase.RUNNING, st.cycles + 1
         st.run_status = status.name
         # The chunk names the run its data belongs to. The listener's own number may already be the next
         # run's: its receive thread goes on after extract (an END_RUN chunk must not be labelled run N+1).
@@ -221,7 +228,9 @@ class Session:
         st.events_last_chunk, st.events_received = n, st.events_received + n
         st.event_rate = n / max(t0 - self._last_extract, 1e-9)
         self._last_extract = t0
-        self.events.emit("chunk", st.cycles, events=n, run_status=status.name, run_number=st.run_number)
+        self.records.emit(
+            RecordKind.CHUNK, st.cycles, events=n, run_status=status.name, run_number=st.run_number
+        )
 
         if reset or status == RunStatus.BEGIN_RUN:
             self._drop_carry("a data reset" if reset else f"run {st.run_number} began")
@@ -250,8 +259,8 @@ class Session:
         st.cycle_seconds = time.monotonic() - t0
         st.last_cycle_time = time.time()
         st.heartbeat = time.monotonic()
-        self.events.emit(
-            "cycle",
+        self.records.emit(
+            RecordKind.CYCLE,
             st.cycles,
             run_number=st.run_number,
             run_status=status.name,
@@ -286,8 +295,8 @@ class Session:
         finally:
             self.state.proc_seconds = time.monotonic() - t
             self.ads.remove(self.input_name)
-        self.events.emit(
-            "proc_done", self.state.cycles, seconds=self.state.proc_seconds, script=self.proc.path
+        self.records.emit(
+            RecordKind.PROC_DONE, self.state.cycles, seconds=self.state.proc_seconds, script=self.proc.path
         )
         return result
 
@@ -318,7 +327,7 @@ class Session:
             acc = accumulate(acc, processed, method)
         except Incompatible as exc:
             self.log.warning("chunk does not fit the accumulation (%s); starting a new accumulation", exc)
-            self.events.emit("reset", self.state.cycles, reason=f"incompatible chunk: {exc}")
+            self.records.emit(RecordKind.RESET, self.state.cycles, reason=f"incompatible chunk: {exc}")
             if not self.preserve_events:
                 processed = _to_histogram(processed, None)
             acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
@@ -332,8 +341,8 @@ class Session:
         st.events_accumulated = _event_count(acc)
         st.events_outside_bins += outside
         st.accumulation_bytes = acc.nbytes()
-        self.events.emit(
-            "accumulated",
+        self.records.emit(
+            RecordKind.ACCUMULATED,
             st.cycles,
             method=method.value,
             events=st.events_accumulated,
@@ -365,8 +374,8 @@ class Session:
             return
         finally:
             self.state.post_proc_seconds = time.monotonic() - t
-        self.events.emit(
-            "post_proc_done",
+        self.records.emit(
+            RecordKind.POST_PROC_DONE,
             self.state.cycles,
             seconds=self.state.post_proc_seconds,
             script=self.post_proc.path,
@@ -378,7 +387,9 @@ class Session:
         st = self.state
         self.log.info("run %d ended (%d events accumulated)", st.run_number, st.events_accumulated)
         self._drop_carry(f"run {st.run_number} ended")
-        self.events.emit("run_transition", st.cycles, run_number=st.run_number, behaviour=self.run_transition)
+        self.records.emit(
+            RecordKind.RUN_TRANSITION, st.cycles, run_number=st.run_number, behaviour=self.run_transition
+        )
         if self.run_transition == "Stop":
             return False
         if self.run_transition == "Rename" and self.ads.doesExist(self.output_name):
@@ -404,7 +415,9 @@ class Session:
                 self.max_carried_events,
                 self.state.events_dropped,
             )
-            self.events.emit("events_dropped", self.state.cycles, events=excess, reason="max_carried_events")
+            self.records.emit(
+                RecordKind.EVENTS_DROPPED, self.state.cycles, events=excess, reason="max_carried_events"
+            )
         self._carry = chunk_ws
         self.state.events_carried = chunk_ws.getNumberEvents()
         self.log.warning(
@@ -424,13 +437,13 @@ class Session:
             lost,
             why,
         )
-        self.events.emit("events_dropped", self.state.cycles, events=lost, reason=why)
+        self.records.emit(RecordKind.EVENTS_DROPPED, self.state.cycles, events=lost, reason=why)
 
     def _script_failed(self, exc: ScriptError, script: str) -> None:
         """Recorded here; logged by the progress subscriber, which folds repeats of the same error."""
         self._error(str(exc))
-        self.events.emit(
-            "script_error",
+        self.records.emit(
+            RecordKind.SCRIPT_ERROR,
             self.state.cycles,
             script=script,
             file=exc.filename,

@@ -36,12 +36,3 @@ def watchdog() -> bool:
 
 def stopping() -> bool:
     return notify("STOPPING=1")
-
-
-def watchdog_interval() -> float | None:
-    """Seconds between the pings systemd expects (half of WatchdogSec), or None when no watchdog is set."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and int(pid) != os.getpid()):
-        return None
-    return int(usec) / 1e6 / 2

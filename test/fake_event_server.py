@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The guide's fake event server: an ISIS event DAE on 127.0.0.1:59876 (IDC side channel on 59877),
-≈ 50,000 events/s over 100 spectra. Ctrl-C stops it. Same as `livereduce fake-event-dae`; --help lists the
+≈ 50,000 events/s over 100 spectra. Ctrl-C stops it. Same as `livereduce fake-isis-event`; --help lists the
 options and their defaults."""
 
 import sys

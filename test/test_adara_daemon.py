@@ -10,7 +10,7 @@ import json
 
 from daemon_helpers import DaemonProcess
 
-from livereduce.servers.sms import FakeSMS
+from livereduce.servers.adara import FakeSMS
 
 POST_PROC = """import json, os
 run = accumulation.getRun()

@@ -29,6 +29,9 @@ ENV = {
 }
 
 SERVERS = {
+    "fake-adara": [sys.executable, "-m", "livereduce", "fake-adara"],
+    "fake-isis-histogram": [sys.executable, "-m", "livereduce", "fake-isis-histogram"],
+    "fake-isis-event": [sys.executable, "-m", "livereduce", "fake-isis-event"],
     "fake-sms": [sys.executable, "-m", "livereduce", "fake-sms"],
     "fake-dae": [sys.executable, "-m", "livereduce", "fake-dae"],
     "fake-event-dae": [sys.executable, "-m", "livereduce", "fake-event-dae"],
@@ -36,6 +39,9 @@ SERVERS = {
     "test/fake_event_server.py": [sys.executable, "test/fake_event_server.py"],
 }
 DEFAULT_PORTS = {
+    "fake-adara": 31415,
+    "fake-isis-histogram": 56789,
+    "fake-isis-event": 59876,
     "fake-sms": 31415,
     "fake-dae": 56789,
     "fake-event-dae": 59876,
@@ -103,7 +109,7 @@ def test_port_in_use_is_one_line_and_exit_2(name):
     assert line.startswith(("livereduce ", "python test/")), line  # says which server it is
 
 
-@pytest.mark.parametrize("name", ["fake-event-dae", "test/fake_event_server.py"])
+@pytest.mark.parametrize("name", ["fake-isis-event", "fake-event-dae", "test/fake_event_server.py"])
 def test_event_dae_side_channel_port_in_use_is_named(name):
     held, port = _occupied_pair()
     try:
@@ -122,7 +128,7 @@ def test_help_shows_defaults_and_port(name):
     assert "--port PORT" in text
     assert f"(default: {DEFAULT_PORTS[name]})" in text, text
     assert "(default: 127.0.0.1)" in text, text
-    if name in ("fake-dae", "test/fake_server.py"):
+    if name in ("fake-isis-histogram", "fake-dae", "test/fake_server.py"):
         for value in (
             "periods (default: 5)",
             "(monitors not counted) (default: 10)",

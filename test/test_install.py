@@ -25,7 +25,7 @@ PACKAGE = Path(livereduce.__file__).resolve().parent
 KERNEL_RUN = """
 import numpy as np
 from livereduce.workspace import jit
-from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.histogram_kernels import histogram_into
 values = np.zeros((2, 3))
 outside = histogram_into(values, None, np.array([0, 0, 0, 1, 1, 1], np.uint32),
                          np.array([1.0, 5.0, 15.0, 12.0, 29.0, 31.0], np.float32), np.array([0.0, 10, 20, 30]))

@@ -18,9 +18,9 @@ from daemon_helpers import REPO, DaemonProcess
 
 from livereduce.errors import NotYet
 from livereduce.listeners.isis_event import ISISEventListener, pack_frame, pack_setup
-from livereduce.listeners.isis_histo import ISISHistogramListener
+from livereduce.listeners.isis_histogram import ISISHistogramListener
 from livereduce.servers.isis_event import FakeEventDAE
-from livereduce.servers.isis_histo import FakeHistogramDAE
+from livereduce.servers.isis_histogram import FakeHistogramDAE
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def make(tmp_path, ads, caplog, *, proc=None, update_every=1.0, **kw):
         script = compile_script(path, "proc")
     session = Session(listener=listener, proc=script, ads=ads, update_every=update_every, **kw)
     clock = Clock()
-    session.events.subscribe(
+    session.records.subscribe(
         ProgressLog(logging.getLogger("test.progress"), update_every=update_every, clock=clock)
     )
     caplog.set_level(logging.INFO)
@@ -111,7 +111,9 @@ def test_a_changed_error_logs_its_traceback_and_recovery_is_said(tmp_path, ads, 
 def test_the_chunk_carried_for_a_failing_proc_is_capped_and_what_is_dropped_is_counted(tmp_path, ads, caplog):
     session, _ = make(tmp_path, ads, caplog, proc=PROC_FAILS, max_carried_events=2500)
     drops = []
-    session.events.subscribe(lambda r: drops.append(r.data["events"]) if r.kind == "events_dropped" else None)
+    session.records.subscribe(
+        lambda r: drops.append(r.data["events"]) if r.kind == "events_dropped" else None
+    )
     for _ in range(5):  # 1000 events a cycle: carried 1000, 2000, then capped at 2500
         session.step()
     assert session.state.events_carried == 2500

@@ -16,7 +16,7 @@ from daemon_helpers import DaemonProcess
 
 from livereduce.listeners.adara.client import AdaraListener
 from livereduce.listeners.base import RunStatus
-from livereduce.servers.sms import FakeSMS
+from livereduce.servers.adara import FakeSMS
 from livereduce.session import Session
 
 FIRST_RUN = 41
@@ -136,7 +136,7 @@ def test_a_run_is_labelled_by_its_own_number_when_the_listener_has_moved_on(ads)
         listener=listener, accum_method="Add", run_transition="Rename", update_every=0.3, ads=ads
     )
     transitions = []
-    session.events.subscribe(
+    session.records.subscribe(
         lambda r: transitions.append(r.data["run_number"]) if r.kind == "run_transition" else None
     )
     try:

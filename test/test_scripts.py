@@ -9,7 +9,7 @@ import pytest
 from livereduce.errors import ScriptError
 from livereduce.listeners.fake import FakeEventListener
 from livereduce.scripts import compile_script, find_scripts, run_script
-from livereduce.workspace.from_chunk import workspace_from_chunk
+from livereduce.chunks import workspace_from_chunk
 
 
 @pytest.fixture

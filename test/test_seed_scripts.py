@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_path
 
-from livereduce.listeners.base import Chunk, Events, Histograms
+from livereduce.listeners.base import Chunk, ChunkEvents, Histograms
 from livereduce.mantidapi import script_imports
 from livereduce.scripts import compile_script, run_script
 from livereduce.workspace.events import EventWorkspace
-from livereduce.workspace.from_chunk import workspace_from_chunk
+from livereduce.chunks import workspace_from_chunk
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
@@ -67,7 +67,7 @@ def event_chunk(n=50_000, seed=7):
     run.set("experiment_identifier", "IPTS-12345")
     run.set("run_start", "2026-01-01T00:00:00Z")
     run.series("proton_charge", "picoCoulomb").append([1, 2], [1.0e6, 1.0e6])
-    events = Events(index, tof, np.array([1_700_000_000_000_000_000]), np.array([0]))
+    events = ChunkEvents(index, tof, np.array([1_700_000_000_000_000_000]), np.array([0]))
     return workspace_from_chunk(Chunk(spectra, run, events)), index, tof.astype(np.float64)
 
 

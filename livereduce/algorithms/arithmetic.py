@@ -16,6 +16,7 @@ import numpy as np
 
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm, lhs_names
 from livereduce.errors import AlgorithmError
+from livereduce.workspace import base as workspace_base
 from livereduce.workspace.ads import mtd
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
@@ -41,6 +42,9 @@ def binary_op(op: str, lhs, rhs, inplace: bool = False):
         if names:
             mtd.addOrReplace(names[0], result)
     return result
+
+
+workspace_base.ARITHMETIC = binary_op  # `ws1 + ws2` in scripts
 
 
 def compute(op: str, lhs, rhs, inplace: bool = False):

@@ -17,7 +17,7 @@ from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
-from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.histogram_kernels import histogram_into
 from livereduce.workspace.jit import njit
 
 _LAST_BIN_MIN = 0.25  # a final partial bin narrower than 25% of the step joins the previous bin (Mantid rule)

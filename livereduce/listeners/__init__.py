@@ -10,7 +10,7 @@ IMPLEMENTATIONS = {
     ListenerKind.FAKE_EVENT: "livereduce.listeners.fake:FakeEventListener",
     ListenerKind.FAKE_HISTOGRAM: "livereduce.listeners.fake:FakeHistogramListener",
     ListenerKind.ADARA: "livereduce.listeners.adara.client:AdaraListener",
-    ListenerKind.ISIS_HISTOGRAM: "livereduce.listeners.isis_histo:ISISHistogramListener",
+    ListenerKind.ISIS_HISTOGRAM: "livereduce.listeners.isis_histogram:ISISHistogramListener",
     ListenerKind.ISIS_EVENT: "livereduce.listeners.isis_event:ISISEventListener",
 }
 

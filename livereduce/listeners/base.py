@@ -43,7 +43,7 @@ class StartFrom:
 
 
 @dataclass(eq=False)
-class Events:
+class ChunkEvents:
     """Columnar events of one chunk."""
 
     index: np.ndarray  # uint32 [n] workspace index (into the chunk's Spectra)
@@ -52,7 +52,7 @@ class Events:
     pulse_start: np.ndarray  # int64 [p] index of each pulse's first event (non-decreasing)
 
     @classmethod
-    def empty(cls) -> Events:
+    def empty(cls) -> ChunkEvents:
         return cls(
             np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0, np.int64)
         )
@@ -83,7 +83,7 @@ class Chunk:
 
     spectra: Spectra
     run: Run = field(default_factory=Run)
-    events: Events | None = None
+    events: ChunkEvents | None = None
     histograms: Histograms | None = None
     monitors: Chunk | None = None
 
@@ -154,13 +154,13 @@ class EventBuffer:
     def __len__(self) -> int:
         return self._n
 
-    def swap(self) -> Events:
+    def swap(self) -> ChunkEvents:
         """Everything buffered so far, as Events; the buffer starts empty again."""
         with self._lock:
             n, index, tof = self._n, self._index, self._tof
             times, starts = self._pulse_time, self._pulse_start
             self._new()
-        return Events(
+        return ChunkEvents(
             index[:n].copy() if n < index.size // 2 else index[:n],
             tof[:n].copy() if n < tof.size // 2 else tof[:n],
             np.asarray(times, np.int64),

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from livereduce.errors import NotYet
-from livereduce.listeners.base import Chunk, Events, Histograms, RunStatus, RunTracker, StartFrom
+from livereduce.listeners.base import Chunk, ChunkEvents, Histograms, RunStatus, RunTracker, StartFrom
 from livereduce.workspace.run import Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
 
@@ -108,7 +108,7 @@ class FakeEventListener:
         self._last = now
         index = self._rng.integers(0, len(self.spectra), n, dtype=np.uint32)
         tof = self._rng.uniform(*self.tof_range, n).astype(np.float32)
-        events = Events(index, tof, np.array([time.time_ns()], np.int64), np.zeros(1, np.int64))
+        events = ChunkEvents(index, tof, np.array([time.time_ns()], np.int64), np.zeros(1, np.int64))
         run = self._run.carry_over()
         run.series("proton_charge", "picoCoulomb").append(time.time_ns(), 1.0e6 * max(n, 1) / 1000.0)
         self._run.merge(run)

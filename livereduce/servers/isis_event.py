@@ -19,7 +19,7 @@ import numpy as np
 
 from livereduce.listeners.isis_event import pack_frame, pack_setup
 from livereduce.servers.base import BindError, HelpFormatter, TCPServer, serve_forever
-from livereduce.servers.isis_histo import FakeHistogramDAE
+from livereduce.servers.isis_histogram import FakeHistogramDAE
 
 log = logging.getLogger("livereduce.fake_event_dae")
 PORT = 59876
@@ -104,7 +104,7 @@ class FakeEventDAE(TCPServer):
             print(f"sent {self.sent_events} events", flush=True)
 
 
-def main(argv: list[str] | None = None, prog: str = "livereduce fake-event-dae") -> int:
+def main(argv: list[str] | None = None, prog: str = "livereduce fake-isis-event") -> int:
     p = argparse.ArgumentParser(
         prog=prog,
         formatter_class=HelpFormatter,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +98,11 @@ class SpectrumView:
         return self._ws._spectrum_events(self._i)[2]
 
 
+# `ws1 + ws2` runs Mantid's Plus/Minus/Multiply/Divide, which live in livereduce.algorithms, above this
+# package: livereduce.algorithms.arithmetic installs its binary_op(op, lhs, rhs) here when imported.
+ARITHMETIC: Callable[[str, Any, Any], Any] | None = None
+
+
 class MatrixWorkspace:
     """Base of HistogramWorkspace and EventWorkspace: spectra × x-bins with a Run."""
 
@@ -168,9 +175,11 @@ class MatrixWorkspace:
 
     # -- arithmetic: scripts write ws1 + ws2, ws * 2.0 --------------------------------------------
     def _arith(self, op: str, other, reverse: bool = False):
-        from livereduce.algorithms import arithmetic
-
-        return arithmetic.binary_op(op, other, self) if reverse else arithmetic.binary_op(op, self, other)
+        if ARITHMETIC is None:
+            raise TypeError(
+                "workspace arithmetic needs livereduce.algorithms (Plus, Minus, Multiply, Divide)"
+            )
+        return ARITHMETIC(op, other, self) if reverse else ARITHMETIC(op, self, other)
 
     def __add__(self, o):
         return self._arith("Plus", o)

@@ -9,11 +9,10 @@ The x column is TOF in µs until ConvertUnits changes the unit; pulse times are 
 from __future__ import annotations
 
 import numpy as np
-import scipp as sc
 
 from livereduce.workspace.base import MatrixWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
-from livereduce.workspace.histogramming import histogram_into
+from livereduce.workspace.histogram_kernels import histogram_into
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
@@ -278,30 +277,4 @@ class EventWorkspace(MatrixWorkspace):
             self.run_info.copy(),
             self.x_unit.unit_id if unit_id is None else unit_id,
             self.monitors,
-        )
-
-    def to_scipp(self) -> sc.DataArray:
-        """The events as scipp binned data: one bin (event list) per spectrum."""
-        order = self._sorted()
-        ev = self.events
-        u = self.x_unit
-        w = np.ones(len(ev)) if ev.weights is None else ev.weights[order]
-        table = sc.DataArray(
-            sc.array(
-                dims=["event"], values=w, variances=(w if ev.err2 is None else ev.err2[order]), unit="counts"
-            ),
-            coords={
-                u.dim: sc.array(dims=["event"], values=ev.x[order], unit=u.scipp_unit),
-                "pulse_time": sc.array(dims=["event"], values=ev.pulse_time()[order], unit="ns"),
-            },
-        )
-        begin = sc.array(dims=["spectrum"], values=self._bounds[:-1].astype(np.int64), unit=None)
-        end = sc.array(dims=["spectrum"], values=self._bounds[1:].astype(np.int64), unit=None)
-        return sc.DataArray(
-            sc.bins(begin=begin, end=end, dim="event", data=table),
-            coords={
-                "spectrum": sc.array(
-                    dims=["spectrum"], values=self.spectra.numbers.astype(np.int64), unit=None
-                )
-            },
         )

@@ -169,9 +169,6 @@ class HistogramWorkspace(MatrixWorkspace):
             self.distribution,
         )
 
-    def to_scipp(self) -> sc.DataArray:
-        return self.data
-
 
 def unit_dim(unit_id: str) -> str:
     return x_unit(unit_id).dim

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
-from livereduce.listeners.base import Events
+from livereduce.listeners.base import ChunkEvents
 
 
 @dataclass(eq=False)
@@ -120,12 +120,14 @@ class DetectorMap:
         return np.where(self.sorted[pos] == ids, self.index[pos], self.UNMAPPED)
 
 
-def map_events(events: Events, mapping: DetectorMap) -> tuple[Events, int]:
+def map_events(events: ChunkEvents, mapping: DetectorMap) -> tuple[ChunkEvents, int]:
     """Events with workspace indices; events with unmapped ids are dropped (returns their count)."""
     index = mapping(events.index)
     bad = index >= mapping.size
     dropped = int(np.count_nonzero(bad))
     if not dropped:
-        return Events(index, events.tof, events.pulse_time, events.pulse_start), 0
+        return ChunkEvents(index, events.tof, events.pulse_time, events.pulse_start), 0
     kept_before = np.concatenate([[0], np.cumsum(~bad)])
-    return Events(index[~bad], events.tof[~bad], events.pulse_time, kept_before[events.pulse_start]), dropped
+    return ChunkEvents(
+        index[~bad], events.tof[~bad], events.pulse_time, kept_before[events.pulse_start]
+    ), dropped

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livereduce.workspace.histogramming import GENERAL, LINEAR, LOG, edge_kind, histogram_into
+from livereduce.workspace.histogram_kernels import GENERAL, LINEAR, LOG, edge_kind, histogram_into
 
 EDGES = {
     "linear": np.arange(0.0, 1000.05, 0.1),

@@ -522,9 +522,9 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
     yield t_end, _frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t_end)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> int:
     p = argparse.ArgumentParser(
-        prog="livereduce fake-sms", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+        prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=31415, help="TCP port to listen on")
@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sms.start()
     except BindError as exc:
-        return report_bind_error(exc, "livereduce fake-sms")
+        return report_bind_error(exc, prog)
     while not stop.wait(0.2):
         if a.exit_when_done and sms.done.is_set():
             break

@@ -19,7 +19,7 @@ from livereduce.errors import NotYet
 from livereduce.listeners.adara import packets as P
 from livereduce.listeners.adara.client import AdaraListener
 from livereduce.listeners.base import RunStatus, StartFrom
-from livereduce.servers.sms import FakeSMS, main
+from livereduce.servers.adara import FakeSMS, main
 
 REPO = Path(__file__).resolve().parents[1]
 S = 1117010897
@@ -285,7 +285,7 @@ def test_command_line_runs_and_stops_on_ctrl_c():
         [
             sys.executable,
             "-m",
-            "livereduce.servers.sms",
+            "livereduce.servers.adara",
             "--port",
             "0",
             "--runs",

@@ -6,19 +6,33 @@ documents → callbacks). A failing subscriber is logged and skipped: it must ne
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-log = logging.getLogger("livereduce.events")
+log = logging.getLogger("livereduce.records")
 
 
-# kinds: started, waiting (NotYet), chunk, proc_done, accumulated, post_proc_done, script_error,
-#        events_dropped, cycle (a summary at the end of each cycle), run_transition, reset, stopped
+class RecordKind(enum.StrEnum):
+    STARTED = "started"
+    WAITING = "waiting"  # the listener is not ready (NotYet)
+    CHUNK = "chunk"
+    PROC_DONE = "proc_done"
+    ACCUMULATED = "accumulated"
+    POST_PROC_DONE = "post_proc_done"
+    SCRIPT_ERROR = "script_error"
+    EVENTS_DROPPED = "events_dropped"
+    CYCLE = "cycle"  # a summary at the end of each cycle
+    RUN_TRANSITION = "run_transition"
+    RESET = "reset"
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class Record:
-    kind: str
+    kind: RecordKind
     cycle: int
     data: dict = field(default_factory=dict)
     time: float = field(default_factory=time.time)
@@ -35,7 +49,7 @@ class Dispatcher:
         self._subscribers.append(fn)
         return lambda: self._subscribers.remove(fn)
 
-    def emit(self, kind: str, cycle: int, **data) -> None:
+    def emit(self, kind: RecordKind, cycle: int, **data) -> None:
         record = Record(kind, cycle, data)
         for fn in list(self._subscribers):
             try:

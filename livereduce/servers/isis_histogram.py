@@ -143,7 +143,7 @@ class FakeHistogramDAE(TCPServer):
                     raise EOFError("stopping") from None
 
 
-def main(argv: list[str] | None = None, prog: str = "livereduce fake-dae") -> int:
+def main(argv: list[str] | None = None, prog: str = "livereduce fake-isis-histogram") -> int:
     p = argparse.ArgumentParser(
         prog=prog,
         formatter_class=HelpFormatter,
