@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
+from livereduce.chunks import workspace_from_chunk
 from livereduce.errors import ScriptError
 from livereduce.listeners.fake import FakeEventListener
 from livereduce.scripts import compile_script, find_scripts, run_script
-from livereduce.chunks import workspace_from_chunk
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_path
 
+from livereduce.chunks import workspace_from_chunk
 from livereduce.listeners.base import Chunk, ChunkEvents, Histograms
 from livereduce.mantidapi import script_imports
 from livereduce.scripts import compile_script, run_script
 from livereduce.workspace.events import EventWorkspace
-from livereduce.chunks import workspace_from_chunk
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
