@@ -19,7 +19,9 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livereduce import algorithms
 from livereduce.errors import ScriptError
+from livereduce.mantidapi import script_imports
 
 log = logging.getLogger("livereduce.scripts")
 script_log = logging.getLogger("livereduce.script")
@@ -113,8 +115,6 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
 
     Errors become ScriptError carrying the innermost line of the user's own file and the traceback.
     """
-    from livereduce.mantidapi import script_imports
-
     with script_imports():
         ns = script.namespace
         if not ns:
@@ -148,8 +148,6 @@ def _script_error(script: Script, exc: BaseException) -> ScriptError:
     name = getattr(exc, "name", None)
     if isinstance(exc, NameError) and name and name[:1].isupper():
         # Mantid pre-imports every algorithm; a missing capitalised name is most likely one we lack
-        from livereduce import algorithms
-
         if name not in algorithms.SUPPORTED:
             try:
                 algorithms.get(name)

@@ -25,9 +25,10 @@ import os
 import h5py
 import numpy as np
 
-from livereduce.algorithms._util import int_list
+from livereduce.algorithms._util import index_range, int_list
 from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
+from livereduce.algorithms.spectra_ops import extract
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
@@ -302,8 +303,6 @@ def _select(ws, spec_min, spec_max, spec_list):
         wanted.update(int(n) for n in nums if lo <= n <= hi)
     if not wanted:
         return ws
-    from livereduce.algorithms.spectra_ops import extract
-
     idx = np.array([i for i, n in enumerate(ws.spectra.numbers) if int(n) in wanted], np.int64)
     if idx.size == 0:
         raise AlgorithmError(
@@ -339,9 +338,6 @@ def _save_alg(
         raise AlgorithmError("SaveNexus: Append is not supported by the embedded engine")
     ws = InputWorkspace
     if WorkspaceIndexMin or WorkspaceIndexMax is not None or WorkspaceIndexList:
-        from livereduce.algorithms._util import index_range
-        from livereduce.algorithms.spectra_ops import extract
-
         ws = extract(
             ws, index_range(ws, WorkspaceIndexMin, WorkspaceIndexMax, WorkspaceIndexList, "SaveNexus")
         )

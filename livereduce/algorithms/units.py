@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from livereduce.algorithms._util import require_matrix
+from livereduce.algorithms.binning import rebin
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.base import UNITS
@@ -129,8 +130,6 @@ def _convert_units_alg(
     """Convert the x unit (elastic): TOF, Wavelength, dSpacing, Energy, MomentumTransfer."""
     out = convert_units(InputWorkspace, Target, EMode)
     if AlignBins and out.edges.ndim == 2:
-        from livereduce.algorithms.binning import rebin
-
         e = out.edges
         lo, hi = float(np.min(e[:, 0])), float(np.max(e[:, -1]))
         out = rebin(out, [lo, (hi - lo) / out.blocksize(), hi])

@@ -15,6 +15,7 @@ import sys
 import threading
 import types
 
+from livereduce.mantidapi import api, kernel, simpleapi
 from livereduce.mantidapi.static import unsupported_calls
 
 __all__ = ["real_mantid_available", "script_imports", "unsupported_calls"]
@@ -52,8 +53,6 @@ _FINDER = _UnknownSubmodule()
 
 
 def _root_module() -> types.ModuleType:
-    from livereduce.mantidapi import api, kernel, simpleapi
-
     root = types.ModuleType("mantid", "livereduce's stand-in for the mantid package (embedded engine)")
     root.__path__ = []  # a package, so unknown submodules go through the finders
     root.__version__ = "0.0.0+livereduce"
@@ -73,8 +72,6 @@ def _root_module() -> types.ModuleType:
 
 def _install() -> None:
     global _active
-    from livereduce.mantidapi import api, kernel, simpleapi
-
     sys.modules["mantid"] = _root_module()
     sys.modules["mantid.simpleapi"] = simpleapi
     sys.modules["mantid.kernel"] = kernel

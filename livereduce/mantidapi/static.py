@@ -11,13 +11,13 @@ import ast
 import builtins
 import re
 
+from livereduce.mantidapi import simpleapi
+
 _ALGO = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _MANTID_API = ("mantid", "mantid.simpleapi")
 
 
 def _supported() -> set[str]:
-    from livereduce.mantidapi import simpleapi
-
     return set(simpleapi.__all__)
 
 
