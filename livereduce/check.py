@@ -46,7 +46,7 @@ def run_check(config_arg: str | None, out=None) -> int:
         say(f"WARNING config: {warning}")
 
     try:
-        found = find_scripts(config.script_dir, list(runtime.script_names))
+        found = find_scripts(runtime.script_dir, runtime.script_names)
     except ScriptError as exc:
         say(f"ERROR scripts: {exc}")
         return 2

@@ -15,7 +15,7 @@ def workspace_from_chunk(chunk: Chunk):
     monitors = workspace_from_chunk(chunk.monitors) if chunk.monitors is not None else None
     if chunk.histograms is not None:
         h = chunk.histograms
-        members = []
+        members: list[HistogramWorkspace] = []
         for p, counts in zip(h.periods, h.counts, strict=True):
             run = chunk.run.copy()
             run.set("current_period", int(p))

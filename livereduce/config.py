@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from livereduce import instruments
 from livereduce.errors import ConfigError
@@ -286,15 +287,19 @@ def parse_config(raw, source: str | None = None) -> tuple[Config, list[str]]:
     if not isinstance(raw, dict):
         raise ConfigError("<top level>", "a JSON object", type(raw).__name__, source)
     warnings: list[str] = []
-    values = {f.attr: f.default for f in FIELDS}
+    values: dict[str, Any] = {f.attr: f.default for f in FIELDS}
     for key, value in _flatten(raw, source, warnings).items():
         values[_BY_KEY[key].attr] = _check(_BY_KEY[key], value, source)
     values["listener_options"] = dict(values["listener_options"])
     runtime = _resolve(
-        values["instrument"], values["listener"], values["address"], values["accum_method"], source
+        values["instrument"],
+        values["listener"],
+        values["address"],
+        values["accum_method"],
+        values["script_dir"],
+        source,
     )
-    if values["script_dir"] is None:
-        values["script_dir"] = f"/SNS/{runtime.script_names[0]}/shared/livereduce"
+    values["script_dir"] = runtime.script_dir
     for key in ("CONDA_ENV", "PIXI_ENV"):
         if values[key]:
             warnings.append(
@@ -311,6 +316,7 @@ class Runtime:
     script_names: tuple[str, ...]
     listener: ListenerKind
     address: str
+    script_dir: str
 
     @property
     def where(self) -> str:
@@ -319,11 +325,18 @@ class Runtime:
 
 
 def resolve(config: Config) -> Runtime:
-    return _resolve(config.instrument, config.listener, config.address, config.accum_method, None)
+    return _resolve(
+        config.instrument, config.listener, config.address, config.accum_method, config.script_dir, None
+    )
 
 
 def _resolve(
-    name: str | None, listener_name: str | None, address: str | None, accum_method: str, source: str | None
+    name: str | None,
+    listener_name: str | None,
+    address: str | None,
+    accum_method: str,
+    script_dir: str | None,
+    source: str | None,
 ) -> Runtime:
     """The one rule from instrument, listener and address to what runs (validation and the daemon use it)."""
     listener = None
@@ -360,7 +373,10 @@ def _resolve(
                 None,
                 source,
             ) from None
-    listener = listener or inst.listener
+    if listener is None:
+        if inst is None:  # cannot happen: an unknown instrument without a listener was refused above
+            raise ConfigError("listener", "a listener for an instrument not in the table", None, source)
+        listener = inst.listener
     if listener.cumulative and accum_method == "Add":
         raise ConfigError(
             "accum_method",
@@ -369,9 +385,12 @@ def _resolve(
             "Add",
             source,
         )
+    names = tuple(instruments.script_names(inst)) if inst is not None else (name,)
+    # scripts live under the short name by default, as the anchor has them (/SNS/PG3/shared/livereduce)
+    script_dir = script_dir or f"/SNS/{names[0]}/shared/livereduce"
     if inst is None:
-        return Runtime(name, (name,), listener, address or "")
-    return Runtime(inst.name, tuple(instruments.script_names(inst)), listener, address or inst.address)
+        return Runtime(name, names, listener, address or "", script_dir)
+    return Runtime(inst.name, names, listener, address or inst.address, script_dir)
 
 
 def load_config(path: str | None) -> tuple[Config, list[str]]:

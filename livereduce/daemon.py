@@ -55,6 +55,15 @@ HANDLED_SIGNALS = {
 SYSTEMD_EVERY_S = 5.0
 
 
+class Notifier(Protocol):
+    """What systemd is told (livereduce.systemd; a recorder in tests)."""
+
+    def ready(self) -> object: ...
+    def status(self, text: str) -> object: ...
+    def watchdog(self) -> object: ...
+    def stopping(self) -> object: ...
+
+
 class Guard(Protocol):
     """A helper thread the daemon starts and stops: the file watcher, the memory guard."""
 
@@ -69,7 +78,7 @@ class Parts:
     make_listener: Callable[[], Listener]
     watch: Callable[[list[Path], Callable[[Path], None]], Guard] | None = None
     memory_guard: Callable[[Callable, Callable], Guard] | None = None
-    notifier: object = systemd  # ready(), status(text), watchdog(), stopping()
+    notifier: Notifier = systemd  # a module with the Notifier functions
     clock: Callable[[], float] = time.monotonic
     extra_subscribers: list[Callable] = field(default_factory=list)  # more record subscribers per session
 
@@ -81,7 +90,7 @@ def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = 
         options.setdefault("periods", list(config.periods))
     if config.spectra:
         options.setdefault("spectra", list(config.spectra))
-    memory = None
+    memory: Callable[[Callable, Callable], Guard] | None = None
     if config.system_mem_limit_perc:
 
         def memory(on_soft, on_hard):
@@ -137,7 +146,7 @@ class Daemon:
         cfg = self.config
         for line in cfg.describe():
             log.info("config: %s", line)
-        found = find_scripts(cfg.script_dir, self.runtime.script_names)
+        found = find_scripts(self.runtime.script_dir, self.runtime.script_names)
         for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
             if path:
                 script = compile_script(path, kind)
@@ -234,7 +243,7 @@ class Daemon:
             return
         self._session_stop.set()
         thread.join(self.stop_timeout)
-        if thread.is_alive():
+        if thread.is_alive() and self.session is not None:
             log.warning(
                 "the session is still busy after %.1f s (a long script step?); abandoning it",
                 self.stop_timeout,
@@ -253,7 +262,7 @@ class Daemon:
 
     def _supervise(self) -> None:
         thread = self._session_thread
-        if thread is None or thread.is_alive() or self.should_exit:
+        if thread is None or self.session is None or thread.is_alive() or self.should_exit:
             return
         state = self.session.state
         if self.config.update_every == 0 or (
@@ -364,7 +373,7 @@ class Daemon:
     def _start_guards(self) -> None:
         parts = self.parts
         if parts.watch is not None:
-            watched = [Path(self.config.script_dir)]
+            watched = [Path(self.runtime.script_dir)]
             if self.config_path:
                 watched.append(Path(self.config_path))
             watcher = parts.watch(watched, self._on_file_change)

@@ -16,8 +16,11 @@ import logging
 import os
 import sys
 import traceback
+import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from livereduce import algorithms
 from livereduce.errors import ScriptError
@@ -42,12 +45,15 @@ class Script:
     path: str
     kind: str  # "proc" or "post_proc"
     md5: str
-    code: object = field(repr=False)
+    code: types.CodeType = field(repr=False)
     namespace: dict = field(default_factory=dict, repr=False)  # module globals; persists across cycles
 
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+
+_NO_TYPE_PARAMS: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
 
 
 def _wrap(tree: ast.Module) -> ast.Module:
@@ -67,14 +73,10 @@ def _wrap(tree: ast.Module) -> ast.Module:
         body=[ast.Try(body=body, handlers=[], orelse=[], finalbody=capture)],
         decorator_list=[],
         returns=None,
-        type_params=[],
+        **_NO_TYPE_PARAMS,
     )
     module = ast.Module(body=[*hoisted, func], type_ignores=[])
-    for node in ast.walk(module):  # wrapper nodes take line 1; the user's keep their own
-        if "lineno" in node._attributes and not hasattr(node, "lineno"):
-            node.lineno = node.end_lineno = 1
-            node.col_offset = node.end_col_offset = 0
-    return module
+    return ast.fix_missing_locations(module)  # wrapper nodes take line 1; the user's keep their own
 
 
 def compile_script(path: str | os.PathLike, kind: str, text: bytes | None = None) -> Script:
@@ -184,7 +186,7 @@ def script_kind(path: str | os.PathLike, names) -> str | None:
     return None
 
 
-def find_scripts(script_dir: str | os.PathLike, names: list[str]) -> FoundScripts:
+def find_scripts(script_dir: str | os.PathLike, names: Sequence[str]) -> FoundScripts:
     """Find reduce_<NAME>_live_{proc,post_proc}.py for any accepted instrument name (short or full).
 
     Both variants of one kind present → error (which one is meant is ambiguous). At least one script must

@@ -18,7 +18,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from livereduce.accumulate import Incompatible, Method, accumulate
 from livereduce.chunks import workspace_from_chunk
@@ -118,11 +120,12 @@ class Session:
         self.state = SessionState(scripts={s.name: s.md5 for s in (proc, post_proc) if s is not None})
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._replace_next = True  # first cycle and after a reset: Replace
-        self._carry = None  # chunk workspace whose proc failed
-        self._acc = None  # the accumulation; owned here, also registered by name
+        self._carry: EventWorkspace | None = None  # chunk workspace whose proc failed
+        self._acc: Any = None  # the accumulation (a workspace or group); owned here, also registered by name
         self._last_extract = time.monotonic()
         self._started = False
-        self.compress_hook = None  # set by the daemon: accumulation → smaller accumulation
+        # set by the daemon: accumulation → smaller accumulation (soft memory limit)
+        self.compress_hook: Callable[[Any], Any] | None = None
 
     # -- requests from other threads (applied at the next cycle boundary) -------------------------
     def request(self, action: str, payload=None) -> None:

@@ -36,7 +36,7 @@ def imports_of(path: Path) -> set[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join(
-                    package.split(".")[: len(package.split(".")) - node.level + 1] + [base]
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], base]
                 ).strip(".")
             if not base.startswith("livereduce"):
                 continue

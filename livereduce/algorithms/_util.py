@@ -97,16 +97,16 @@ def remap_events(ev: EventColumns, new_index: np.ndarray) -> EventColumns:
     """Events moved to other workspace indices (`new_index[old]`; -1 drops the event)."""
     target = new_index[ev.index.astype(np.int64)]
     keep = target >= 0
-    w = ev.weights
+    w, e2 = ev.weights, ev.err2
     if keep.all():
-        return EventColumns(target.astype(np.uint32), ev.x, ev.pulse, ev.pulse_times, w, ev.err2)
+        return EventColumns(target.astype(np.uint32), ev.x, ev.pulse, ev.pulse_times, w, e2)
     return EventColumns(
         target[keep].astype(np.uint32),
         ev.x[keep],
         ev.pulse[keep],
         ev.pulse_times,
         None if w is None else w[keep],
-        None if w is None else ev.err2[keep],
+        None if e2 is None else e2[keep],
     )
 
 

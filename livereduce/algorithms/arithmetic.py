@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def binary_op(op: str, lhs, rhs, inplace: bool = False):
     changed, when `inplace`). Called from a user's `w3 = w1 + w2`, it is also registered in `mtd` as `w3`."""
     result = compute(op, lhs, rhs, inplace)
     if not inplace:
-        frame = sys._getframe(1)
+        frame: types.FrameType | None = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
             frame = frame.f_back  # skip our own frames (base.__add__ → _arith → here)
         names = lhs_names(frame) if frame is not None else ()

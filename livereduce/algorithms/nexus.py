@@ -247,7 +247,7 @@ def _read_spectra(i, numbers) -> Spectra:
 
 
 def _read_run(g) -> Run:
-    entries = []
+    entries: list[tuple[int, Property | TimeSeries]] = []
     for lg in g["logs"].values():
         v = lg["value"]
         dt = np.dtype(v.attrs["numpy_dtype"])

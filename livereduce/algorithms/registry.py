@@ -107,7 +107,7 @@ def unsupported_stub(name: str) -> Callable:
 
     stub.__name__ = stub.__qualname__ = name
     stub.__doc__ = f"{name} is not provided by livereduce's embedded engine (calling it raises)."
-    stub.unsupported = True
+    stub.unsupported = True  # type: ignore[attr-defined]
     return stub
 
 
@@ -134,7 +134,7 @@ def _targets(code, lasti: int) -> tuple[str, ...]:
         return (after[1].argval,)
     if first.opname in ("UNPACK_SEQUENCE", "UNPACK_EX"):
         names = []
-        for i in after[1 : 1 + int(first.arg)]:
+        for i in after[1 : 1 + int(first.arg or 0)]:
             if i.opname not in _STORES:
                 return ()
             names.append(i.argval)
@@ -167,7 +167,7 @@ def _make_function(alg: Algorithm) -> Callable:
         )
         for p in alg.props
     ]
-    run.__signature__ = inspect.Signature(params)
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__doc__ = f"{alg.name}({', '.join(p.name for p in alg.props)})\n\n{alg.impl.__doc__ or ''}"
     return run
 

@@ -59,7 +59,7 @@ def factors(spectra, unit: str, ws_name: str = "") -> np.ndarray:
             f"'{ws_name}' lacks {'; '.join(missing)} (the instrument geometry is not known)"
         )
     L = spectra.l1 + spectra.l2
-    sin_t = np.sin(spectra.two_theta / 2) if unit in _NEEDS_ANGLE else None
+    sin_t = np.sin(spectra.two_theta / 2) if unit in _NEEDS_ANGLE else np.nan
     if unit == "Wavelength":
         return K_LAMBDA / L
     if unit == "dSpacing":

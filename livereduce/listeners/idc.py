@@ -21,7 +21,12 @@ from livereduce.workspace.spectra import Spectra
 OPEN = struct.Struct("<6i32s64s")  # 120 bytes
 HEADER = struct.Struct("<14i32s")  # len, type, ndims, dims[11], command: 88 bytes
 UNKNOWN, INT32, REAL32, REAL64, CHAR = 0, 1, 2, 3, 4
-DTYPES = {INT32: np.dtype("<i4"), REAL32: np.dtype("<f4"), REAL64: np.dtype("<f8"), CHAR: np.dtype("u1")}
+DTYPES: dict[int, np.dtype] = {
+    INT32: np.dtype("<i4"),
+    REAL32: np.dtype("<f4"),
+    REAL64: np.dtype("<f8"),
+    CHAR: np.dtype("u1"),
+}
 GETPAR_TYPES = {"I32": INT32, "R32": REAL32, "R64": REAL64, "C08": CHAR}
 MAX_MESSAGE = 64 << 20  # no legitimate reply is larger; more means garbage
 MAX_REQUEST_BYTES = 1 << 20  # the client keeps each GETDAT reply under 1 MiB, as Mantid does
@@ -103,14 +108,21 @@ class IDCClient:
             raise ProtocolError(f"DAE answered {command!r}")
         return dtype, dims, data
 
-    def getpar(self, name: str, kind: str) -> np.ndarray | str:
-        """Parameter `name` of type I32, R32, R64 or C08 (C08 returns text)."""
+    def getpar(self, name: str, kind: str) -> np.ndarray:
+        """Numeric parameter `name` of type I32, R32 or R64."""
+        dtype, dims, data = self._getpar(name, kind)
+        return decode(dtype, dims, data)
+
+    def getpar_text(self, name: str) -> str:
+        """Text parameter `name` (type C08)."""
+        _, _, data = self._getpar(name, "C08")
+        return data.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+
+    def _getpar(self, name: str, kind: str) -> tuple[int, list[int], bytes]:
         dtype, dims, data = self._request(pack_message(f"GETPAR{kind}", CHAR, name.encode()))
         if dtype != GETPAR_TYPES[kind]:
             raise ProtocolError(f"parameter {name}: asked for {kind}, DAE sent type {dtype}")
-        if kind == "C08":
-            return data.split(b"\0", 1)[0].decode("ascii", "replace").strip()
-        return decode(dtype, dims, data)
+        return dtype, dims, data
 
     def getdat(self, first: int, count: int, nbins: int) -> np.ndarray:
         """int32 [count][nbins+1] histograms of DAE spectrum indices first..first+count-1, in ≤1 MiB requests."""
@@ -132,8 +144,10 @@ def spectra_from_tables(numbers, udet, spec, instrument: str) -> Spectra:
     sorted_spec = spec[order]
     starts = np.searchsorted(sorted_spec, numbers, "left")
     stops = np.searchsorted(sorted_spec, numbers, "right")
-    det = (
-        np.concatenate([udet[order[a:b]] for a, b in zip(starts, stops, strict=True)]) if numbers.size else []
+    det: np.ndarray = (
+        np.concatenate([udet[order[a:b]] for a, b in zip(starts, stops, strict=True)])
+        if numbers.size
+        else np.empty(0, np.int32)
     )
     offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
     nan = np.full(numbers.size, np.nan)

@@ -126,7 +126,7 @@ class ISISEventListener:
         try:
             nsp1 = int(client.getpar("NSP1", "I32")[0])
             udet, spec = client.getpar("UDET", "I32"), client.getpar("SPEC", "I32")
-            name = client.getpar("NAME", "C08")
+            name = client.getpar_text("NAME")
         finally:
             client.close()
         numbers = np.asarray(self.wanted_spectra or range(1, nsp1 + 1), np.int64)

@@ -33,7 +33,7 @@ class ISISHistogramListener:
         self.spectra = list(spectra) if spectra else None
         self.timeout = timeout
         self._client: IDCClient | None = None
-        self._layout = None
+        self._layout: tuple | None = None
         self._reset = False
         self.connects = self.drops = 0
         self.last_error = ""
@@ -105,6 +105,8 @@ class ISISHistogramListener:
 
     def _read(self) -> Chunk:
         c = self._client
+        if c is None:
+            raise NotYet("not connected to the DAE")
         nper = int(c.getpar("NPER", "I32")[0])
         nsp1 = int(c.getpar("NSP1", "I32")[0])
         nbins = int(c.getpar("NTC1", "I32")[0])
@@ -138,7 +140,7 @@ class ISISHistogramListener:
         run = Run()
         run.set("run_number", "0")
         run.set("gd_prtn_chrg", float(c.getpar("RRPB", "R32")[8]), "uAh")
-        name = c.getpar("NAME", "C08")
+        name = c.getpar_text("NAME")
         chunk = Chunk(
             spectra=spectra_from_tables(wanted, udet, spec, name),
             run=run,

@@ -55,10 +55,6 @@ _FINDER = _UnknownSubmodule()
 def _root_module() -> types.ModuleType:
     root = types.ModuleType("mantid", "livereduce's stand-in for the mantid package (embedded engine)")
     root.__path__ = []  # a package, so unknown submodules go through the finders
-    root.__version__ = "0.0.0+livereduce"
-    root.simpleapi, root.kernel, root.api = simpleapi, kernel, api
-    root.logger, root.config, root.mtd = kernel.logger, kernel.config, api.mtd
-    root.AnalysisDataService = api.AnalysisDataService
 
     def __getattr__(name):
         raise AttributeError(
@@ -66,7 +62,17 @@ def _root_module() -> types.ModuleType:
             f"provides simpleapi, kernel, api, logger, config, mtd"
         )
 
-    root.__getattr__ = __getattr__
+    vars(root).update(
+        __version__="0.0.0+livereduce",
+        simpleapi=simpleapi,
+        kernel=kernel,
+        api=api,
+        logger=kernel.logger,
+        config=kernel.config,
+        mtd=api.mtd,
+        AnalysisDataService=api.AnalysisDataService,
+        __getattr__=__getattr__,
+    )
     return root
 
 

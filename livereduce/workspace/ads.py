@@ -15,13 +15,14 @@ import contextvars
 import itertools
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from livereduce.workspace.group import WorkspaceGroup
 
 
 class AnalysisDataService:
     def __init__(self) -> None:
-        self._items: dict[str, object] = {}
+        self._items: dict[str, Any] = {}  # workspaces and groups
         self._lock = threading.RLock()
         self._counter = itertools.count(1)
 
@@ -60,11 +61,12 @@ class AnalysisDataService:
 
     def remove(self, name: str) -> None:
         with self._lock:
-            ws = self._items.pop(name, None)
-            if isinstance(ws, WorkspaceGroup):
-                for member in ws.members:
-                    if self._items.get(member.name()) is member:
-                        del self._items[member.name()]
+            removed = self._items.pop(name, None)
+            if isinstance(removed, WorkspaceGroup):
+                for member in removed.members:
+                    member_name = member.name()
+                    if self._items.get(member_name) is member:
+                        del self._items[member_name]
 
     def rename(self, old: str, new: str) -> None:
         with self._lock:

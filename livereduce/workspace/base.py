@@ -215,6 +215,9 @@ class MatrixWorkspace:
     def _spectrum_events(self, i: int):
         raise RuntimeError(f"'{self._name}' is a histogram workspace: it holds no events")
 
+    def clone(self) -> MatrixWorkspace:
+        raise NotImplementedError
+
     def nbytes(self) -> int:
         raise NotImplementedError
 

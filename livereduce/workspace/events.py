@@ -99,25 +99,25 @@ class EventColumns:
         self._n += m
 
     def take(self, mask_or_idx) -> EventColumns:
-        w = self.weights
+        w, e2 = self.weights, self.err2
         return EventColumns(
             self.index[mask_or_idx],
             self.x[mask_or_idx],
             self.pulse[mask_or_idx],
             self.pulse_times,
             None if w is None else w[mask_or_idx],
-            None if w is None else self.err2[mask_or_idx],
+            None if e2 is None else e2[mask_or_idx],
         )
 
     def copy(self) -> EventColumns:
-        w = self.weights
+        w, e2 = self.weights, self.err2
         return EventColumns(
             self.index.copy(),
             self.x.copy(),
             self.pulse.copy(),
             self.pulse_times.copy(),
             None if w is None else w.copy(),
-            None if w is None else self.err2.copy(),
+            None if e2 is None else e2.copy(),
         )
 
     def nbytes(self) -> int:

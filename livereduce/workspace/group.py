@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class WorkspaceGroup:
     def __init__(self, members: list):
-        self.members = list(members)
+        self.members: list[Any] = list(members)
         self._name = ""
 
     def name(self) -> str:

@@ -45,7 +45,7 @@ def _choose_cache_dir() -> Path | None:
 
 CACHE_DIR = _choose_cache_dir()
 if CACHE_DIR is not None:
-    numba.config.CACHE_DIR = str(CACHE_DIR)
+    numba.config.CACHE_DIR = str(CACHE_DIR)  # type: ignore[attr-defined]  # numba's config module, untyped
 CACHING = bool(os.environ.get("NUMBA_CACHE_DIR")) or CACHE_DIR is not None or _writable(_SOURCE_CACHE)
 
 

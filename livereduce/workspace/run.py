@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Property:
     """A single-valued property (run_number, run_title, ...), with Mantid's `.value` accessor."""
 
     name: str
-    value: object
+    value: Any
     unit: str = ""
     additive: bool = False  # a count over its chunk (e.g. monitor1_counts): Add accumulation sums it
 
@@ -88,7 +89,7 @@ class Run:
     """Properties and logs of a workspace (Mantid's `Run`, as returned by `ws.getRun()`)."""
 
     def __init__(self, entries: Iterable[Property | TimeSeries] = ()):
-        self._entries: dict[str, Property | TimeSeries] = {e.name: e for e in entries}
+        self._entries: dict[str, Any] = {e.name: e for e in entries}  # Property | TimeSeries
 
     # -- building -------------------------------------------------------------------------------
     def set(self, name: str, value, unit: str = "", *, additive: bool = False) -> None:

@@ -29,6 +29,7 @@ import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import numpy as np
 
@@ -183,7 +184,7 @@ class AdaraListener:
             run, times, charges = self._run, *self._charge
             self._charge = ([], [])
             if times:
-                run.series("proton_charge", "picoCoulomb").append(times, np.asarray(charges))
+                run.series("proton_charge", "picoCoulomb").append(np.asarray(times), np.asarray(charges))
             self._run = run.carry_over()
             for monitor, count in self._monitor_counts.items():
                 run.set(f"monitor{monitor}_counts", count, additive=True)  # this chunk's; Add sums them
@@ -497,7 +498,7 @@ def _copy(s: Spectra) -> Spectra:
 
 
 T = P.Type
-_HANDLERS = {
+_HANDLERS: dict[int, Callable[[AdaraListener, P.Packet], None]] = {
     T.BANKED_EVENT: AdaraListener._on_events,
     T.BEAM_MONITOR_EVENT: AdaraListener._on_monitors,
     T.RUN_STATUS: AdaraListener._on_run_status,

@@ -46,7 +46,12 @@ def parse_geometry(text: str) -> Geometry:
 
 
 def _geometry(root: ET.Element) -> Geometry:
-    z, ids, l2, tt, az, monitors = {}, [], [], [], [], []
+    z: dict[str, float] = {}
+    ids: list = []
+    l2: list = []
+    tt: list = []
+    az: list = []
+    monitors: list[int] = []
     for el in root.iter():
         a, tag = el.attrib, local_tag(el)
         if tag in ("source", "sample") and "z" in a:
@@ -98,8 +103,10 @@ class DetectorMap:
 
     def __init__(self, det_ids: np.ndarray):
         det = np.asarray(det_ids, np.int64)
-        self.size, self.first = int(det.size), int(det[0]) if det.size else 0
-        self.lut = self.sorted = None
+        self.size = int(det.size)
+        self.first: int | None = int(det[0]) if det.size else 0  # None: not a contiguous range
+        self.lut: np.ndarray | None = None
+        self.sorted: np.ndarray | None = None
         if det.size and det.min() >= 0 and np.array_equal(det, self.first + np.arange(det.size)):
             return
         self.first = None
@@ -116,8 +123,11 @@ class DetectorMap:
             return ids - np.uint32(self.first) if self.first else ids
         if self.lut is not None:
             return self.lut[np.minimum(ids, self.lut.size - 1)]
-        pos = np.minimum(np.searchsorted(self.sorted, ids), self.sorted.size - 1)
-        return np.where(self.sorted[pos] == ids, self.index[pos], self.UNMAPPED)
+        sorted_ids = self.sorted if self.sorted is not None else np.empty(0, np.int64)
+        if sorted_ids.size == 0:
+            return np.full(ids.shape, self.UNMAPPED)
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+        return np.where(sorted_ids[pos] == ids, self.index[pos], self.UNMAPPED)
 
 
 def map_events(events: ChunkEvents, mapping: DetectorMap) -> tuple[ChunkEvents, int]:

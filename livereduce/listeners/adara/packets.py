@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -159,8 +161,13 @@ def _text(payload, start: int, length: int, what: str) -> str:
 
 
 class _Pkt:
-    TYPE: Type
-    VERSION = 0
+    TYPE: ClassVar[Type]
+    VERSION: ClassVar[int] = 0
+    CODEC: ClassVar[tuple[Callable, Callable]]  # (decode at offset, encode) of a variable's value
+
+    @classmethod
+    def decode(cls, payload, version: int) -> Any:  # each packet type decodes its own payload
+        raise NotImplementedError
 
     @property
     def type_code(self) -> int:
@@ -635,7 +642,7 @@ class BeamlineInfoPkt(_Pkt):
         for n in lens:
             names.append(raw[pos : pos + n].decode("utf-8", "replace"))
             pos += n
-        return cls(*names, target_station=(w >> 24) or 1)
+        return cls(names[0], names[1], names[2], target_station=(w >> 24) or 1)
 
     def payload(self, version: int) -> bytes:
         ids = [s.encode()[:255] for s in (self.beamline_id, self.short_name, self.long_name)]
@@ -765,7 +772,7 @@ class MultVariablePkt(_Pkt):
         )
 
 
-def _variant(base, name: str, code: Type, codec) -> type:
+def _variant(base: type[_Pkt], name: str, code: Type, codec) -> type[_Pkt]:
     return type(name, (base,), {"TYPE": code, "CODEC": codec, "__doc__": f"{code.name} packet."})
 
 
@@ -787,7 +794,7 @@ MultVariableDoubleArrayPkt = _variant(
 )
 
 
-CLASSES: dict[int, type] = {
+CLASSES: dict[int, type[_Pkt]] = {
     cls.TYPE: cls
     for cls in (
         RTDLPkt,
