@@ -17,7 +17,7 @@ from typing import Any
 
 from livereduce import instruments
 from livereduce.errors import ConfigError
-from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind, listener_kind
+from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind, listener_kind, refuse_add
 
 DEFAULT_PATH = "/etc/livereduce.conf"
 SOFT_MEMORY_FRACTION = 0.8  # of the memory limit: above it the accumulation is compressed
@@ -377,14 +377,9 @@ def _resolve(
         if inst is None:  # cannot happen: an unknown instrument without a listener was refused above
             raise ConfigError("listener", "a listener for an instrument not in the table", None, source)
         listener = inst.listener
-    if listener.cumulative and accum_method == "Add":
-        raise ConfigError(
-            "accum_method",
-            "Replace or Append: this instrument's DAS sends cumulative histograms, "
-            "so Add would count the same neutrons again every cycle (Mantid refuses it too)",
-            "Add",
-            source,
-        )
+    refused = refuse_add(listener.cumulative, accum_method)
+    if refused:
+        raise ConfigError("accum_method", refused, accum_method, source)
     names = tuple(instruments.script_names(inst)) if inst is not None else (name,)
     # scripts live under the short name by default, as the anchor has them (/SNS/PG3/shared/livereduce)
     script_dir = script_dir or f"/SNS/{names[0]}/shared/livereduce"

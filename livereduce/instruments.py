@@ -36,6 +36,17 @@ class ListenerKind(enum.StrEnum):
         return self in (ListenerKind.ISIS_HISTOGRAM, ListenerKind.ISIS_EVENT, ListenerKind.FAKE_HISTOGRAM)
 
 
+def refuse_add(cumulative: bool, accum_method: str) -> str | None:
+    """What a source of cumulative histograms expects instead of Add accumulation (the reason it is refused),
+    or None when the method is fine. Config validation and the session both ask."""
+    if cumulative and str(accum_method).lower() == "add":
+        return (
+            "Replace or Append: this DAS sends cumulative histograms, so Add would count the same neutrons "
+            "again every cycle (Mantid refuses it too)"
+        )
+    return None
+
+
 # Mantid's listener class names, accepted so configs written for Mantid keep working.
 MANTID_LISTENER_NAMES = {
     "FakeEventDataListener": ListenerKind.FAKE_EVENT,

@@ -25,6 +25,7 @@ from typing import Any
 from livereduce.accumulate import Incompatible, Method, accumulate
 from livereduce.chunks import workspace_from_chunk
 from livereduce.errors import ConfigError, NotYet, ScriptError
+from livereduce.instruments import refuse_add
 from livereduce.listeners.base import RunStatus, StartFrom
 from livereduce.records import Dispatcher, RecordKind
 from livereduce.scripts import Script, run_script
@@ -95,13 +96,9 @@ class Session:
         logger: logging.Logger | None = None,
     ):
         self.method = accum_method if isinstance(accum_method, Method) else Method.parse(accum_method)
-        if not listener.buffers_events and self.method is Method.ADD:
-            raise ConfigError(
-                "accum_method",
-                "Replace or Append: this listener sends cumulative histograms, so "
-                "Add would count the same neutrons again every cycle",
-                "Add",
-            )
+        refused = refuse_add(not listener.buffers_events, self.method.value)
+        if refused:
+            raise ConfigError("accum_method", refused, self.method.value)
         if run_transition not in RUN_TRANSITIONS:
             raise ConfigError("run_transition", " / ".join(RUN_TRANSITIONS), run_transition)
         self.listener, self.proc, self.post_proc = listener, proc, post_proc

@@ -208,6 +208,27 @@ class RunTracker:
         return self._latched
 
 
+class RunStateMixin:
+    """The contract's run_number, run_status and data_reset, for listeners that keep a RunTracker
+    (`_tracker`) and a reset flag (`_reset`, guarded by `_lock`) written by their receive thread."""
+
+    _tracker: RunTracker
+    _lock: threading.Lock
+    _reset: bool
+
+    @property
+    def run_number(self) -> int:
+        return self._tracker.run_number
+
+    def run_status(self) -> RunStatus:
+        return self._tracker.status()
+
+    def data_reset(self) -> bool:
+        with self._lock:
+            reset, self._reset = self._reset, False
+        return reset
+
+
 class StreamThread:
     """A receive thread that connects, reads until the stream breaks, and reconnects with backoff.
 

@@ -23,7 +23,7 @@ from livereduce.errors import NotYet, ProtocolError
 from livereduce.listeners.base import (
     Chunk,
     EventBuffer,
-    RunStatus,
+    RunStateMixin,
     RunTracker,
     StartFrom,
     StreamThread,
@@ -98,7 +98,7 @@ class _Stream(StreamThread):
                 self.owner._on_frame(period, protons, t0, events)
 
 
-class ISISEventListener:
+class ISISEventListener(RunStateMixin):
     buffers_events = True
 
     def __init__(self, address: str = "", *, periods=None, spectra=None, **options):
@@ -176,18 +176,6 @@ class ISISEventListener:
         events = self._buffer.swap()
         self._tracker.latch()
         return Chunk(spectra=spectra, run=run, events=events)
-
-    @property
-    def run_number(self) -> int:
-        return self._tracker.run_number
-
-    def run_status(self) -> RunStatus:
-        return self._tracker.status()
-
-    def data_reset(self) -> bool:
-        with self._lock:
-            reset, self._reset = self._reset, False
-        return reset
 
     def close(self) -> None:
         self._stream.stop()

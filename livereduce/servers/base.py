@@ -62,58 +62,104 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class TCPServer:
-    """Subclasses implement `handle(conn)`; `start()` returns the bound port (useful with port 0)."""
+    """Subclasses implement `handle(conn)`; `start()` returns the bound port (useful with port 0).
+
+    A handler that keeps per-client state (a send queue, say) adds `conn: state` to `_clients` while holding
+    `_lock`; the entry goes when `handle` returns. `drop_clients()` cuts those connections and `stop()` cuts
+    them too, so no handler is left blocked in a send."""
 
     name = "fake server"
+    backlog = 16  # listen() backlog
+    join_timeout = 2.0  # seconds stop() waits for each thread
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self._stop = threading.Event()
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._clients: dict[socket.socket, object] = {}
 
     def handle(self, conn: socket.socket) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def start(self) -> int:
-        server = bind_listen(self.host, self.port, 16)
+        server = bind_listen(self.host, self.port, self.backlog)  # a port in use raises BindError naming it
         server.settimeout(0.2)
         self._server, self.port = server, server.getsockname()[1]
-        self._spawn(self._accept)
+        self._spawn(self._accept, name=f"{self.name}-accept")
         return self.port
 
     def stop(self) -> None:
+        """Stop accepting, cut every registered client and wait for the threads (the port is free afterwards)."""
         self._stop.set()
-        if self._server is not None:
+        if self._server is not None:  # first, so no client slips in while the others are cut
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # stops listening at once, even mid-accept
+            except OSError:
+                pass
             self._server.close()
-        for thread in self._threads:
-            thread.join(2)
+        self.drop_clients()
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(self.join_timeout)
 
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+    def drop_clients(self) -> None:
+        """Cut every registered client connection (clients are expected to reconnect)."""
+        with self._lock:
+            clients = list(self._clients)
+        for conn in clients:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @property
+    def clients(self) -> int:
+        """How many clients are registered (being served)."""
+        return len(self._clients)
+
+    def _spawn(self, target, *args, name: str | None = None) -> None:
+        thread = threading.Thread(target=target, args=args, name=name or self.name, daemon=True)
         thread.start()
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self._server.accept()
+                conn, peer = self._server.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError:  # closed by stop()
                 return
-            self._spawn(self._client, conn)
+            if self._stop.is_set():
+                conn.close()
+                return
+            self._spawn(self._client, conn, name=f"{self.name}-client-{peer[1]}")
 
     def _client(self, conn: socket.socket) -> None:
         try:
             self.handle(conn)
         finally:
+            with self._lock:
+                self._clients.pop(conn, None)
             conn.close()
 
 
-def serve_forever(server, banner: str, prog: str = "fake server") -> int:
-    """Run a fake server until SIGINT/SIGTERM (Ctrl-C), then stop it cleanly; exit code 0. A port that cannot
-    be bound: one line on stderr (the port, and --port to choose another), exit code 2."""
+def serve_forever(
+    server,
+    banner: str | None,
+    prog: str = "fake server",
+    *,
+    until: threading.Event | None = None,
+    stopped: str = "fake server stopped",
+    say=None,
+) -> int:
+    """Run a fake server until SIGINT/SIGTERM (Ctrl-C) or, when given, until `until` is set; then stop it
+    cleanly; exit code 0. `banner` (its `{port}` filled in, None for none) and `stopped` go to `say` (default:
+    print to stdout). A port that cannot be bound: one line on stderr (the port, and --port to choose
+    another), exit code 2."""
+    say = say or (lambda message: print(message, flush=True))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -121,9 +167,11 @@ def serve_forever(server, banner: str, prog: str = "fake server") -> int:
         server.start()
     except BindError as exc:
         return report_bind_error(exc, prog)
-    print(banner.format(port=server.port), flush=True)
-    while not stop.wait(0.5):
-        pass
+    if banner is not None:
+        say(banner.format(port=server.port))
+    while not stop.wait(0.2):
+        if until is not None and until.is_set():
+            break
     server.stop()
-    print("fake server stopped", flush=True)
+    say(stopped)
     return 0

@@ -52,8 +52,7 @@ class FakeEventDAE(TCPServer):
         self._rng = np.random.default_rng(seed)
         self.sending = threading.Event()  # clear it to pause sending (tests drain the listener)
         self.sending.set()
-        self.sent_events = 0
-        self._lock = threading.Lock()
+        self.sent_events = 0  # guarded by the base class's _lock
         self.side_channel: FakeHistogramDAE | None = None
 
     def start(self) -> int:

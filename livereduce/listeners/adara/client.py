@@ -42,7 +42,7 @@ from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
 from livereduce.listeners.base import (
     Chunk,
     EventBuffer,
-    RunStatus,
+    RunStateMixin,
     RunTracker,
     StartFrom,
     StreamThread,
@@ -68,7 +68,7 @@ class _Receiver(StreamThread):
         self.listener._receive(sock, self)
 
 
-class AdaraListener:
+class AdaraListener(RunStateMixin):
     buffers_events = True
 
     def __init__(
@@ -130,18 +130,6 @@ class AdaraListener:
         self._start = start or StartFrom()
         self._receiver = _Receiver(self, **self._thread_options)
         self._receiver.start()
-
-    @property
-    def run_number(self) -> int:
-        return self._tracker.run_number
-
-    def run_status(self) -> RunStatus:
-        return self._tracker.status()
-
-    def data_reset(self) -> bool:
-        with self._lock:
-            reset, self._reset = self._reset, False
-        return reset
 
     def close(self) -> None:
         if self._receiver is not None:

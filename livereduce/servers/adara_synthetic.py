@@ -1,0 +1,163 @@
+"""The fake SMS's synthetic instrument: the ADARA packets of runs back to back, as (time_ns, packet) pairs.
+
+Each run: run status (NEW_RUN), beamline info, geometry, run info, a sample-environment device and its
+values, a scan, then per 60 Hz pulse a BankedEvent (Poisson events over pixels split into banks, plus a few
+error-bank events) and a beam monitor packet, the sample temperature once a second, an optional pause and
+resume, and END_RUN. Heartbeats fill the gap between runs. Run numbers increment from `first_run`.
+
+Also the packet helpers the replays share: `frame`, `geometry_xml`, `run_info_xml`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+
+from livereduce.listeners.adara import packets as P
+
+PULSE_NS = 1_000_000_000 // 60
+
+
+def frame(body, time_ns: int, version: int | None = None) -> bytes:
+    """A packet body framed with its header, stamped `time_ns`."""
+    return P.encode(body, *P.epics_from_ns(time_ns), version=version)
+
+
+def geometry_xml(
+    name: str, pixels: int, first_id: int = 0, l1: float | None = 10.0, l2: float | None = 2.0, monitors=(1,)
+) -> str:
+    """Geometry in the listener's IDF subset (see livereduce.listeners.adara.geometry.parse_geometry)."""
+    source = f'<source z="{-l1}"/><sample z="0.0"/>' if l1 is not None else ""
+    angles = f' l2="{l2}" two_theta_first="10.0" two_theta_last="170.0"' if l2 is not None else ""
+    mons = "".join(f'<monitor id="{m}"/>' for m in monitors)
+    return (
+        f'<instrument name={quoteattr(name)}>{source}<detectors first_id="{first_id}" count="{pixels}"'
+        f"{angles}/>{mons}</instrument>"
+    )
+
+
+def run_info_xml(proposal: str, title: str) -> str:
+    return (
+        f"<runinfo><proposal_id>{escape(proposal)}</proposal_id><run_title>{escape(title)}</run_title>"
+        "</runinfo>"
+    )
+
+
+DEVICE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<device xmlns="http://public.sns.gov/schema/device.xsd"><device_name>fake_env</device_name><process_variables>
+<process_variable><pv_name>SampleTemp</pv_name><pv_id>1</pv_id><pv_type>double</pv_type><pv_units>K</pv_units>
+</process_variable>
+<process_variable><pv_name>SampleName</pv_name><pv_id>2</pv_id><pv_type>string</pv_type></process_variable>
+<process_variable><pv_name>LoopStatus</pv_name><pv_id>3</pv_id><pv_type>enum_01</pv_type></process_variable>
+</process_variables></device>"""
+
+
+@dataclass
+class SyntheticRuns:
+    """Iterating yields the stream: NO_RUN, then `runs` runs (0: forever) starting now."""
+
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    pixels: int = 1024
+    banks: int = 4
+    rate: float = 10_000.0  # detector events per second
+    run_seconds: float | list[float] = 10.0  # a list: the k-th run lasts its k-th entry (cycled)
+    runs: int = 0
+    first_run: int = 1
+    gap_seconds: float = 1.0
+    instrument: str = "FAKE"
+    proposal: str = "IPTS-0000"
+    title: str = "fake run"
+    pause_at: float | None = None  # seconds into each run
+    pause_for: float = 1.0
+    error_events: float = 0.5  # error-bank events per pulse
+    monitor_rate: float = 100.0  # monitor events per second
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        t = _now_ns()
+        run, k = self.first_run, 0
+        yield t, frame(P.RunStatusPkt(0, 0, P.RunStatusCode.NO_RUN), t)
+        while self.runs <= 0 or k < self.runs:
+            seconds = self.run_length(k)
+            yield from self.run(run, t, seconds)
+            t += int(seconds * 1e9)
+            for i in range(max(1, int(self.gap_seconds))):  # heartbeats between runs
+                yield t + i * 1_000_000_000, frame(P.HeartbeatPkt(), t + i * 1_000_000_000)
+            t += int(self.gap_seconds * 1e9)
+            run, k = run + 1, k + 1
+
+    def run_length(self, k: int) -> float:
+        """Length of the k-th run: `run_seconds`, or its k-th entry (cycled) when it is a list."""
+        lengths = self.run_seconds if isinstance(self.run_seconds, list | tuple) else [self.run_seconds]
+        return float(lengths[k % len(lengths)])
+
+    def run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes]]:
+        """The packets of one run starting at t0."""
+        rng, epics = self.rng, P.epics_from_ns(t0)[0]
+        M = P.MarkerType
+        for body in (
+            P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
+            P.BeamlineInfoPkt("BL0", self.instrument[:8], self.instrument),
+            P.GeometryPkt(geometry_xml(self.instrument, self.pixels)),
+            P.RunInfoPkt(run_info_xml(self.proposal, f"{self.title} {run}")),
+            P.DeviceDescriptorPkt(1, DEVICE_XML),
+            P.VariableStringPkt(1, 2, value=f"sample of run {run}"),
+            P.VariableU32Pkt(1, 3, value=1),
+            P.AnnotationPkt(M.SCAN_START, 1, f"run {run} scan 1"),
+        ):
+            yield t0, frame(body, t0)
+        pulses = max(1, round(seconds * 60))
+        pause = (
+            (round(self.pause_at * 60), round((self.pause_at + self.pause_for) * 60))
+            if (self.pause_at is not None)
+            else (-1, -1)
+        )
+        for i in range(pulses):
+            t = t0 + i * PULSE_NS
+            if i in pause:
+                marker = M.PAUSE if i == pause[0] else M.RESUME
+                yield t, frame(P.AnnotationPkt(marker, 0, f"run {run} {marker.name.lower()}"), t)
+            if i % 60 == 0:
+                yield t, frame(P.VariableDoublePkt(1, 1, value=300.0 + rng.normal(0, 0.1)), t)
+            yield t, frame(self._events(i), t)
+            yield t, frame(self._monitor(i), t)
+        t = t0 + pulses * PULSE_NS
+        yield t, frame(P.AnnotationPkt(M.SCAN_STOP, 1, f"run {run} scan 1 done"), t)
+        yield t, frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t)
+
+    def _events(self, pulse: int) -> P.BankedEventPkt:
+        """One pulse's detector events, sorted by pixel into banks; error-bank events first, if any."""
+        rng, per_bank = self.rng, -(-self.pixels // self.banks)
+        n = int(rng.poisson(self.rate / 60))
+        pixel = np.sort(rng.integers(0, self.pixels, n)).astype(np.uint32)
+        tof = rng.integers(10_000, 160_000, n).astype(np.uint32)  # 1–16 ms in 100 ns units
+        edges = np.searchsorted(pixel, np.arange(self.banks + 1) * per_bank)
+        banks = [
+            P.EventBank(b + 1, tof[edges[b] : edges[b + 1]], pixel[edges[b] : edges[b + 1]])
+            for b in range(self.banks)
+        ]
+        bad = int(rng.poisson(self.error_events))
+        if bad:
+            banks.insert(
+                0,
+                P.EventBank(
+                    P.ERROR_BANKS[0],
+                    np.full(bad, 150_000, np.uint32),
+                    np.full(bad, 0x80000000, np.uint32),
+                ),
+            )
+        source = P.EventSource(0, 0, 0, True, banks)
+        return P.BankedEventPkt(1_500_000, 940_000_000, pulse % 600, 0, 0, [source])
+
+    def _monitor(self, pulse: int) -> P.BeamMonitorPkt:
+        """One pulse's events of monitor 1."""
+        m = int(self.rng.poisson(self.monitor_rate / 60))
+        words = self.rng.integers(10_000, 160_000, m).astype(np.uint32) | np.uint32(1 << 31)
+        section = P.MonitorSection(1, 0, 0, True, words)
+        return P.BeamMonitorPkt(1_500_000, 940_000_000, pulse % 600, 0, 0, [section])
+
+
+def _now_ns() -> int:
+    return time.time_ns()
