@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from livereduce.errors import ProtocolError
+from livereduce.workspace.events import grown
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
@@ -59,13 +60,6 @@ class ChunkEvents:
 
     def __len__(self) -> int:
         return int(self.index.size)
-
-    def pulse_time_per_event(self) -> np.ndarray:
-        """int64 [n] pulse time of every event (materialised only when a script needs it)."""
-        if not self.pulse_time.size:
-            return np.zeros(len(self), np.int64)
-        counts = np.diff(np.append(self.pulse_start, len(self)))
-        return np.repeat(self.pulse_time, counts)
 
 
 @dataclass(eq=False)
@@ -129,14 +123,7 @@ class EventBuffer:
         self._pulse_start: list[int] = []
 
     def _grow(self, need: int) -> None:
-        cap = self._index.size
-        while cap < need:
-            cap *= 2
-        for name in ("_index", "_tof"):
-            old = getattr(self, name)
-            new = np.empty(cap, old.dtype)
-            new[: self._n] = old[: self._n]
-            setattr(self, name, new)
+        self._index, self._tof = grown([self._index, self._tof], self._n, need)
 
     def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> None:
         """Append one pulse's events. `index` and `tof_us` may be views into a receive buffer."""

@@ -17,6 +17,18 @@ from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
 
+def grown(columns: list[np.ndarray], used: int, need: int) -> list[np.ndarray]:
+    """Columns with room for `need` rows, their first `used` rows kept: capacity at least doubles, so
+    appending is amortised O(rows) (listener buffers and event workspaces both grow this way)."""
+    capacity = max(need, 2 * columns[0].size, 1024)
+    out = []
+    for old in columns:
+        new = np.empty(capacity, old.dtype)
+        new[:used] = old[:used]
+        out.append(new)
+    return out
+
+
 class EventColumns:
     """Growable columns: index uint32, x float64, pulse uint32 (into pulse_times), optional weights."""
 
@@ -65,16 +77,10 @@ class EventColumns:
         return self.pulse_times[self.pulse]
 
     def _reserve(self, need: int) -> None:
-        cap = self._index.size
-        if need <= cap:
-            return
-        cap = max(need, 2 * cap, 1024)
-        for name in ("_index", "_x", "_pulse", "_w", "_e2"):
-            old = getattr(self, name)
-            if old is not None:
-                new = np.empty(cap, old.dtype)
-                new[: self._n] = old[: self._n]
-                setattr(self, name, new)
+        if need > self._index.size:
+            self._index, self._x, self._pulse = grown([self._index, self._x, self._pulse], self._n, need)
+            if self._w is not None and self._e2 is not None:
+                self._w, self._e2 = grown([self._w, self._e2], self._n, need)
 
     def append(self, other: EventColumns, index_offset: int = 0) -> None:
         """Append another set of events (amortised O(len(other)))."""
