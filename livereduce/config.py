@@ -175,6 +175,40 @@ class Config:
         "int",
         minimum=0,
     )
+    step_timeout: float | None = _key(
+        None,
+        "Seconds a cycle's scripts may run before the step is declared hung and stopped; null: "
+        "10 × update_every, at least 300.",
+        "number",
+        minimum=1,
+        nullable=True,
+    )
+    state_dir: str | None = _key(
+        None,
+        "Directory for checkpoints (the accumulation, run identity, counters) and the single-instance lock. "
+        "Null: $STATE_DIRECTORY (set by systemd's StateDirectory=), else ./livereduce-state.",
+        "str",
+        nullable=True,
+    )
+    checkpoint_every: int = _key(
+        10,
+        "Cycles between checkpoints (one is also written at a clean stop and at each run's end).",
+        "int",
+        minimum=1,
+    )
+    das_silence_timeout: float = _key(
+        120.0,
+        "Seconds without a byte from the DAS, while connected, after which the connection is dropped and "
+        "made again.",
+        "number",
+        minimum=1,
+    )
+    allow_insecure_scripts: bool = _key(
+        False,
+        "Run scripts (and read a config) that users other than the owner may write. For development "
+        "only: on a beamline it lets any of them run code as the daemon's user.",
+        "bool",
+    )
     log_file: str | None = _key(
         None,
         "Log file. Default: /var/log/SNS_applications/livereduce.log as user snsdata, else ./livereduce.log.",
