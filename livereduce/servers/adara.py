@@ -3,7 +3,8 @@
 Sources: a synthetic instrument (pixels in banks, Poisson events at 60 Hz pulses, runs back to back with
 incrementing run numbers, RunInfo, a sample-environment device, scans, optional pause/resume), or a replay of
 a recorded `.adara` capture (concatenated packets) or of a NeXus event file (NXevent_data → one BankedEvent
-per pulse), at original or unlimited speed.
+per pulse), at original or unlimited speed. The sources live in adara_synthetic.py and adara_replay.py; this module
+serves them (accept loop, Ctrl-C runner: servers/base.py).
 
 Each client first sends a client hello: start time 0 gets the current state (run status, instrument,
 geometry, run info, devices, last values) and the live stream; 1 gets the current run replayed from its
@@ -20,63 +21,31 @@ from __future__ import annotations
 import argparse
 import logging
 import queue
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
 from livereduce.listeners.adara import packets as P
-from livereduce.listeners.adara.parser import Parser
-from livereduce.servers.base import BindError, HelpFormatter, bind_listen, report_bind_error
+from livereduce.servers.adara_replay import replay_packets
+from livereduce.servers.adara_synthetic import SyntheticRuns, frame
+from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
 log = logging.getLogger("livereduce.sms")
-PULSE_NS = 1_000_000_000 // 60
 MAX_GAP_NS = 10 * 1_000_000_000  # replays at original speed shorten longer silences to this
 
 
-def _frame(body, time_ns: int, version: int | None = None) -> bytes:
-    return P.encode(body, *P.epics_from_ns(time_ns), version=version)
+class FakeSMS(TCPServer):
+    name = "sms"  # threads: sms-accept, sms-produce, sms-client-PORT
+    backlog = 8
+    join_timeout = 5.0
 
-
-def geometry_xml(
-    name: str, pixels: int, first_id: int = 0, l1: float | None = 10.0, l2: float | None = 2.0, monitors=(1,)
-) -> str:
-    """Geometry in the listener's IDF subset (see livereduce.listeners.adara.geometry.parse_geometry)."""
-    source = f'<source z="{-l1}"/><sample z="0.0"/>' if l1 is not None else ""
-    angles = f' l2="{l2}" two_theta_first="10.0" two_theta_last="170.0"' if l2 is not None else ""
-    mons = "".join(f'<monitor id="{m}"/>' for m in monitors)
-    return (
-        f'<instrument name={quoteattr(name)}>{source}<detectors first_id="{first_id}" count="{pixels}"'
-        f"{angles}/>{mons}</instrument>"
-    )
-
-
-def run_info_xml(proposal: str, title: str) -> str:
-    return (
-        f"<runinfo><proposal_id>{escape(proposal)}</proposal_id><run_title>{escape(title)}</run_title>"
-        "</runinfo>"
-    )
-
-
-DEVICE_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<device xmlns="http://public.sns.gov/schema/device.xsd"><device_name>fake_env</device_name><process_variables>
-<process_variable><pv_name>SampleTemp</pv_name><pv_id>1</pv_id><pv_type>double</pv_type><pv_units>K</pv_units>
-</process_variable>
-<process_variable><pv_name>SampleName</pv_name><pv_id>2</pv_id><pv_type>string</pv_type></process_variable>
-<process_variable><pv_name>LoopStatus</pv_name><pv_id>3</pv_id><pv_type>enum_01</pv_type></process_variable>
-</process_variables></device>"""
-
-
-class FakeSMS:
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -104,7 +73,7 @@ class FakeSMS:
     ):
         if speed not in ("original", "unlimited"):
             raise ValueError(f"speed must be original or unlimited, not {speed!r}")
-        self.host, self.port = host, port
+        super().__init__(host, port)  # _lock, _stop, _threads and _clients (socket → its send queue)
         self.pixels, self.banks, self.rate = int(pixels), max(1, int(banks)), rate
         self.run_seconds, self.runs, self.first_run = run_seconds, int(runs), int(first_run)
         self.gap_seconds, self.speed = gap_seconds, speed
@@ -119,80 +88,25 @@ class FakeSMS:
         self.paused_events_per_run: dict[int, int] = {}
         self.runs_finished: list[int] = []
         self.done = threading.Event()  # every run / the whole replay has been sent
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._client_ready = threading.Event()
-        self._clients: dict[socket.socket, queue.Queue] = {}
-        self._threads: list[threading.Thread] = []
         self._run, self._run_start, self._paused = 0, 0, False
         self._history: list[bytes] = []  # the current run's packets, for "start of run" clients
         self._history_times: list[int] = []
         self._meta: dict[object, bytes] = {}  # latest instrument / geometry / run info / device / values
-        self._server: socket.socket | None = None
 
-    # ---- lifecycle -----------------------------------------------------------------------------------------
+    # ---- lifecycle (stop, drop_clients and clients come from TCPServer) ------------------------------------
     def start(self) -> int:
         """Bind, start serving and producing; returns the bound port (useful with port=0)."""
-        server = bind_listen(self.host, self.port, 8)  # a port in use raises BindError naming it
-        server.settimeout(0.2)
-        self._server, self.port = server, server.getsockname()[1]
-        log.info("fake SMS listening on %s:%d", self.host, self.port)
-        for target, name in ((self._accept, "sms-accept"), (self._produce, "sms-produce")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self.port
-
-    def stop(self) -> None:
-        """Stop accepting, cut every client and wait for all threads (the port is free afterwards)."""
-        self._stop.set()
-        if self._server is not None:  # first, so no client slips in while the others are cut
-            try:
-                self._server.shutdown(socket.SHUT_RDWR)  # stops listening at once, even mid-accept
-            except OSError:
-                pass
-            self._server.close()
-        self.drop_clients()
-        for thread in list(self._threads):
-            if thread is not threading.current_thread():
-                thread.join(5.0)
-
-    def drop_clients(self) -> None:
-        """Cut every client connection (clients are expected to reconnect)."""
-        with self._lock:
-            clients = list(self._clients)
-        for sock in clients:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
+        port = super().start()  # a port in use raises BindError naming it
+        log.info("fake SMS listening on %s:%d", self.host, port)
+        self._spawn(self._produce, name="sms-produce")
+        return port
 
     # ---- clients -------------------------------------------------------------------------------------------
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, peer = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # closed by stop()
-                return
-            if self._stop.is_set():
-                sock.close()
-                return
-            thread = threading.Thread(
-                target=self._serve, args=(sock, peer), name=f"sms-client-{peer[1]}", daemon=True
-            )
-            thread.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-
-    def _read_hello(self, sock: socket.socket) -> int | None:
+    def _read_hello(self, conn: socket.socket) -> int | None:
         """The client's requested start time (EPICS seconds): 0 (now) when it sends none in time or sends
         something else; None when the server is stopping or the client left."""
-        sock.settimeout(0.2)  # short reads, so stop() is never kept waiting
+        conn.settimeout(0.2)  # short reads, so stop() is never kept waiting
         deadline, data = time.monotonic() + self.hello_timeout, b""
         while len(data) < 16 or len(data) < 16 + min(P.HEADER.unpack_from(data)[0], 64):
             if self._stop.is_set():
@@ -200,7 +114,7 @@ class FakeSMS:
             if time.monotonic() > deadline:
                 return 0
             try:
-                more = sock.recv(64)
+                more = conn.recv(64)
             except TimeoutError:
                 continue
             except OSError:
@@ -217,26 +131,19 @@ class FakeSMS:
         log.warning("first packet from client is not a client hello (format 0x%08x); sending from now", fmt)
         return 0
 
-    def _serve(self, sock: socket.socket, peer) -> None:
-        start = self._read_hello(sock)
+    def handle(self, conn: socket.socket) -> None:
+        """Read the hello, send the backlog it asks for, then the live stream until the client or we stop."""
+        try:
+            peer = conn.getpeername()
+        except OSError:  # gone already
+            return
+        start = self._read_hello(conn)
         if start is None:
-            sock.close()
             return
         q: queue.Queue = queue.Queue()
         with self._lock:
-            if start == 0 or not self._run:
-                backlog = self._state_packets()
-            elif start == 1:
-                backlog = list(self._history)
-            else:
-                since = (start + EPICS_EPOCH_OFFSET_S) * 1_000_000_000
-                backlog = [
-                    b
-                    for b, t in zip(self._history, self._history_times, strict=True)
-                    if t >= since
-                    or P.HEADER.unpack_from(b)[1] >> 8 not in (P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)
-                ]
-            self._clients[sock] = q
+            backlog = self._backlog(start)
+            self._clients[conn] = q  # TCPServer removes it when we return
         log.info(
             "client %s:%d connected (hello start time %d); %d packets of backlog",
             *peer[:2],
@@ -244,28 +151,39 @@ class FakeSMS:
             len(backlog),
         )
         self._client_ready.set()
-        sock.settimeout(5.0)
+        conn.settimeout(5.0)
         try:
             if backlog:
-                sock.sendall(b"".join(backlog))
+                conn.sendall(b"".join(backlog))
             while not self._stop.is_set():
                 try:
                     data = q.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                sock.sendall(data)
+                conn.sendall(data)
         except OSError as exc:
             log.info("client %s:%d gone (%s)", *peer[:2], exc)
-        finally:
-            with self._lock:
-                self._clients.pop(sock, None)
-            sock.close()
+
+    def _backlog(self, start: int) -> list[bytes]:
+        """What a client asking for `start` gets before the live stream (lock held): the joining state (0, or
+        no run), the run from its NEW_RUN (1), or the run without the events older than `start`."""
+        if start == 0 or not self._run:
+            return self._state_packets()
+        if start == 1:
+            return list(self._history)
+        since = (start + EPICS_EPOCH_OFFSET_S) * 1_000_000_000
+        return [
+            b
+            for b, t in zip(self._history, self._history_times, strict=True)
+            if t >= since
+            or P.HEADER.unpack_from(b)[1] >> 8 not in (P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)
+        ]
 
     def _state_packets(self) -> list[bytes]:
         """What a client joining now needs: run status, then the latest metadata and values (lock held)."""
         now = time.time_ns()
         status = P.RunStatusPkt(self._run, self._run_start, P.RunStatusCode.STATE if self._run else 0)
-        return [_frame(status, now), *self._meta.values()]
+        return [frame(status, now), *self._meta.values()]
 
     # ---- producing -----------------------------------------------------------------------------------------
     def _produce(self) -> None:
@@ -273,10 +191,9 @@ class FakeSMS:
             while not self._client_ready.wait(0.1):
                 if self._stop.is_set():
                     return
-        source = self._replay_source() if self.replay else self._synthetic()
-        wall0 = stream0 = None
+        wall0, stream0 = 0, None  # wall clock and stream time of the pacing's reference packet
         try:
-            for time_ns, data in source:
+            for time_ns, data in self._source():
                 if self._stop.is_set():
                     return
                 if self.speed == "original" and time_ns:
@@ -290,6 +207,28 @@ class FakeSMS:
             log.exception("fake SMS source failed")
         finally:
             self.done.set()
+
+    def _source(self) -> Iterable[tuple[int, bytes]]:
+        """The replay, or synthetic runs with this server's settings."""
+        if self.replay:
+            return replay_packets(self.replay)
+        return SyntheticRuns(
+            rng=self._rng,
+            pixels=self.pixels,
+            banks=self.banks,
+            rate=self.rate,
+            run_seconds=self.run_seconds,
+            runs=self.runs,
+            first_run=self.first_run,
+            gap_seconds=self.gap_seconds,
+            instrument=self.instrument,
+            proposal=self.proposal,
+            title=self.title,
+            pause_at=self.pause_at,
+            pause_for=self.pause_for,
+            error_events=self.error_events,
+            monitor_rate=self.monitor_rate,
+        )
 
     def _publish(self, data: bytes, time_ns: int) -> None:
         n, fmt, _, _ = P.HEADER.unpack_from(data)
@@ -311,9 +250,9 @@ class FakeSMS:
                 if self._paused:
                     self.paused_events_per_run[self._run] += count
             elif ptype == P.Type.BEAM_MONITOR_EVENT and self._run:
-                sent = self.sent_monitor_events_per_run[self._run]
+                monitors = self.sent_monitor_events_per_run[self._run]
                 for s in P.BeamMonitorPkt.decode(payload, fmt & 0xFF).sections:
-                    sent[s.monitor_id] = sent.get(s.monitor_id, 0) + len(s.events)
+                    monitors[s.monitor_id] = monitors.get(s.monitor_id, 0) + len(s.events)
             elif ptype == P.Type.STREAM_ANNOTATION:
                 marker = P.AnnotationPkt.decode(payload, 0).marker_type
                 if marker in (P.MarkerType.PAUSE, P.MarkerType.RESUME):
@@ -336,190 +275,6 @@ class FakeSMS:
                 self._run, self._history, self._history_times = 0, [], []
                 self._meta.pop(P.Type.RUN_INFO, None)
                 log.info("run %d: sent %d events", run, sent)
-
-    def _synthetic(self) -> Iterator[tuple[int, bytes]]:
-        t = time.time_ns()
-        run, k = self.first_run, 0
-        yield t, _frame(P.RunStatusPkt(0, 0, P.RunStatusCode.NO_RUN), t)
-        while self.runs <= 0 or k < self.runs:
-            seconds = self._run_seconds(k)
-            yield from self._synthetic_run(run, t, seconds)
-            t += int(seconds * 1e9)
-            for i in range(max(1, int(self.gap_seconds))):  # heartbeats between runs
-                yield t + i * 1_000_000_000, _frame(P.HeartbeatPkt(), t + i * 1_000_000_000)
-            t += int(self.gap_seconds * 1e9)
-            run, k = run + 1, k + 1
-
-    def _run_seconds(self, k: int) -> float:
-        """Length of the k-th run: `run_seconds`, or its k-th entry (cycled) when it is a list."""
-        lengths = self.run_seconds if isinstance(self.run_seconds, list | tuple) else [self.run_seconds]
-        return float(lengths[k % len(lengths)])
-
-    def _synthetic_run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes]]:
-        rng, epics = self._rng, P.epics_from_ns(t0)[0]
-        M = P.MarkerType
-        for body in (
-            P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
-            P.BeamlineInfoPkt("BL0", self.instrument[:8], self.instrument),
-            P.GeometryPkt(geometry_xml(self.instrument, self.pixels)),
-            P.RunInfoPkt(run_info_xml(self.proposal, f"{self.title} {run}")),
-            P.DeviceDescriptorPkt(1, DEVICE_XML),
-            P.VariableStringPkt(1, 2, value=f"sample of run {run}"),
-            P.VariableU32Pkt(1, 3, value=1),
-            P.AnnotationPkt(M.SCAN_START, 1, f"run {run} scan 1"),
-        ):
-            yield t0, _frame(body, t0)
-        per_bank = -(-self.pixels // self.banks)
-        pulses = max(1, round(seconds * 60))
-        pause = (
-            (round(self.pause_at * 60), round((self.pause_at + self.pause_for) * 60))
-            if (self.pause_at is not None)
-            else (-1, -1)
-        )
-        for i in range(pulses):
-            t = t0 + i * PULSE_NS
-            if i in pause:
-                marker = M.PAUSE if i == pause[0] else M.RESUME
-                yield t, _frame(P.AnnotationPkt(marker, 0, f"run {run} {marker.name.lower()}"), t)
-            if i % 60 == 0:
-                yield t, _frame(P.VariableDoublePkt(1, 1, value=300.0 + rng.normal(0, 0.1)), t)
-            n = int(rng.poisson(self.rate / 60))
-            pixel = np.sort(rng.integers(0, self.pixels, n)).astype(np.uint32)
-            tof = rng.integers(10_000, 160_000, n).astype(np.uint32)  # 1–16 ms in 100 ns units
-            edges = np.searchsorted(pixel, np.arange(self.banks + 1) * per_bank)
-            banks = [
-                P.EventBank(b + 1, tof[edges[b] : edges[b + 1]], pixel[edges[b] : edges[b + 1]])
-                for b in range(self.banks)
-            ]
-            bad = int(rng.poisson(self.error_events))
-            if bad:
-                banks.insert(
-                    0,
-                    P.EventBank(
-                        P.ERROR_BANKS[0],
-                        np.full(bad, 150_000, np.uint32),
-                        np.full(bad, 0x80000000, np.uint32),
-                    ),
-                )
-            source = P.EventSource(0, 0, 0, True, banks)
-            yield t, _frame(P.BankedEventPkt(1_500_000, 940_000_000, i % 600, 0, 0, [source]), t)
-            m = int(rng.poisson(self.monitor_rate / 60))
-            words = rng.integers(10_000, 160_000, m).astype(np.uint32) | np.uint32(1 << 31)
-            yield (
-                t,
-                _frame(
-                    P.BeamMonitorPkt(
-                        1_500_000, 940_000_000, i % 600, 0, 0, [P.MonitorSection(1, 0, 0, True, words)]
-                    ),
-                    t,
-                ),
-            )
-        t = t0 + pulses * PULSE_NS
-        yield t, _frame(P.AnnotationPkt(M.SCAN_STOP, 1, f"run {run} scan 1 done"), t)
-        yield t, _frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t)
-
-    # ---- replays -------------------------------------------------------------------------------------------
-    def _replay_source(self) -> Iterator[tuple[int, bytes]]:
-        if self.replay.suffix in (".nxs", ".h5", ".hdf5", ".hdf") or self.replay.name.endswith(".nxs.h5"):
-            yield from nexus_packets(self.replay)
-        else:
-            yield from adara_packets(self.replay)
-
-
-def adara_packets(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Every packet of a capture (concatenated packets), unknown types included, with its time."""
-    parser, newest = Parser(keep_unknown=True), 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            parser.feed(block)
-            for pkt in parser:
-                newest = max(newest, pkt.time_ns if pkt.sec else 0)  # metadata may carry older times
-                yield (
-                    newest,
-                    P.HEADER.pack(len(pkt.payload), (pkt.type << 8) | pkt.version, pkt.sec, pkt.nsec)
-                    + bytes(pkt.payload),
-                )
-
-
-def _decoded(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _nxclass(obj) -> str:
-    return _decoded(obj.attrs.get("NX_class", ""))
-
-
-def _text(group, name: str, default: str = "") -> str:
-    if name not in group:
-        return default
-    value = group[name][()]
-    return _decoded(value[0] if getattr(value, "shape", ()) else value)
-
-
-def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
-    """A NeXus event file as one run: every NXevent_data group is a bank; one BankedEvent per pulse."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        entry = ([f[k] for k in f if _nxclass(f[k]) == "NXentry"] or [f[k] for k in f])[0]
-        groups = []
-        entry.visititems(
-            lambda name, obj: (
-                groups.append((name, obj))
-                if isinstance(obj, h5py.Group) and (_nxclass(obj) == "NXevent_data")
-                else None
-            )
-        )
-        banks = []
-        for number, (name, g) in enumerate(sorted(groups), start=1):
-            tof = g["event_time_offset"][()].astype(np.float64)
-            unit = _decoded(g["event_time_offset"].attrs.get("units", "microsecond"))
-            tof = tof / 100.0 if unit in ("ns", "nanosecond") else tof * 10.0  # → 100 ns units
-            tz = g["event_time_zero"]
-            zunit, offset = _decoded(tz.attrs.get("units", "second")), tz.attrs.get("offset", None)
-            base = (
-                int(datetime.fromisoformat(_decoded(offset)).timestamp() * 1e9)
-                if offset is not None
-                else time.time_ns()
-            )
-            zero = tz[()].astype(np.float64)
-            times = base + np.round(zero if zunit in ("ns", "nanosecond") else zero * 1e9).astype(np.int64)
-            digits = "".join(c for c in name.rsplit("/", 1)[-1] if c.isdigit())
-            banks.append(
-                (
-                    int(digits) if digits else number,
-                    g["event_id"][()].astype(np.uint32),
-                    np.round(tof).astype(np.uint32),
-                    g["event_index"][()].astype(np.int64),
-                    times,
-                )
-            )
-        run = int(_text(entry, "run_number", "0") or 0)
-        name = _text(entry.get("instrument", entry), "name", "NEXUS")
-        proposal, title = _text(entry, "experiment_identifier"), _text(entry, "title")
-    pulses = np.unique(np.concatenate([b[4] for b in banks])) if banks else np.empty(0, np.int64)
-    t0 = int(pulses[0]) if pulses.size else time.time_ns()
-    top = max((int(b[1].max()) for b in banks if b[1].size), default=0)
-    epics = P.epics_from_ns(t0)[0]
-    for body in (
-        P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
-        P.BeamlineInfoPkt("BL", name[:8], name),
-        P.GeometryPkt(geometry_xml(name, top + 1, l1=None, l2=None, monitors=())),
-        P.RunInfoPkt(run_info_xml(proposal, title)),
-    ):
-        yield t0, _frame(body, t0)
-    ends = [np.append(b[3], b[1].size) for b in banks]
-    slots = [np.searchsorted(pulses, b[4]) for b in banks]  # bank pulse j → union pulse slot
-    where = [dict(zip(s.tolist(), range(s.size), strict=True)) for s in slots]
-    for k, t in enumerate(pulses.tolist()):
-        sections = []
-        for (bank_id, ids, tof, _, _), w, e in zip(banks, where, ends, strict=True):
-            j = w.get(k)
-            if j is not None and e[j + 1] > e[j]:
-                sections.append(P.EventBank(bank_id, tof[e[j] : e[j + 1]], ids[e[j] : e[j + 1]]))
-        yield t, _frame(P.BankedEventPkt(0, 0, k % 600, 0, 0, [P.EventSource(0, 0, 0, True, sections)]), t)
-    t_end = int(pulses[-1]) if pulses.size else t0
-    yield t_end, _frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t_end)
 
 
 def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> int:
@@ -565,19 +320,14 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
         pause_for=a.pause_for,
         seed=a.seed,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        sms.start()
-    except BindError as exc:
-        return report_bind_error(exc, prog)
-    while not stop.wait(0.2):
-        if a.exit_when_done and sms.done.is_set():
-            break
-    sms.stop()
-    log.info("fake SMS stopped")
-    return 0
+    return serve_forever(
+        sms,
+        None,  # start() logs "fake SMS listening on HOST:PORT"
+        prog,
+        until=sms.done if a.exit_when_done else None,
+        stopped="fake SMS stopped",
+        say=log.info,
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Also the packet helpers the replays share: `frame`, `geometry_xml`, `run_info_xm
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
@@ -76,7 +77,7 @@ class SyntheticRuns:
     monitor_rate: float = 100.0  # monitor events per second
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        t = _now_ns()
+        t = time.time_ns()
         run, k = self.first_run, 0
         yield t, frame(P.RunStatusPkt(0, 0, P.RunStatusCode.NO_RUN), t)
         while self.runs <= 0 or k < self.runs:
@@ -157,7 +158,3 @@ class SyntheticRuns:
         words = self.rng.integers(10_000, 160_000, m).astype(np.uint32) | np.uint32(1 << 31)
         section = P.MonitorSection(1, 0, 0, True, words)
         return P.BeamMonitorPkt(1_500_000, 940_000_000, pulse % 600, 0, 0, [section])
-
-
-def _now_ns() -> int:
-    return time.time_ns()

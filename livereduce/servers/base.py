@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import Any
 
 EXIT_SETUP = 2  # the CLI's "fix the setup" exit code
 
@@ -78,7 +79,7 @@ class TCPServer:
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._clients: dict[socket.socket, object] = {}
+        self._clients: dict[socket.socket, Any] = {}  # conn → the handler's per-client state
 
     def handle(self, conn: socket.socket) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -100,7 +101,9 @@ class TCPServer:
                 pass
             self._server.close()
         self.drop_clients()
-        for thread in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(self.join_timeout)
 
@@ -121,13 +124,15 @@ class TCPServer:
 
     def _spawn(self, target, *args, name: str | None = None) -> None:
         thread = threading.Thread(target=target, args=args, name=name or self.name, daemon=True)
+        with self._lock:  # the accept thread spawns too: one list, changed under the lock
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
+        server = self._server
+        while server is not None and not self._stop.is_set():
             try:
-                conn, peer = self._server.accept()
+                conn, peer = server.accept()
             except TimeoutError:
                 continue
             except OSError:  # closed by stop()

@@ -772,7 +772,7 @@ class MultVariablePkt(_Pkt):
         )
 
 
-def _variant(base: type[_Pkt], name: str, code: Type, codec) -> type[_Pkt]:
+def _variant(base: type[_Pkt], name: str, code: Type, codec) -> Any:  # a class made at import time
     return type(name, (base,), {"TYPE": code, "CODEC": codec, "__doc__": f"{code.name} packet."})
 
 
