@@ -16,6 +16,8 @@ from livereduce.errors import ProtocolError
 from livereduce.listeners.adara import packets as P
 from livereduce.listeners.adara.parser import Parser
 
+S = 1117010897  # an EPICS second (2025): resynchronisation wants plausible times
+
 
 def header(payload_len: int, ptype: int, version: int = 0, sec: int = 1, nsec: int = 2) -> bytes:
     return struct.pack("<4I", payload_len, (ptype << 8) | version, sec, nsec)
@@ -44,16 +46,37 @@ def test_unknown_types_are_skipped_and_counted():
     assert keep[0].type == 0x7777 and keep[0].payload == b"abcd"
 
 
-def test_oversize_packets_are_skipped_in_pieces_and_counted():
-    big = 8 << 20  # payload alone is 8 MiB: with the header, one packet over the limit
+def test_an_oversize_header_is_counted_and_resynchronised_not_skipped(caplog):
+    # a header claiming 4 GiB: the packets right after it are read, not the next 4 GiB thrown away
     parser, got = Parser(), []
-    got += parser.parse(heartbeat(1) + header(big, 0x4000) + b"\0" * 1000)
-    for _ in range(7):
-        got += parser.parse(b"\0" * (1 << 20))
-    got += parser.parse(b"\0" * ((1 << 20) - 1000) + heartbeat(3))  # the payload's end, then a packet
-    assert [p.sec for p in got] == [1, 3]
-    assert parser.discarded_oversize == 1
-    assert len(parser._buf) < (4 << 20)  # the oversize packet was never buffered whole
+    with caplog.at_level("ERROR", "livereduce.listener.adara"):
+        got += parser.parse(
+            heartbeat(S) + header(0xFFFFFFFC, 0x4000, 0, S) + heartbeat(S + 1) + heartbeat(S + 2)[:9]
+        )
+        got += parser.parse(heartbeat(S + 2)[9:] + heartbeat(S + 3))
+    assert [p.sec - S for p in got] == [0, 1, 2, 3]
+    assert (parser.oversize_packets, parser.resyncs, parser.resync_bytes_skipped) == (1, 1, 16)
+    assert sum("over the" in r.message and "resynchronising" in r.message for r in caplog.records) == 1
+    # every type has its bound: a 1 KiB heartbeat is as oversize as a 4 GiB event packet
+    parser = Parser()
+    got = parser.parse(header(1024, 0x4009, 0, S) + b"\0" * 1024 + heartbeat(S + 5) + heartbeat(S + 6))
+    assert [p.sec - S for p in got] == [5, 6]
+    assert parser.oversize_packets == 1 and parser.resync_bytes_skipped == 1024 + 16
+
+
+def test_resynchronising_gives_up_with_a_protocol_error_and_never_buffers_without_bound():
+    big = 9 << 20  # a real 9 MiB packet (over every bound) of zeros: nothing in it is a plausible header
+    parser = Parser()
+    parser.parse(heartbeat(S) + header(big, 0x4000, 0, S))
+    try:
+        for _ in range(9):
+            parser.parse(b"\0" * (1 << 20))
+            assert parser.buffered <= (1 << 20) + 16 and len(parser._buf) <= (2 << 20)
+    except ProtocolError as exc:
+        assert "cannot resynchronise" in str(exc)
+    else:
+        raise AssertionError("no ProtocolError")
+    assert parser.oversize_packets == 1 and parser.resync_bytes_skipped > 8 << 20
 
 
 def test_a_payload_length_not_a_multiple_of_four_is_a_protocol_error():

@@ -16,8 +16,25 @@ Decisions worth knowing:
   buffered, the thread stops consuming until the next extract. So the END_RUN chunk holds the run's tail and
   the BEGIN_RUN chunk holds the start of the new run. A NEW_RUN seen on the stream is reported as BEGIN_RUN
   even for the first run (Mantid hides it before its workspace exists); joining mid-run (STATE) is silent.
-- Reconnecting asks for the start of the current run again (unless started "now"); when the replay repeats the
-  run we were in, the buffer is discarded and `data_reset()` turns true, so nothing is counted twice.
+- Faults (counted in `state()`, logged at most once a minute per kind): a *framing* error (a header whose
+  length is unaligned or over its type's bound, `packets.PAYLOAD_BOUNDS`) makes the parser resynchronise on
+  the next plausible header; only when it cannot (no plausible header within 8 MiB) does the connection drop
+  (then reconnect and replay, below).
+  A *bad packet* (a decoder's PacketError, unreadable or oversized XML, a PV value whose type disagrees with its
+  descriptor, any error inside a handler) is dropped and counted in `bad_packets` by type; it never drops
+  the connection, so a poison packet in a run cannot make the replay loop.
+- Reconnecting asks for the start of the current run again (unless started "now"), and the SMS replays the
+  run. The rule, per kind of time-stamped data (event pulses, monitor pulses, each process variable,
+  annotations): the listener remembers the latest packet time it took in for the run (`marks`: handed out
+  by extract() or still buffered, both are accumulated), and after a reconnect into the *same* run (same run
+  number and same run start; also any repeated NEW_RUN of it) it skips replayed packets at or before that
+  mark (`replayed_pulses_skipped`, `replayed_packets_skipped`). The SMS sends each kind in time order, so
+  everything up to the mark was received before the drop and everything after it was not: nothing doubles,
+  nothing is lost, the buffer is kept and there is no data reset. Descriptors, geometry and run info are
+  re-applied (idempotent). A replay of a run that already ended here is skipped whole (no second BEGIN_RUN /
+  END_RUN). Discarding the partial buffer (with `data_reset()` turning true) is right only when the replayed
+  run has our run number but a different run start: the SMS restarted the run, so what we hold is not this
+  run's data and marks mean nothing. With start "now" there is no replay: the gap is lost, nothing doubles.
 - TOF is the event's TOF word / 10 (µs). Mantid's source-offset correction adds a boolean, i.e. nothing
   measurable, so it is not reproduced.
 """
@@ -36,7 +53,7 @@ import numpy as np
 from livereduce.errors import NotYet
 from livereduce.listeners.adara import packets as P
 from livereduce.listeners.adara.geometry import DetectorMap, Geometry, map_events, parse_geometry
-from livereduce.listeners.adara.parser import Parser
+from livereduce.listeners.adara.parser import LogLimiter, Parser
 from livereduce.listeners.adara.pvs import ProcessVariable, describe, log_values
 from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
 from livereduce.listeners.base import (
@@ -113,15 +130,25 @@ class AdaraListener(RunStateMixin):
         self._parser: Parser | None = None
         self._counts = dict.fromkeys(
             (
-                "packets",
-                "discarded_unknown",
-                "discarded_oversize",
+                *Parser.COUNTERS,
                 "paused_events_dropped",
                 "unmapped_events_dropped",
                 "unknown_variable_values",
+                "replayed_pulses_skipped",
+                "replayed_packets_skipped",
+                "handler_errors",
             ),
             0,
         )
+        self._bad_packets: dict[str, int] = {}  # packets dropped as inconsistent, by type name
+        self._bad_log = LogLimiter(log)
+        self._frame_log = LogLimiter(log)  # framing errors: one line a minute per kind, across reconnects
+        self._last_bad = ""  # the last bad packet's type and error, for state()
+        # replay after a reconnect (receive thread, or extract while the receiver is held)
+        self._run_key: tuple[int, int] | None = None  # (run number, run start) of the current or last run
+        self._marks: dict[object, int] = {}  # latest packet time taken in, per kind, for that run
+        self._replay: dict[object, int] = {}  # marks a replay must pass before its data is taken again
+        self._replaying_ended = False  # the replay is of a run that already ended here
 
     # ---- Listener contract ---------------------------------------------------------------------------------
     def start(self, start: StartFrom | None = None) -> None:
@@ -147,9 +174,12 @@ class AdaraListener(RunStateMixin):
             "run_number": self.run_number,
             "paused": self._paused,
         }
-        out.update(self._counts)
+        with self._lock:
+            out.update(self._counts)
+            out["bad_packets"] = dict(self._bad_packets)
+            out["last_bad_packet"] = self._last_bad
         if p is not None:
-            for key in ("packets", "discarded_unknown", "discarded_oversize"):
+            for key in Parser.COUNTERS:
                 out[key] += getattr(p, key)
         return out
 
@@ -252,7 +282,9 @@ class AdaraListener(RunStateMixin):
         )
         with self._lock:
             self._rejoin = not first
-        parser = self._parser = Parser()
+        parser = self._parser = Parser(
+            source=f"the ADARA stream from {self.address}", resync_misaligned=True, limiter=self._frame_log
+        )
         sock.settimeout(0.2)  # short, so stop() and extract() releases are seen promptly
         idle = 0.0
         try:
@@ -283,17 +315,61 @@ class AdaraListener(RunStateMixin):
         finally:
             with self._lock:
                 self._parser = None
-                for key in ("packets", "discarded_unknown", "discarded_oversize"):
+                for key in Parser.COUNTERS:
                     self._counts[key] += getattr(parser, key)
 
     def _dispatch(self, packet: P.Packet) -> None:
+        """Apply one packet. An inconsistent one is dropped and counted; nothing here drops the connection."""
         handler = _HANDLERS.get(packet.type)
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(self, packet)
+        except P.PacketError as exc:
+            self._bad(packet, exc, unexpected=False)
+        except Exception as exc:  # a handler bug loses this packet, never the connection
+            self._bad(packet, exc, unexpected=True)
+
+    def _bad(self, packet: P.Packet, exc: Exception, *, unexpected: bool) -> None:
+        name = _type_name(packet.type)
+        with self._lock:
+            count = self._bad_packets[name] = self._bad_packets.get(name, 0) + 1
+            self._last_bad = f"{name}: {exc!r}"
+            if unexpected:
+                self._counts["handler_errors"] += 1
+        self._bad_log(
+            name,
+            logging.ERROR if unexpected else logging.WARNING,
+            "dropped a bad %s packet (v%d, %d-byte payload, time %s): %s; %d such packets so far",
+            name,
+            packet.version,
+            len(packet.payload),
+            iso_from_ns(packet.time_ns) if 0 <= packet.sec < 1 << 32 else packet.sec,
+            repr(exc) if unexpected else exc,
+            count,
+        )
+
+    def _replayed(self, kind: object, time_ns: int) -> bool:
+        """Whether a packet of `kind` at `time_ns` was already taken in (a replay after a reconnect: skip it);
+        otherwise records it as the kind's latest."""
+        mark = self._replay.get(kind)
+        if mark is not None:
+            if time_ns <= mark:
+                with self._lock:
+                    self._counts[
+                        "replayed_pulses_skipped" if kind == "events" else "replayed_packets_skipped"
+                    ] += 1
+                return True
+            del self._replay[kind]  # past the mark: this kind is live again
+        if time_ns > self._marks.get(kind, time_ns - 1):
+            self._marks[kind] = time_ns
+        return False
 
     def _on_events(self, packet: P.Packet) -> None:
         payload = packet.payload
         sections = P.walk_banks(payload)
+        if self._replayed("events", packet.time_ns):
+            return
         if self._paused and not self.keep_paused_events:
             n = sum(c for _, banks in sections for b, _, c in banks if b not in P.ERROR_BANKS)
             with self._lock:
@@ -314,6 +390,8 @@ class AdaraListener(RunStateMixin):
 
     def _on_monitors(self, packet: P.Packet) -> None:
         pkt = P.BeamMonitorPkt.decode(packet.payload, packet.version)
+        if self._replayed("monitors", packet.time_ns):
+            return
         with self._lock:
             for s in pkt.sections:
                 self._monitor_counts[s.monitor_id] = self._monitor_counts.get(s.monitor_id, 0) + len(s.events)
@@ -328,21 +406,51 @@ class AdaraListener(RunStateMixin):
             initialised, rejoin = self._initialised.is_set(), self._rejoin
             self._rejoin = False
             self._initialised.set()
-            if rs.status == _S.END_RUN or (rs.status == _S.NO_RUN and self._in_run):
+            key = (rs.run_number, rs.run_start)
+            repeat = rejoin or (
+                rs.status == _S.NEW_RUN and key == self._run_key
+            )  # a repeated NEW_RUN: a replay
+            if (
+                repeat
+                and rs.run_number
+                and not self._in_run
+                and key == self._run_key
+                and rs.status != _S.END_RUN
+            ):
+                log.info(
+                    "reconnected: the SMS replays run %d, which already ended here; skipping it",
+                    rs.run_number,
+                )
+                self._replay, self._replaying_ended = dict(self._marks), True
+            elif self._replaying_ended and key == self._run_key:
+                if rs.status == _S.END_RUN:
+                    self._replaying_ended = False  # the replay is over; its END_RUN was reported before
+            elif rs.status == _S.END_RUN or (rs.status == _S.NO_RUN and self._in_run):
+                self._replaying_ended = False
                 if self._begin_pending:  # report the run's BEGIN_RUN (with its data) first
                     self._defer("end", rs, packet.time_ns)
                 else:
                     self._end(rs, packet.time_ns)
-            elif rs.status == _S.NEW_RUN and rejoin and rs.run_number == self._in_run:
-                log.info(
-                    "reconnected into run %d from its start: discarding the partial buffer (data reset)",
-                    rs.run_number,
-                )
-                self._events.swap()
-                self._monitor_events.swap()
-                self._charge, self._monitor_counts, self._reset = ([], []), {}, True
-                self._run = self._fresh_run()
-                self._details(rs)
+            elif repeat and rs.status in (_S.NEW_RUN, _S.STATE) and rs.run_number == self._in_run != 0:
+                if key == self._run_key:
+                    log.info(
+                        "reconnected into run %d: its replay is skipped up to what was already received, "
+                        "the buffer is kept (no data reset)",
+                        rs.run_number,
+                    )
+                    self._replay = dict(self._marks)
+                else:
+                    log.info(
+                        "reconnected into run %d, but the SMS gives it another start time (a restarted run): "
+                        "discarding the partial buffer (data reset)",
+                        rs.run_number,
+                    )
+                    self._events.swap()
+                    self._monitor_events.swap()
+                    self._charge, self._monitor_counts, self._reset = ([], []), {}, True
+                    self._run = self._fresh_run()
+                    self._details(rs)
+                    self._run_key, self._marks, self._replay = key, {}, {}
             elif (
                 rs.status == _S.NEW_RUN
                 or (rs.run_number and self._in_run not in (0, rs.run_number))
@@ -362,6 +470,7 @@ class AdaraListener(RunStateMixin):
             elif rs.run_number and not self._in_run:
                 self._tracker.running(rs.run_number)  # joined a run in progress: no edge
                 self._in_run = rs.run_number
+                self._run_key, self._marks, self._replay = key, {}, {}
                 self._details(rs)
                 self._seed(packet.time_ns)
 
@@ -387,6 +496,8 @@ class AdaraListener(RunStateMixin):
         self._tracker.begin_run(rs.run_number)
         self._begin_pending = True
         self._in_run = rs.run_number
+        self._run_key, self._marks, self._replay = (rs.run_number, rs.run_start), {}, {}
+        self._replaying_ended = False
         self._run = self._fresh_run()
         self._details(rs)
         self._seed(time_ns)
@@ -412,10 +523,11 @@ class AdaraListener(RunStateMixin):
 
     def _on_run_info(self, packet: P.Packet) -> None:
         try:
-            root = parse_xml(P.RunInfoPkt.decode(packet.payload, packet.version).xml)
+            root = parse_xml(
+                P.RunInfoPkt.decode(packet.payload, packet.version).xml, P.max_payload(T.RUN_INFO)
+            )
         except ET.ParseError as exc:
-            log.warning("unreadable RUN_INFO XML (%s); ignored", exc)
-            return
+            raise P.PacketError(f"unreadable RUN_INFO XML: {exc}") from None
         with self._lock:
             for el in root.iter():
                 name = {"proposal_id": "experiment_identifier", "run_title": "run_title"}.get(local_tag(el))
@@ -424,10 +536,11 @@ class AdaraListener(RunStateMixin):
 
     def _on_geometry(self, packet: P.Packet) -> None:
         try:
-            geometry = parse_geometry(P.GeometryPkt.decode(packet.payload, packet.version).xml)
+            geometry = parse_geometry(
+                P.GeometryPkt.decode(packet.payload, packet.version).xml, P.max_payload(T.GEOMETRY)
+            )
         except ValueError as exc:
-            log.warning("%s; spectra fall back to detector ids 0..pixels-1", exc)
-            return
+            raise P.PacketError(f"{exc}; spectra fall back to detector ids 0..pixels-1") from None
         with self._lock:
             self._geometry = geometry
 
@@ -439,6 +552,8 @@ class AdaraListener(RunStateMixin):
     def _on_annotation(self, packet: P.Packet) -> None:
         a = P.AnnotationPkt.decode(packet.payload, packet.version)
         t, M = packet.time_ns, P.MarkerType
+        if self._replayed("annotation", t):
+            return
         with self._lock:
             if a.marker_type in (M.PAUSE, M.RESUME):
                 self._paused = a.marker_type == M.PAUSE
@@ -458,6 +573,8 @@ class AdaraListener(RunStateMixin):
 
     def _on_variable(self, packet: P.Packet) -> None:
         pkt = P.CLASSES[packet.type].decode(packet.payload, packet.version)
+        if self._replayed(("pv", pkt.device_id, pkt.variable_id), packet.time_ns):
+            return
         pv = self._pvs.get((pkt.device_id, pkt.variable_id))
         if pv is None:
             with self._lock:
@@ -468,6 +585,10 @@ class AdaraListener(RunStateMixin):
         if update is not None:
             with self._lock:
                 self._run.series(pv.name, pv.unit).append(*update)
+
+
+def _type_name(ptype: int) -> str:
+    return P.Type(ptype).name if ptype in P.KNOWN_TYPES else f"0x{ptype:04x}"
 
 
 def _copy(s: Spectra) -> Spectra:

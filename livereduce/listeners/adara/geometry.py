@@ -26,7 +26,11 @@ class Geometry:
     monitors: tuple[int, ...]
 
 
-def parse_geometry(text: str) -> Geometry:
+MAX_GEOMETRY_DETECTORS = 1 << 19  # pixels the IDF subset may declare in all (a few tens of MB of arrays)
+MAX_GEOMETRY_XML = 4 << 20  # bytes: packets.PAYLOAD_BOUNDS[GEOMETRY]
+
+
+def parse_geometry(text: str, limit: int = MAX_GEOMETRY_XML) -> Geometry:
     """The IDF subset this listener (and the fake SMS) understands. Lengths in m, angles in degrees:
 
         <instrument name="NAME">
@@ -37,57 +41,83 @@ def parse_geometry(text: str) -> Geometry:
         </instrument>
 
     Spectra are ordered by detector id. A real IDF (components, types, idlists) yields its name and no pixels,
-    so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML.
+    so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML, on XML over `limit`
+    bytes (refused before parsing) and on more than MAX_GEOMETRY_DETECTORS pixels in all (refused before any
+    array is made: a few hundred bytes of XML must not cost seconds or gigabytes).
     """
     try:
-        return _geometry(parse_xml(text))
+        return _geometry(parse_xml(text, limit))
     except (ET.ParseError, KeyError, ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"geometry XML: {exc!r}") from None
 
 
 def _geometry(root: ET.Element) -> Geometry:
     z: dict[str, float] = {}
-    ids: list = []
-    l2: list = []
-    tt: list = []
-    az: list = []
+    singles: list[tuple[int, float, float, float]] = []
+    ranges: list[tuple[int, int, float, float, float, float]] = []
     monitors: list[int] = []
+    total = 0
     for el in root.iter():
         a, tag = el.attrib, local_tag(el)
         if tag in ("source", "sample") and "z" in a:
             z[tag] = float(a["z"])
         elif tag == "detector" and "id" in a:
-            ids.append([int(a["id"])])
-            l2.append([float(a.get("l2", "nan"))])
-            tt.append([float(a.get("two_theta", "nan"))])
-            az.append([float(a.get("azimuthal", "0"))])
+            singles.append(
+                (
+                    int(a["id"]),
+                    float(a.get("l2", "nan")),
+                    float(a.get("two_theta", "nan")),
+                    float(a.get("azimuthal", "0")),
+                )
+            )
+            total += 1
         elif tag == "detectors" and "first_id" in a:
             n = int(a["count"])
-            if not 0 <= n <= 1 << 24:
+            if n < 0:
                 raise ValueError(f"detector count {n}")
-            ids.append(int(a["first_id"]) + np.arange(n))
-            l2.append(np.full(n, float(a.get("l2", "nan"))))
-            first, last = float(a.get("two_theta_first", "nan")), float(a.get("two_theta_last", "nan"))
-            tt.append(np.linspace(first, last, n))
-            az.append(np.full(n, float(a.get("azimuthal", "0"))))
+            first = int(a["first_id"])
+            if not (-(2**31) <= first and first + n <= 2**31):
+                raise ValueError("detector ids beyond 32 bits")
+            ranges.append(
+                (
+                    first,
+                    n,
+                    float(a.get("l2", "nan")),
+                    float(a.get("two_theta_first", "nan")),
+                    float(a.get("two_theta_last", "nan")),
+                    float(a.get("azimuthal", "0")),
+                )
+            )
+            total += n
         elif tag == "monitor" and "id" in a:
             monitors.append(int(a["id"]))
-
-    def cat(parts):
-        return np.concatenate(parts) if parts else np.empty(0)
-
-    det = cat(ids).astype(np.int64)
-    order = np.argsort(det, kind="stable")
-    if np.unique(det).size != det.size or (det.size and not -(2**31) <= det.min() <= det.max() < 2**31):
-        raise ValueError("duplicate detector ids, or ids beyond 32 bits")
+        if total > MAX_GEOMETRY_DETECTORS:
+            raise ValueError(f"more than {MAX_GEOMETRY_DETECTORS} detectors declared")
+    det = np.empty(total, np.int64)
+    l2, tt, az = np.empty(total), np.empty(total), np.empty(total)
+    pos = 0
+    for first, n, dl2, t0, t1, daz in ranges:
+        det[pos : pos + n] = np.arange(first, first + n)
+        l2[pos : pos + n], az[pos : pos + n] = dl2, daz
+        tt[pos : pos + n] = np.linspace(t0, t1, n)
+        pos += n
+    for i, (did, dl2, dtt, daz) in enumerate(singles):
+        det[pos + i], l2[pos + i], tt[pos + i], az[pos + i] = did, dl2, dtt, daz
+    if det.size and not -(2**31) <= det.min() <= det.max() < 2**31:
+        raise ValueError("detector ids beyond 32 bits")
+    if det.size > 1 and not np.all(det[1:] > det[:-1]):
+        order = np.argsort(det, kind="stable")
+        det, l2, tt, az = det[order], l2[order], tt[order], az[order]
+        if np.any(det[1:] == det[:-1]):
+            raise ValueError("duplicate detector ids")
     l1 = z["sample"] - z["source"] if {"sample", "source"} <= z.keys() else float("nan")
     return Geometry(
         root.get("name", ""),
         l1,
-        det[order],
-        cat(l2)[order],
-        np.deg2rad(cat(tt)[order]),
-        np.deg2rad(cat(az)[order]),
+        det,
+        l2,
+        np.deg2rad(tt, out=tt),
+        np.deg2rad(az, out=az),
         tuple(sorted(set(monitors))),
     )
 

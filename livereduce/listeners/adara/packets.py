@@ -5,8 +5,12 @@ Written from the protocol description (16-byte little-endian header of four uint
 type code, decodes a payload (`decode(payload, version)`) and encodes one (`payload(version)`); `encode()`
 adds the header. The fake SMS builds its stream with the same classes, so round trips test both halves.
 
-Decoders raise `PacketError` (a ProtocolError) when a payload is shorter than its own fields say. Event
-arrays are numpy views over the payload: decoding never loops over events in Python.
+Decoders raise `PacketError` (a ProtocolError) when a payload is shorter than its own fields say, and
+nothing else (the fuzzer, `livereduce.listeners.adara.fuzz`, holds them to that). Event arrays are numpy views
+over the payload: decoding never loops over events in Python.
+
+`PAYLOAD_BOUNDS` is the largest payload each type may claim (see the table there, with the reason for each
+bound); a header claiming more is a framing error, and the parser resynchronises instead of skipping it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ ERROR_BANKS = (0xFFFFFFFE, 0xFFFFFFFF)  # unmapped / error pixel banks: never ev
 
 
 class PacketError(ProtocolError):
-    """A payload does not hold what its own length fields promise."""
+    """A payload does not hold what its own length fields promise, or its contents are inconsistent (a value
+    whose type disagrees with its descriptor, unreadable XML). The listener drops and counts such a packet;
+    it never drops the connection for one (only framing errors, raised by the parser, may)."""
 
 
 # Base packet types: the header's format word is (type << 8) | version.
@@ -71,6 +77,60 @@ Type = enum.IntEnum(
     ],
 )
 KNOWN_TYPES = frozenset(int(t) for t in Type)
+
+# ---- payload bounds ----------------------------------------------------------------------------------------
+# The largest payload (bytes, header excluded) a header of each type may claim, and why. A header claiming more
+# is a framing error: the parser counts it (`oversize_packets`), logs it and resynchronises on the next
+# plausible header; it never skips the claimed length (one corrupt length word must not eat gigabytes).
+KiB, MiB = 1 << 10, 1 << 20
+GENERIC_MAX_PAYLOAD = MAX_PACKET - HEADER_SIZE  # the reference parser's 8 MiB packet ceiling
+_B = GENERIC_MAX_PAYLOAD
+PAYLOAD_BOUNDS: dict[int, tuple[int, str]] = {
+    Type.RAW_EVENT: (_B, "one pulse of raw (tof, pixel) pairs: 8 B each, about 1M events"),
+    Type.RTDL: (1 * KiB, "30 words (120 B) in v0 and v1; room for longer future versions"),
+    Type.SOURCE_LIST: (64 * KiB, "one u32 id per event source: a few dozen"),
+    Type.MAPPED_EVENT: (_B, "one pulse of mapped (tof, pixel) pairs, as RAW_EVENT"),
+    Type.BANKED_EVENT: (
+        _B,
+        "what one pulse can hold: 8 B per event, about 1M events, 6x the busiest SNS instrument's "
+        "~1e7 n/s at 60 Hz; also the reference parser's ceiling",
+    ),
+    Type.BEAM_MONITOR_EVENT: (4 * MiB, "one pulse of monitor events, 4 B each: 1M, far above monitor rates"),
+    Type.PIXEL_MAPPING: (_B, "one entry per pixel, a few million pixels at most"),
+    Type.RUN_STATUS: (256, "3 words in v0, 5 in v1"),
+    Type.RUN_INFO: (2 * MiB, "XML: proposal, title, users, sample: kilobytes in practice"),
+    Type.TRANS_COMPLETE: (4 + 64 * KiB, "status word + a reason of at most 0xFFFF bytes (16-bit length)"),
+    Type.CLIENT_HELLO: (64, "1 word in v0, 2 in v1"),
+    Type.STREAM_ANNOTATION: (8 + 64 * KiB, "2 words + a comment of at most 0xFFFF bytes (16-bit length)"),
+    Type.SYNC: (64 * KiB, "16-byte signature, offset, length, short comment"),
+    Type.HEARTBEAT: (64, "empty; room for future versions"),
+    Type.GEOMETRY: (4 * MiB, "XML (an IDF): the largest SNS IDFs are well under 4 MiB"),
+    Type.BEAMLINE_INFO: (1 * KiB, "1 word + three names of at most 255 bytes (8-bit lengths)"),
+    Type.DATA_DONE: (64, "empty; room for future versions"),
+    Type.BEAM_MONITOR_CONFIG: (64 * KiB, "a few words per beam monitor"),
+    Type.DETECTOR_BANK_SETS: (1 * MiB, "bank-set names and bank lists: kilobytes in practice"),
+    Type.BANKED_EVENT_STATE: (_B, "one pulse of banked events, as BANKED_EVENT"),
+    Type.PIXEL_MAPPING_ALT: (_B, "one entry per pixel, as PIXEL_MAPPING"),
+    Type.DEVICE_DESC: (2 * MiB, "XML: one device's process variables, hundreds at most"),
+    Type.VAR_VALUE_U32: (64, "3 words + a u32 (16 B)"),
+    Type.VAR_VALUE_DOUBLE: (64, "3 words + a double (20 B)"),
+    Type.VAR_VALUE_STRING: (1 * MiB, "3 words + an EPICS string or char waveform"),
+    Type.VAR_VALUE_U32_ARRAY: (4 * MiB, "3 words + an EPICS waveform: 1M u32"),
+    Type.VAR_VALUE_DOUBLE_ARRAY: (4 * MiB, "3 words + an EPICS waveform: 512k doubles"),
+    Type.MULT_VAR_VALUE_U32: (4 * MiB, "timed updates of one variable, 8 B each: 512k"),
+    Type.MULT_VAR_VALUE_DOUBLE: (4 * MiB, "timed updates of one variable, 12 B each: 350k"),
+    Type.MULT_VAR_VALUE_STRING: (4 * MiB, "timed string updates of one variable"),
+    Type.MULT_VAR_VALUE_U32_ARRAY: (4 * MiB, "timed waveform updates of one variable"),
+    Type.MULT_VAR_VALUE_DOUBLE_ARRAY: (4 * MiB, "timed waveform updates of one variable"),
+}
+UNKNOWN_TYPE_REASON = "unknown type: the reference parser's generic 8 MiB packet ceiling"
+MAX_PAYLOAD = {int(t): bound for t, (bound, _) in PAYLOAD_BOUNDS.items()}
+
+
+def max_payload(ptype: int) -> int:
+    """The largest payload a header of type `ptype` may claim (the generic bound for unknown types)."""
+    return MAX_PAYLOAD.get(ptype, GENERIC_MAX_PAYLOAD)
+
 
 RunStatusCode = enum.IntEnum("RunStatusCode", "NO_RUN NEW_RUN RUN_EOF RUN_BOF END_RUN STATE", start=0)
 MarkerType = enum.IntEnum(
