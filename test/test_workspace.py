@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import livereduce.algorithms  # noqa: F401 - installs workspace arithmetic (ws1 + ws2 runs Plus)
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
 from livereduce.workspace.histogram import HistogramWorkspace

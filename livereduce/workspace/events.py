@@ -131,11 +131,23 @@ class EventColumns:
 
 
 def default_edges(x: np.ndarray) -> np.ndarray:
-    """One bin spanning all events (Mantid's default event binning), widened so the largest event counts."""
+    """One bin spanning all events (Mantid's default event binning), widened so the largest event counts.
+
+    Only finite values count: a NaN or infinite x can never make the bin [nan, nan] or infinitely wide (such
+    events fall outside it). No finite values: [0, 1]."""
+    x = np.asarray(x)
     if x.size == 0:
         return np.array([0.0, 1.0])
     lo, hi = float(np.min(x)), float(np.max(x))
-    return np.array([lo, np.nextafter(hi, np.inf) if hi > lo else lo + 1.0])
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or ±inf somewhere: look at the finite ones only
+        finite = x[np.isfinite(x)]
+        if finite.size == 0:
+            return np.array([0.0, 1.0])
+        lo, hi = float(np.min(finite)), float(np.max(finite))
+    top = np.nextafter(hi, np.inf) if hi > lo else lo + max(1.0, abs(lo) * 1e-12)
+    if not np.isfinite(top):  # hi is the largest float
+        top = hi
+    return np.array([lo, top])
 
 
 class EventWorkspace(MatrixWorkspace):
