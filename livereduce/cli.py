@@ -1,7 +1,8 @@
 """Command line: `livereduce [run] [CONFIG]`, `livereduce check [CONFIG]`, and the fake DAS servers.
 
-Exit codes: 0 fine; 1 unexpected failure; 2 bad configuration or scripts (fix the setup: restarting will not
-help, and the systemd unit does not restart on 2).
+Exit codes: 0 fine; 1 unexpected failure; 2 bad configuration or scripts, scripts or a config that others may
+write, or another daemon holding the state directory's lock (fix the setup: restarting will not help, and
+the systemd unit does not restart on 2).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import sys
 
 from livereduce import __version__, logs
 from livereduce.check import run_check
-from livereduce.config import load_config, resolve, resolve_config_path
+from livereduce.config import load_config, resolve, resolve_config_path, state_dir_path
 from livereduce.daemon import build_daemon
 from livereduce.errors import ConfigError, ScriptError
+from livereduce.lock import InstanceLock, LockError
+from livereduce.scripts import check_permissions, find_scripts
 
 EXIT_SETUP = 2  # fix the setup: a restart cannot help (the systemd unit does not restart on 2)
 log = logging.getLogger("livereduce")
@@ -41,16 +44,25 @@ def cmd_run(args) -> int:
     try:
         engine = _engine(config)
         runtime = resolve(config)
-        if engine == "mantid":
-            from livereduce.engines.mantid import run_mantid  # imports Mantid: only when chosen
+        found = find_scripts(runtime.script_dir, runtime.script_names)
+        for warning in check_permissions(runtime.script_dir, found, config.allow_insecure_scripts):
+            log.warning("insecure: %s", warning)
+        # one daemon per state directory, for its whole life (both engines: they would fight over products)
+        with InstanceLock(state_dir_path(config.state_dir)) as lock:
+            log.info("holding %s", lock.path)
+            if engine == "mantid":
+                from livereduce.engines.mantid import run_mantid  # imports Mantid: only when chosen
 
-            return run_mantid(config, runtime)
-        return build_daemon(config, runtime, config_path=path).run()
+                return run_mantid(config, runtime)
+            return build_daemon(config, runtime, config_path=path).run()
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_SETUP
     except ScriptError as exc:
         log.error("script error: %s", exc)
+        return EXIT_SETUP
+    except LockError as exc:
+        log.error("not starting: %s", exc)
         return EXIT_SETUP
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
+import re
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,12 @@ from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind, listener
 
 DEFAULT_PATH = "/etc/livereduce.conf"
 SOFT_MEMORY_FRACTION = 0.8  # of the memory limit: above it the accumulation is compressed
+MAX_FILE_BYTES = 1 << 20  # a config is a few hundred bytes; anything near this is not one
+MAX_NESTING = 8  # a config nests two or three levels (watchdog, listener_options); deeper is not one
+DAY_S = 86400.0
+INT32_MAX = 2**31 - 1
+DEFAULT_STATE_DIR = "livereduce-state"  # under the working directory, when neither config nor systemd says
+LISTENER_TIMEOUT_MAX_S = DAY_S
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class Field:
 
     key: str  # JSON key; "a.b" is key b of object a
     attr: str  # the Config attribute
-    kind: str  # str | number | int | bool | int_list | object | choice
+    kind: str  # str | number | int | bool | int_list | object | choice | address (host:port)
     default: object
     doc: str
     choices: tuple = ()
@@ -83,7 +93,11 @@ class Config:
         nullable=True,
     )
     update_every: float = _key(
-        30.0, "Seconds between cycle starts; 0 runs one cycle and exits.", "number", minimum=0
+        30.0,
+        "Seconds between cycle starts; 0 runs one cycle and exits.",
+        "number",
+        minimum=0,
+        maximum=DAY_S,
     )
     preserve_events: bool = _key(
         True,
@@ -98,10 +112,16 @@ class Config:
         "Periods to read from an ISIS histogram DAE (1-based); null: all.",
         "int_list",
         minimum=1,
+        maximum=INT32_MAX,
         nullable=True,
     )
     spectra: tuple | None = _key(
-        None, "Spectrum numbers to read from an ISIS DAE; null: all.", "int_list", minimum=0, nullable=True
+        None,
+        "Spectrum numbers to read from an ISIS DAE; null: all.",
+        "int_list",
+        minimum=0,
+        maximum=INT32_MAX,
+        nullable=True,
     )
     system_mem_limit_perc: float = _key(
         70.0,
@@ -111,13 +131,16 @@ class Config:
         minimum=0,
         maximum=100,
     )
-    mem_check_interval_sec: float = _key(1.0, "Seconds between memory checks.", "number", minimum=0.01)
+    mem_check_interval_sec: float = _key(
+        1.0, "Seconds between memory checks.", "number", minimum=0.01, maximum=3600
+    )
     watchdog_interval: float = _key(
         60.0,
         "Seconds between the anchor watchdog's checks (kept for compatibility; systemd's watchdog is fed "
         "from the session's progress).",
         "number",
         minimum=0.01,
+        maximum=3600,
         json_key="watchdog.interval",
     )
     watchdog_threshold: float = _key(
@@ -126,6 +149,7 @@ class Config:
         "restarts the service).",
         "number",
         minimum=20,
+        maximum=DAY_S,
         json_key="watchdog.threshold",
     )
     CONDA_ENV: str | None = _key(
@@ -149,10 +173,13 @@ class Config:
         nullable=True,
     )
     address: str | None = _key(
-        None, "`host:port` override of the instrument's DAS address.", "str", nullable=True
+        None, "`host:port` override of the instrument's DAS address.", "address", nullable=True
     )
     listener_options: dict = _key(  # noqa: RUF009 - _key gives a dict field its default_factory
-        {}, "Extra options passed to the listener (e.g. fake_event `rate`).", "object"
+        {},
+        "Extra options passed to the listener (e.g. fake_event `rate`). Numbers must be finite; an option "
+        f"named `*timeout` must be > 0 and ≤ {LISTENER_TIMEOUT_MAX_S:g} s.",
+        "object",
     )
     start_from: str = _key(
         "start_of_run",
@@ -174,6 +201,7 @@ class Config:
         "(~16 bytes each); past it the oldest are dropped, counted and logged.",
         "int",
         minimum=0,
+        maximum=10**10,
     )
     step_timeout: float | None = _key(
         None,
@@ -181,6 +209,7 @@ class Config:
         "10 × update_every, at least 300.",
         "number",
         minimum=1,
+        maximum=DAY_S,
         nullable=True,
     )
     state_dir: str | None = _key(
@@ -195,6 +224,7 @@ class Config:
         "Cycles between checkpoints (one is also written at a clean stop and at each run's end).",
         "int",
         minimum=1,
+        maximum=10**6,
     )
     das_silence_timeout: float = _key(
         120.0,
@@ -202,6 +232,7 @@ class Config:
         "made again.",
         "number",
         minimum=1,
+        maximum=DAY_S,
     )
     allow_insecure_scripts: bool = _key(
         False,
@@ -248,6 +279,46 @@ def resolve_config_path(arg: str | None) -> str | None:
     return DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None
 
 
+def bound_text(x: float) -> str:
+    """A bound as the docs and messages show it: exact for whole numbers (2147483647, not 2.14748e+09)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
+def _range_text(field: Field) -> str:
+    parts = [f"≥ {bound_text(field.minimum)}"] if field.minimum is not None else []
+    if field.maximum is not None:
+        parts.append(f"≤ {bound_text(field.maximum)}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _finite(value) -> bool:
+    """A JSON number that is a usable float: not NaN, not ±Infinity, not an integer too large for a float."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _within(field: Field, value) -> bool:
+    return (field.minimum is None or value >= field.minimum) and (
+        field.maximum is None or value <= field.maximum
+    )
+
+
+# host:port; the host is a name, an IPv4 address or a bracketed IPv6 address
+_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>[0-9]{1,5})")
+
+
+def valid_address(value: object) -> bool:
+    """True for 'host:port' with a port from 1 to 65535."""
+    match = _ADDRESS.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and 1 <= int(match["port"]) <= 65535
+
+
 def _check(field: Field, value, source: str | None):
     def bad(expected: str):
         raise ConfigError(field.key, expected, value, source)
@@ -260,41 +331,61 @@ def _check(field: Field, value, source: str | None):
         if not isinstance(value, str) or not value.strip():
             bad("a non-empty string")
         return value
+    if field.kind == "address":
+        if not valid_address(value):
+            bad("host:port with a port from 1 to 65535 (e.g. 'bl11a-daq1.sns.gov:31415')")
+        return value
     if field.kind == "bool":
         if not isinstance(value, bool):
             bad("true or false")
         return value
-    if field.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            bad("a number" + (f" ≥ {field.minimum:g}" if field.minimum is not None else ""))
-        if (field.minimum is not None and value < field.minimum) or (
-            field.maximum is not None and value > field.maximum
-        ):
-            hi = f" and ≤ {field.maximum:g}" if field.maximum is not None else ""
-            bad(f"a number ≥ {field.minimum:g}{hi}")
+    if field.kind == "number":  # NaN and ±Infinity (JSON's NaN, Infinity, 1e999) compare false: refused first
+        if not _is_number(value) or not _finite(value) or not _within(field, value):
+            bad("a finite number" + _range_text(field))
         return float(value)
     if field.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            bad("an integer" + (f" ≥ {field.minimum:g}" if field.minimum is not None else ""))
-        if field.minimum is not None and value < field.minimum:
-            bad(f"an integer ≥ {field.minimum:g}")
+        if not _is_number(value) or not _finite(value) or value != int(value) or not _within(field, value):
+            bad("an integer" + _range_text(field))
         return int(value)
     if field.kind == "int_list":
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             bad("null or a list of integers")
-        if field.minimum is not None and any(v < field.minimum for v in value):
-            bad(f"integers ≥ {field.minimum:g}")
+        if not all(_within(field, v) for v in value):
+            bad("integers" + _range_text(field))
         return tuple(value)
     if field.kind == "object":
         if not isinstance(value, dict):
             bad("a JSON object")
+        _check_options(field.key, value, source)
         return dict(value)
     for choice in field.choices:  # "choice": case-insensitive, canonicalised
         if isinstance(value, str) and value.lower() == choice.lower():
             return choice
     bad("one of " + ", ".join(field.choices))
+
+
+def _check_options(prefix: str, options: dict, source: str | None) -> None:
+    """Listener options pass through to the listener: every number in them must be finite, and an option
+    named `*timeout` (a socket timeout) a number > 0 and ≤ a day (0 or less kills the receive thread)."""
+    for key, value in options.items():
+        name = f"{prefix}.{key}"
+        if str(key).lower().endswith("timeout"):
+            if not _is_number(value) or not _finite(value) or not 0 < value <= LISTENER_TIMEOUT_MAX_S:
+                raise ConfigError(
+                    name, f"a number of seconds > 0 and ≤ {bound_text(LISTENER_TIMEOUT_MAX_S)}", value, source
+                )
+            continue
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif _is_number(item) and not _finite(item):
+                raise ConfigError(name, "finite numbers (not NaN or Infinity)", value, source)
 
 
 def _flatten(raw: dict, source: str | None, warnings: list[str]) -> dict:
@@ -422,18 +513,110 @@ def _resolve(
     return Runtime(inst.name, names, listener, address or inst.address, script_dir)
 
 
+def writable_by_others(st_mode: int) -> str | None:
+    """'group-writable', 'world-writable' or 'group- and world-writable' for such a mode, else None."""
+    group, world = bool(st_mode & stat.S_IWGRP), bool(st_mode & stat.S_IWOTH)
+    if group and world:
+        return "group- and world-writable"
+    return "group-writable" if group else "world-writable" if world else None
+
+
 def load_config(path: str | None) -> tuple[Config, list[str]]:
-    """Read and validate the config file at `path` (None: built-in defaults)."""
+    """Read and validate the config file at `path` (None: built-in defaults).
+
+    Anything that is not a small UTF-8 JSON object is a ConfigError naming the file and the problem: a file
+    over MAX_FILE_BYTES, NUL bytes (binary, UTF-16), bytes that are not UTF-8, JSON nested deeper than
+    MAX_NESTING. A file that users other than its owner may write is refused unless it sets
+    allow_insecure_scripts (then it is a warning).
+    """
     if path is None:
         return parse_config({}, None)
+    raw = json_document(_read_text(path), path)
+    config, warnings = parse_config(raw, path)
+    return config, warnings + _file_mode_warnings(path, config.allow_insecure_scripts)
+
+
+def _read_text(path: str) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError("<file>", "a readable JSON file", f"{path}: {exc.strerror}") from exc
+        raise ConfigError("<file>", "a readable JSON file", f"{path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            "<file>",
+            f"a JSON file of at most {MAX_FILE_BYTES >> 20} MiB",
+            f"more than {MAX_FILE_BYTES} bytes",
+            path,
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError("<file>", "UTF-8 text", "UTF-16 text (save the file as UTF-8)", path)
+    if b"\x00" in data:
+        raise ConfigError(
+            "<file>", "UTF-8 text", f"a NUL byte at offset {data.index(0)} (a binary or UTF-16 file)", path
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "<file>", "UTF-8 text", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8", path
+        ) from None
+
+
+def json_document(text: str, path: str | None):
+    """The decoded JSON, or a ConfigError (syntax with line and column, nesting, oversized numbers)."""
+    deep = ConfigError("<json>", f"JSON nested at most {MAX_NESTING} levels deep", "deeper nesting", path)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             "<json>", "valid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}", path
         ) from exc
-    return parse_config(raw, path)
+    except RecursionError:  # the decoder's own limit; _depth below catches the depths short of it
+        raise deep from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError("<json>", "valid JSON", str(exc), path) from None
+    if _depth(raw) > MAX_NESTING:
+        raise deep
+    return raw
+
+
+def _depth(value) -> int:
+    """How deeply objects and arrays nest (a flat object: 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _file_mode_warnings(path: str, allow_insecure: bool) -> list[str]:
+    """Whoever can write the config chooses the scripts the daemon runs: only its owner may write it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ConfigError("<file>", "a readable JSON file", f"{path}: {exc.strerror or exc}") from exc
+    who = writable_by_others(mode)
+    if who is None:
+        return []
+    found = f"mode {stat.S_IMODE(mode):04o} ({who})"
+    if allow_insecure:
+        return [f"{path} is {found}: accepted because allow_insecure_scripts is set (development only)"]
+    raise ConfigError(
+        "<file>",
+        "a file only its owner may write (chmod go-w it; allow_insecure_scripts accepts it for development)",
+        found,
+        path,
+    )
+
+
+def state_dir_path(state_dir: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where checkpoints and the single-instance lock live: `state_dir` if set, else $STATE_DIRECTORY (set by
+    systemd's StateDirectory=; the first entry when it lists several), else ./livereduce-state."""
+    if state_dir:
+        return Path(state_dir).absolute()
+    env = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
+    first = env.split(":")[0]
+    return Path(first or DEFAULT_STATE_DIR).absolute()

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from livereduce.config import FIELDS  # noqa: E402
+from livereduce.config import FIELDS, MAX_FILE_BYTES, MAX_NESTING, bound_text  # noqa: E402
 
 
 def render() -> str:
@@ -22,15 +22,24 @@ def render() -> str:
         "livereduce reads one JSON object: the file named on the command line, else `/etc/livereduce.conf`,",
         "else built-in defaults. A bad value stops startup with exit code 2 and a message naming the key, what",
         "was expected and what was found; an unknown key is a warning. `watchdog.interval` is written as",
-        '`"watchdog": {"interval": 60}`.',
+        '`"watchdog": {"interval": 60}`. NaN and Infinity are refused everywhere. The file must be UTF-8',
+        f"JSON of at most {MAX_FILE_BYTES >> 20} MiB, nested at most {MAX_NESTING} levels deep, and writable by its "
+        "owner only (unless",
+        "`allow_insecure_scripts` is set).",
         "",
         "| key | type | default | allowed | meaning |",
         "|---|---|---|---|---|",
     ]
     for f in FIELDS:
         allowed = ", ".join(f.choices) if f.choices else ""
+        if f.kind == "address":
+            allowed = "host:port, port 1–65535"
         if f.minimum is not None:
-            allowed = f"≥ {f.minimum:g}" + (f", ≤ {f.maximum:g}" if f.maximum is not None else "")
+            allowed = f"≥ {bound_text(f.minimum)}" + (
+                f", ≤ {bound_text(f.maximum)}" if f.maximum is not None else ""
+            )
+        if f.kind == "number":
+            allowed = "finite" + (", " + allowed if allowed else "")
         if f.nullable:
             allowed = (allowed + "; " if allowed else "") + "null"
         default = json.dumps(f.default)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,3 +91,72 @@ def run_once(
         text=True,
         timeout=timeout,
     )
+
+
+def run_config_file(
+    config_path: Path, *args: str, cwd: Path | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess:
+    """Run the CLI to completion on a config file that already exists (written, chmod-ed or shared by the test),
+    without rewriting it: a daemon watching that file would take a rewrite as a config change."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(config_path)],
+        cwd=cwd or config_path.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def error_lines(text: str) -> list[str]:
+    """The ERROR lines of a run's output (the log format's ' - ERROR - ')."""
+    return [line for line in text.splitlines() if " - ERROR - " in line]
+
+
+class ReadDaemon(DaemonProcess):
+    """A DaemonProcess whose merged stdout/stderr is read as it comes (by a thread, so the pipe never fills):
+    for tests about what the daemon prints when it cannot use its log file."""
+
+    def __init__(self, tmp_path: Path, config: dict, *, args: tuple[str, ...] = ()):
+        super().__init__(tmp_path, config, args=args)
+        self._lines: list[str] = []
+        self._done = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.append(line)
+        self._done.set()
+
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for_output(self, text: str, timeout: float = 30.0, count: int = 1) -> str:
+        """Wait until `text` appears `count` times in the output; fail with the output's tail if it does not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if out.count(text) >= count:
+                return out
+            if self._done.is_set():
+                break
+            time.sleep(0.1)
+        raise AssertionError(
+            f"{text!r} (×{count}) not in the output after {timeout} s; exit={self.proc.poll()}\n"
+            f"--- output tail ---\n{self.output()[-4000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
