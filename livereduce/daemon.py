@@ -31,18 +31,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
-from livereduce.algorithms.binning import compress_events
-from livereduce.config import Config, Runtime
+from livereduce.config import Config, Runtime, state_dir_path
 from livereduce.errors import ScriptError
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
 from livereduce.memory import MemoryGuard
 from livereduce.progress import ProgressLog
-from livereduce.scripts import Script, compile_script, find_scripts, md5_of_text, script_kind
+from livereduce.scripts import (
+    FoundScripts,
+    Script,
+    check_permissions,
+    compile_script,
+    find_scripts,
+    md5_of_text,
+    read_script,
+    script_kind,
+)
 from livereduce.session import Session
 from livereduce.watch import Watcher
-from livereduce.workspace.events import EventWorkspace
+from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec
 
 log = logging.getLogger("livereduce.daemon")
 
@@ -81,6 +90,7 @@ class Parts:
     notifier: Notifier = systemd  # a module with the Notifier functions
     clock: Callable[[], float] = time.monotonic
     extra_subscribers: list[Callable] = field(default_factory=list)  # more record subscribers per session
+    worker: Callable[..., Worker] = ProcessWorker  # ThreadWorker in tests of the daemon's logic
 
 
 def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = None) -> Daemon:
@@ -90,6 +100,8 @@ def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = 
         options.setdefault("periods", list(config.periods))
     if config.spectra:
         options.setdefault("spectra", list(config.spectra))
+    if runtime.listener.needs_address:
+        options.setdefault("silence_timeout", config.das_silence_timeout)
     memory: Callable[[Callable, Callable], Guard] | None = None
     if config.system_mem_limit_perc:
 
@@ -121,11 +133,16 @@ class Daemon:
         self.requests: queue.SimpleQueue = queue.SimpleQueue()
         self.should_exit = False
         self.exit_code = 0
-        self.session: Session | None = None
+        self.worker: Worker | None = None
+        self.listener: Listener | None = None  # kept across workers: what it received is never lost
+        self.restarts = 0
+        self.events_dropped = 0  # chunks dropped after workers hung or died on them
         self.started = threading.Event()  # set once the first session runs (tests wait on it)
-        self._session_thread: threading.Thread | None = None
-        self._session_stop = threading.Event()
+        self._worker_started = 0.0
         self._scripts: dict[str, Script | None] = {"proc": None, "post_proc": None}
+        self._texts: dict[str, bytes] = {}
+        self.state_dir = str(state_dir_path(config.state_dir))
+        self.step_timeout = config.step_timeout or max(10 * config.update_every, 300.0)
         self._guards: list[Guard] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -149,8 +166,9 @@ class Daemon:
         found = find_scripts(self.runtime.script_dir, self.runtime.script_names)
         for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
             if path:
-                script = compile_script(path, kind)
-                self._scripts[kind] = script
+                text = Path(path).read_bytes()
+                script = compile_script(path, kind, text)
+                self._scripts[kind], self._texts[kind] = script, text
                 log.info("using %s script %s (md5 %s)", kind, path, script.md5)
             else:
                 log.info(
@@ -189,34 +207,64 @@ class Daemon:
             except Exception:
                 log.exception("stopping %r failed", guard)
         self._stop_session()
+        self._close_listener()
         log.info("stopped (exit code %d)", self.exit_code)
 
-    # -- session ----------------------------------------------------------------------------------
-    def _start_session(self, why: str) -> None:
+    # -- the worker -------------------------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        """The session object when it runs in this process (ThreadWorker: tests), else None."""
+        return self.worker.session if self.worker is not None else None
+
+    def _spec(self, restore: bool) -> WorkerSpec:
         cfg = self.config
-        self.session = Session(
-            listener=self.parts.make_listener(),
-            proc=_fresh(self._scripts["proc"]),
-            post_proc=_fresh(self._scripts["post_proc"]),
-            accum_method=cfg.accum_method,
-            preserve_events=cfg.preserve_events,
-            update_every=cfg.update_every,
-            run_transition=cfg.run_transition,
-            output_name=cfg.output_name,
-            start=StartFrom(cfg.start_from),
-            max_carried_events=cfg.max_carried_events,
+        return WorkerSpec(
+            scripts={k: (s.path, self._texts[k]) for k, s in self._scripts.items() if s is not None},
+            session=dict(
+                accum_method=cfg.accum_method,
+                preserve_events=cfg.preserve_events,
+                update_every=cfg.update_every,
+                run_transition=cfg.run_transition,
+                output_name=cfg.output_name,
+                start=StartFrom(cfg.start_from),
+                max_carried_events=cfg.max_carried_events,
+            ),
+            cumulative=self.runtime.listener.cumulative,
+            state_dir=self.state_dir,
+            checkpoint_every=cfg.checkpoint_every,
+            restore=restore,
         )
-        self.session.records.subscribe(
-            ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
+
+    def _start_session(
+        self, why: str, *, restore: bool = True, fresh_listener: bool = False, pending=None
+    ) -> None:
+        """A new worker. The listener is kept (nothing it received is lost) unless `fresh_listener`: a new proc
+        script needs the run from its start, which a new connection replays."""
+        cfg = self.config
+        if fresh_listener and self.listener is not None:
+            self._close_listener()
+        if self.listener is None:
+            self.listener = self.parts.make_listener()
+            self.listener.start(StartFrom(cfg.start_from))
+        progress = ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
+        subscribers = [progress, *self.parts.extra_subscribers]
+
+        def emit(record):
+            for fn in subscribers:
+                try:
+                    fn(record)
+                except Exception:
+                    log.exception("record subscriber %r failed; continuing", fn)
+
+        self.worker = self.parts.worker(
+            self._spec(restore),
+            self.listener,
+            emit,
+            pending=pending,
+            log_level=logging.getLogger().getEffectiveLevel(),
         )
-        for subscriber in self.parts.extra_subscribers:
-            self.session.records.subscribe(subscriber)
-        self.session.compress_hook = _compress_accumulation
-        self._session_stop = threading.Event()
-        self._session_thread = threading.Thread(
-            target=self._run_session, args=(self.session, self._session_stop), name="session", daemon=True
-        )
-        self._session_thread.start()
+        self.worker.start()
+        self._worker_started = time.monotonic()
         log.info(
             "session started (%s): listener %s %s, accumulation %s, update every %s s",
             why,
@@ -226,53 +274,83 @@ class Daemon:
             cfg.update_every,
         )
 
-    def _run_session(self, session: Session, stop: threading.Event) -> None:
-        try:
-            session.run(stop)
-        except BaseException:  # reported here; the main loop restarts the session
-            log.exception("the session thread crashed")
-        finally:
+    def _close_listener(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
             try:
-                session.listener.close()
+                listener.close()
             except Exception:
                 log.exception("closing the listener failed")
 
     def _stop_session(self) -> None:
-        thread = self._session_thread
-        if thread is None:
-            return
-        self._session_stop.set()
-        thread.join(self.stop_timeout)
-        if thread.is_alive() and self.session is not None:
-            log.warning(
-                "the session is still busy after %.1f s (a long script step?); abandoning it",
-                self.stop_timeout,
-            )
-            try:
-                self.session.listener.close()
-            except Exception:
-                log.exception("closing the listener failed")
-        self._session_thread = None
+        if self.worker is not None:
+            self.worker.stop(self.stop_timeout)
 
-    def restart_session(self, why: str) -> None:
-        """Stop the session and start a new one, with a new registry (the listener replays from run start)."""
-        log.warning("restarting the session: %s", why)
-        self._stop_session()
-        self._start_session(why)
+    def restart_session(self, why: str, *, resume: bool = True) -> None:
+        """Replace the worker. `resume`: the new one starts from the last checkpoint and is handed the chunks
+        taken since, with the listener kept; otherwise a new accumulation from a new connection (which
+        replays the run from its start)."""
+        log.warning(
+            "restarting the session: %s (%s)",
+            why,
+            "resuming from the checkpoint" if resume else "new accumulation, the run replayed",
+        )
+        pending = None
+        if self.worker is not None:
+            self.worker.stop(self.stop_timeout)
+            pending = self.worker.unacknowledged() if resume else None
+        if not resume and self.state_dir:
+            checkpoints.archive(self.state_dir, "scripts-changed")
+        self.restarts += 1
+        self._start_session(why, restore=resume, fresh_listener=not resume, pending=pending)
+
+    def _replace_hung_worker(self, seconds: float) -> None:
+        worker = self.worker
+        if worker is None:
+            return
+        log.error(
+            "a cycle has run for %.0f s (step_timeout %.0f s): the script is hung; stopping its worker and "
+            "going on from the last checkpoint",
+            seconds,
+            self.step_timeout,
+        )
+        worker.kill()
+        pending = worker.unacknowledged()
+        kept = [item for item in pending if item.attempts < MAX_ATTEMPTS]
+        for item in pending:
+            if item.attempts >= MAX_ATTEMPTS:
+                n = item.taken.chunk.n_events
+                self.events_dropped += n
+                log.error(
+                    "dropped a chunk of %d events of run %d: workers hung or died on it %d times",
+                    n,
+                    item.taken.chunk.run.getRunNumber(),
+                    item.attempts,
+                )
+        self.restarts += 1
+        self._start_session("the previous worker hung", restore=True, pending=kept)
 
     def _supervise(self) -> None:
-        thread = self._session_thread
-        if thread is None or self.session is None or thread.is_alive() or self.should_exit:
+        worker = self.worker
+        if worker is None or self.should_exit:
             return
-        state = self.session.state
+        busy = worker.busy_seconds()
+        if busy > self.step_timeout:
+            self._replace_hung_worker(busy)
+            return
+        if worker.alive():
+            return
+        state = worker.state
         if self.config.update_every == 0 or (
             state.run_status == "END_RUN" and self.config.run_transition == "Stop"
         ):
             log.info("the session ended (%d cycles); exiting", state.cycles)
             self.should_exit = True
         else:
-            log.error("the session thread ended unexpectedly; restarting it")
-            self.restart_session("session thread ended")
+            log.error("the session's worker ended unexpectedly; starting another from the last checkpoint")
+            pending = worker.unacknowledged()
+            self.restarts += 1
+            self._start_session("the previous worker ended", restore=True, pending=pending)
 
     # -- requests ---------------------------------------------------------------------------------
     def _handle(self, kind: str, payload) -> None:
@@ -292,13 +370,17 @@ class Daemon:
 
     def handle_hup(self, _payload) -> None:
         log.info("SIGHUP received: re-reading scripts")
+        before = {k: s.md5 if s else None for k, s in self._scripts.items()}
         for script in list(self._scripts.values()):
             if script is not None:
-                self.handle_script_changed(script.path, force=True)
+                self.handle_script_changed(script.path, restart=False)
+        after = {k: s.md5 if s else None for k, s in self._scripts.items()}
+        # a new proc needs the run replayed through it; otherwise a fresh worker resumes where this one was
+        self.restart_session("SIGHUP", resume=before["proc"] == after["proc"])
 
     def handle_usr1(self, _payload) -> None:
-        logs.reopen()
-        log.info("log file reopened")
+        if logs.reopen():
+            log.info("log file reopened")
 
     def handle_config_changed(self, path) -> None:
         log.warning(
@@ -314,14 +396,14 @@ class Daemon:
             soft_mb,
             limit_mb,
         )
-        if self.session is not None:
-            self.session.request("compress", f"memory {rss_mb:.0f} MB")
+        if self.worker is not None:
+            self.worker.request("compress", f"memory {rss_mb:.0f} MB")
 
     def handle_memory_hard(self, payload) -> None:
         rss_mb, _soft_mb, limit_mb = payload
         log.error(
-            "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): restarting the session "
-            "and clearing workspaces",
+            "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): replacing the worker "
+            "(its memory is freed; the new one resumes from the last checkpoint)",
             rss_mb,
             limit_mb,
             self.config.system_mem_limit_perc,
@@ -331,7 +413,9 @@ class Daemon:
             if hasattr(guard, "restarted"):
                 guard.restarted()
 
-    def handle_script_changed(self, path, force: bool = False) -> None:
+    def handle_script_changed(self, path, restart: bool = True) -> None:
+        """A script file changed: a new post_proc is swapped in (the accumulation is kept); a new proc restarts
+        the session on a new accumulation. `restart=False` (SIGHUP) only re-reads; the caller restarts."""
         path = str(path)
         kind = script_kind(path, self.runtime.script_names)
         if kind is None:
@@ -344,10 +428,21 @@ class Daemon:
                     log.error("no script left; keeping the running session until a script appears")
                     return
                 self._scripts[kind] = None
-                self.restart_session(f"{kind} script removed")
+                self._texts.pop(kind, None)
+                if restart:
+                    self.restart_session(f"{kind} script removed", resume=kind == "post_proc")
             return
-        text = Path(path).read_bytes()
-        if current is not None and not force and md5_of_text(text) == current.md5:
+        try:
+            found = FoundScripts(path if kind == "proc" else None, path if kind == "post_proc" else None)
+            for warning in check_permissions(
+                self.runtime.script_dir, found, self.config.allow_insecure_scripts
+            ):
+                log.warning("%s", warning)
+            text = read_script(path)
+        except ScriptError as exc:
+            log.error("rejected the new %s script: %s; the running version stays", kind, exc)
+            return
+        if current is not None and md5_of_text(text) == current.md5:
             log.info("%s changed on disk but its md5 %s is unchanged; nothing to do", path, current.md5)
             return
         try:
@@ -363,11 +458,13 @@ class Daemon:
         log.info(
             "%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5
         )
-        self._scripts[kind] = script
-        if kind == "post_proc" and current is not None and self.session is not None:
-            self.session.request("swap_post_proc", _fresh(script))
+        self._scripts[kind], self._texts[kind] = script, text
+        if not restart:
+            return
+        if kind == "post_proc" and current is not None and self.worker is not None:
+            self.worker.request("swap_post_proc", (script.path, text))
         else:
-            self.restart_session(f"{kind} script changed")
+            self.restart_session(f"{kind} script changed", resume=kind == "post_proc")
 
     # -- guards and systemd -----------------------------------------------------------------------
     def _start_guards(self) -> None:
@@ -395,10 +492,9 @@ class Daemon:
             self.requests.put(("script_changed", path))
 
     def _notify_systemd(self) -> None:
-        session = self.session
-        if session is None:
+        if self.worker is None:
             return
-        st = session.state
+        st = self.worker.state
         # WATCHDOG only while the session shows progress: a hung script stops the pings and systemd acts
         limit = max(self.config.update_every * 3, self.config.watchdog_threshold)
         if time.monotonic() - st.heartbeat < limit:
@@ -430,17 +526,3 @@ class Daemon:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-
-
-def _fresh(script: Script | None) -> Script | None:
-    """A new namespace per session: a restart must not inherit the old session's script globals."""
-    if script is None:
-        return None
-    return Script(path=script.path, kind=script.kind, md5=script.md5, code=script.code)
-
-
-def _compress_accumulation(acc):
-    """Soft memory limit: merge nearly equal events (lossless for any histogram coarser than 0.01 µs)."""
-    if not isinstance(acc, EventWorkspace):
-        return acc
-    return compress_events(acc, tolerance=0.01)

@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import logging
 import os
+import stat
 import sys
 import traceback
 import types
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from livereduce import algorithms
+from livereduce.config import writable_by_others
 from livereduce.errors import ScriptError
 from livereduce.mantidapi import script_imports
 
@@ -79,14 +81,21 @@ def _wrap(tree: ast.Module) -> ast.Module:
     return ast.fix_missing_locations(module)  # wrapper nodes take line 1; the user's keep their own
 
 
+def read_script(path: str | os.PathLike) -> bytes:
+    """A script's bytes; ScriptError naming the file when it cannot be read (permissions, a directory, a
+    dangling link, an I/O error), never a bare OSError."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ScriptError(str(path), None, f"cannot read script: {exc.strerror or exc}") from exc
+
+
 def compile_script(path: str | os.PathLike, kind: str, text: bytes | None = None) -> Script:
-    """Read and compile a script; ScriptError with the file and line if it is empty or does not compile."""
+    """Read and compile a script; ScriptError with the file and line if it is unreadable, empty or does not
+    compile."""
     path = str(path)
     if text is None:
-        try:
-            text = Path(path).read_bytes()
-        except OSError as exc:
-            raise ScriptError(path, None, f"cannot read script: {exc.strerror}") from exc
+        text = read_script(path)
     if not text.strip():
         raise ScriptError(path, None, "script is empty")
     try:
@@ -130,7 +139,7 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
             ns.update(extra)
         try:
             ns[_ENTRY](input_ws, output)
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() and KeyboardInterrupt in a script are its errors too
             raise _script_error(script, exc) from exc
         finally:
             for key in extra or ():
@@ -198,6 +207,13 @@ def find_scripts(script_dir: str | os.PathLike, names: Sequence[str]) -> FoundSc
     found: dict[str, str | None] = {}
     for kind in ("proc", "post_proc"):
         hits = [script_dir / script_filename(n, kind) for n in dict.fromkeys(names)]
+        for h in hits:  # a script's name on something that is not a file is a mistake to report, not skip
+            if os.path.lexists(h) and not h.is_file():
+                raise ScriptError(
+                    str(h),
+                    None,
+                    "cannot read script: not a regular file (a directory, device or broken link)",
+                )
         hits = [h for h in hits if h.is_file()]
         if len(hits) > 1:
             raise ScriptError(
@@ -212,3 +228,33 @@ def find_scripts(script_dir: str | os.PathLike, names: Sequence[str]) -> FoundSc
         wanted = ", ".join(script_filename(n, k) for n in dict.fromkeys(names) for k in ("proc", "post_proc"))
         raise ScriptError(str(script_dir), None, f"no processing script found; expected one of: {wanted}")
     return FoundScripts(found["proc"], found["post_proc"])
+
+
+def check_permissions(script_dir: str | os.PathLike, found: FoundScripts, allow_insecure: bool) -> list[str]:
+    """Refuse a script directory or script that users other than its owner may write (any of them could run
+    code as the daemon's user, or plant the missing script); with `allow_insecure` these are warnings instead.
+
+    Returns the warnings; raises ScriptError naming the path and its mode otherwise.
+    """
+    warnings = []
+    for path in (Path(script_dir).absolute(), *(Path(p) for p in (found.proc, found.post_proc) if p)):
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ScriptError(str(path), None, f"cannot stat: {exc.strerror or exc}") from exc
+        who = writable_by_others(mode)
+        if who is None:
+            continue
+        what = "script directory" if path.is_dir() else "script"
+        problem = f"{what} is {who} (mode {stat.S_IMODE(mode):04o})"
+        if not allow_insecure:
+            raise ScriptError(
+                str(path),
+                None,
+                f"{problem}: users other than its owner could run code as this daemon; chmod go-w it "
+                "(allow_insecure_scripts accepts it for development)",
+            )
+        warnings.append(
+            f"{path}: {problem}; accepted because allow_insecure_scripts is set (development only)"
+        )
+    return warnings

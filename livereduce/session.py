@@ -22,13 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from livereduce.accumulate import Incompatible, Method, accumulate
+from livereduce.checkpoint import Checkpoint
 from livereduce.chunks import workspace_from_chunk
 from livereduce.errors import ConfigError, NotYet, ScriptError
 from livereduce.instruments import refuse_add
-from livereduce.listeners.base import RunStatus, StartFrom
+from livereduce.listeners.base import Chunk, ChunkEvents, RunStatus, StartFrom
 from livereduce.records import Dispatcher, RecordKind
-from livereduce.scripts import Script, run_script
+from livereduce.scripts import Script, compile_script, run_script
 from livereduce.workspace.ads import ActiveRegistry, AnalysisDataService, active, using
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
@@ -44,6 +47,28 @@ class Phase(enum.StrEnum):
     WAITING = "waiting"  # the listener is not ready yet; retried every NOT_YET_RETRY_S
     RUNNING = "running"
     STOPPED = "stopped"
+
+
+@dataclass
+class Taken:
+    """What one cycle reads from its listener: the reset flag (read before extracting), the chunk, the run
+    status latched by that extract, and the listener's run number at that moment."""
+
+    reset: bool
+    chunk: Chunk
+    status: RunStatus
+    listener_run_number: int
+
+
+def take_from(listener) -> Taken:
+    """The one place a session reads its listener (NotYet propagates). A listener that lives in another
+    process (livereduce.worker.RemoteListener) answers all four in one call."""
+    take = getattr(listener, "take", None)
+    if take is not None:
+        return take()
+    reset = listener.data_reset()
+    chunk = listener.extract()
+    return Taken(reset, chunk, listener.run_status(), int(listener.run_number or 0))
 
 
 @dataclass
@@ -74,6 +99,8 @@ class SessionState:
     scripts: dict = field(default_factory=dict)  # file name → md5
     accumulation_bytes: int = 0
     last_cycle_time: float | None = None
+    last_pulse_ns: int = 0  # the latest pulse time accumulated (checkpoints resume after it)
+    events_skipped_resumed: int = 0  # replayed after a resume and already in the restored accumulation
     heartbeat: float = field(default_factory=time.monotonic)
 
 
@@ -123,6 +150,8 @@ class Session:
         self._started = False
         # set by the daemon: accumulation → smaller accumulation (soft memory limit)
         self.compress_hook: Callable[[Any], Any] | None = None
+        self._resume: Checkpoint | None = None  # restored, until the stream shows which run it is in
+        self._run_start = ""  # the current run's start time, as its chunks state it
 
     # -- requests from other threads (applied at the next cycle boundary) -------------------------
     def request(self, action: str, payload=None) -> None:
@@ -135,6 +164,8 @@ class Session:
             except queue.Empty:
                 return
             if action == "swap_post_proc":
+                if isinstance(payload, tuple):  # (path, text) from another process: compiled here
+                    payload = compile_script(payload[0], "post_proc", payload[1])
                 self.post_proc = payload
                 self.state.scripts = {s.name: s.md5 for s in (self.proc, payload) if s is not None}
                 self.log.info(
@@ -206,9 +237,8 @@ class Session:
             )
         self._apply_requests()
         st.heartbeat = time.monotonic()
-        reset = self.listener.data_reset()
         try:
-            chunk = self.listener.extract()
+            taken = take_from(self.listener)
         except NotYet as exc:
             if st.phase is not Phase.WAITING:
                 self.log.info("waiting for data: %s", exc)
@@ -216,14 +246,18 @@ class Session:
             self.records.emit(RecordKind.WAITING, st.cycles, reason=str(exc))
             return True
         t0 = time.monotonic()
-        status = self.listener.run_status()
+        reset, chunk, status = taken.reset, taken.chunk, taken.status
         st.phase, st.cycles = Phase.RUNNING, st.cycles + 1
         st.run_status = status.name
         # The chunk names the run its data belongs to. The listener's own number may already be the next
         # run's: its receive thread goes on after extract (an END_RUN chunk must not be labelled run N+1).
-        run_number = chunk.run.getRunNumber() or int(self.listener.run_number or 0)
+        run_number = chunk.run.getRunNumber() or taken.listener_run_number
         if run_number:
             st.run_number = run_number
+        if self._resume is not None:
+            chunk, status = self._resumed(chunk, status)
+        if chunk.run.startTime():
+            self._run_start = chunk.run.startTime()
         n = chunk.n_events
         st.events_last_chunk, st.events_received = n, st.events_received + n
         st.event_rate = n / max(t0 - self._last_extract, 1e-9)
@@ -255,6 +289,8 @@ class Session:
             processed = self._process(chunk_ws)
             if processed is not None:
                 self._accumulate(processed)
+                if chunk.events is not None and chunk.events.pulse_time.size:
+                    st.last_pulse_ns = max(st.last_pulse_ns, int(chunk.events.pulse_time[-1]))
                 self._post_process()
         st.cycle_seconds = time.monotonic() - t0
         st.last_cycle_time = time.time()
@@ -275,6 +311,71 @@ class Session:
             cycle_seconds=st.cycle_seconds,
         )
         return self._transition(status)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    CHECKPOINTED = (
+        "run_number",
+        "events_in_run",
+        "events_accumulated",
+        "events_outside_bins",
+        "events_dropped",
+        "last_pulse_ns",
+        "proc_errors",
+        "post_proc_errors",
+    )
+
+    def checkpoint(self) -> tuple[Checkpoint, Any]:
+        """What a restarted session needs to go on: the run, the counters and the accumulation."""
+        st = self.state
+        counters = {k: getattr(st, k) for k in self.CHECKPOINTED}
+        return Checkpoint(st.run_number, self._run_start, st.cycles, st.last_pulse_ns, counters), self._acc
+
+    def restore(self, checkpoint: Checkpoint, accumulation) -> None:
+        """Take up a checkpoint. Whether it applies is known at the first chunk that names its run: the same
+        run goes on (events of pulses already accumulated are skipped), another run archives it."""
+        self._resume = checkpoint
+        self._run_start = checkpoint.run_start
+        self._acc = accumulation
+        if accumulation is not None:
+            self.ads.addOrReplace(self.accumulation_name, accumulation)
+            self._replace_next = False
+        for key, value in checkpoint.counters.items():
+            if key in self.CHECKPOINTED:
+                setattr(self.state, key, value)
+        self.state.accumulation_bytes = accumulation.nbytes() if accumulation is not None else 0
+        self.log.info(
+            "restored the checkpoint of run %d (cycle %d, %d events accumulated)",
+            checkpoint.run_number,
+            checkpoint.cycle,
+            self.state.events_accumulated,
+        )
+
+    def _resumed(self, chunk: Chunk, status: RunStatus) -> tuple[Chunk, RunStatus]:
+        checkpoint = self._resume
+        run = chunk.run.getRunNumber()
+        if checkpoint is None or not run:
+            return chunk, status  # between runs: not known yet
+        self._resume = None
+        start = chunk.run.startTime()
+        if run != checkpoint.run_number or (start and checkpoint.run_start and start != checkpoint.run_start):
+            self.log.warning(
+                "the stream is in run %d (started %s), the checkpoint was of run %d (started %s): starting afresh",
+                run,
+                start or "?",
+                checkpoint.run_number,
+                checkpoint.run_start or "?",
+            )
+            self.records.emit(RecordKind.RESET, self.state.cycles, reason="checkpoint of another run")
+            self._acc, self._replace_next = None, True
+            self.ads.remove(self.accumulation_name)
+            return chunk, status
+        skipped = _drop_pulses_through(chunk, checkpoint.last_pulse_ns)
+        self.state.events_skipped_resumed += skipped
+        self.log.info(
+            "resumed run %d after its checkpoint: %d replayed events were already accumulated", run, skipped
+        )
+        # the replayed start of the same run is not a new run: the accumulation goes on
+        return chunk, RunStatus.RUNNING if status == RunStatus.BEGIN_RUN else status
 
     # -- steps ------------------------------------------------------------------------------------
     def _process(self, chunk_ws):
@@ -479,6 +580,22 @@ def _to_histogram(ws, acc):
     ):
         return ws  # accumulate.add histograms these events straight into acc's bins
     return ws.histogram()
+
+
+def _drop_pulses_through(chunk: Chunk, last_ns: int) -> int:
+    """Remove from `chunk` the events of pulses at or before `last_ns`; returns how many were removed."""
+    events = chunk.events
+    if events is None or not last_ns or not events.pulse_time.size:
+        return 0
+    keep_pulse = events.pulse_time > last_ns
+    if keep_pulse.all():
+        return 0
+    per_pulse = np.diff(np.append(events.pulse_start, len(events)))
+    keep = np.repeat(keep_pulse, per_pulse)
+    kept_per_pulse = per_pulse[keep_pulse]
+    starts = np.concatenate([[0], np.cumsum(kept_per_pulse)[:-1]]).astype(np.int64)
+    chunk.events = ChunkEvents(events.index[keep], events.tof[keep], events.pulse_time[keep_pulse], starts)
+    return int(len(events) - keep.sum())
 
 
 def _outside_bins(ws) -> int:

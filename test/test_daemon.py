@@ -113,10 +113,11 @@ def test_sighup_rereads_scripts(tmp_path):
     write_script(tmp_path, "proc", "pass\n")
     daemon = DaemonProcess(tmp_path, base_config(tmp_path))
     try:
-        daemon.wait_for("session started")
+        daemon.wait_for("run 1 (RUNNING)")
         daemon.signal(signal.SIGHUP)
-        log = daemon.wait_for("restarting the session: proc script changed")
+        log = daemon.wait_for("restarting the session: SIGHUP (resuming from the checkpoint)")
         assert "SIGHUP received: re-reading scripts" in log
+        daemon.wait_for("session started (SIGHUP)")
         assert daemon.proc.poll() is None
     finally:
         daemon.stop()

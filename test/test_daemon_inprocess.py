@@ -17,6 +17,7 @@ from livereduce.config import parse_config, resolve
 from livereduce.daemon import Daemon, Parts
 from livereduce.listeners.fake import FakeEventListener
 from livereduce.watch import Watcher
+from livereduce.worker import ThreadWorker
 
 COUNT = "record.append(accumulation.getNumberEvents())\n"
 
@@ -81,6 +82,7 @@ class Running:
             "script_dir": str(self.dir),
             "update_every": 0.02,
             "system_mem_limit_perc": 0,
+            "state_dir": str(tmp_path / "state"),
             **config,
         }
         self.config_path.write_text(json.dumps(raw))
@@ -100,7 +102,13 @@ class Running:
         self.daemon = Daemon(
             cfg,
             resolve(cfg),
-            Parts(make_listener=listener, watch=Watcher, memory_guard=guard, notifier=self.notifier),
+            Parts(
+                make_listener=listener,
+                watch=Watcher,
+                memory_guard=guard,
+                notifier=self.notifier,
+                worker=ThreadWorker,
+            ),
             config_path=str(self.config_path),
         )
         self.exit_code: int | None = None
@@ -218,13 +226,16 @@ def test_a_crashed_session_thread_is_reported_and_restarted(running, caplog):
     r = running({"proc": "pass\n"})
     first = r.session()
 
+    extract = first.listener.extract
+
     def extract_then_exit():
+        first.listener.extract = extract  # once: the listener is kept for the next session
         raise SystemExit(3)  # not an Exception: escapes the session's per-cycle error handling
 
     first.listener.extract = extract_then_exit
     wait_until(lambda: r.session() is not first, what="a replacement session")
     assert "the session thread crashed" in caplog.text and "SystemExit: 3" in caplog.text
-    assert "the session thread ended unexpectedly; restarting it" in caplog.text
+    assert "the session's worker ended unexpectedly; starting another from the last checkpoint" in caplog.text
     wait_until(lambda: r.session().state.cycles >= 2, what="the new session cycling")
     assert r.stop() == 0
 

@@ -84,7 +84,12 @@ def test_the_demo_refuses_to_start_when_its_port_is_taken():
         squatter.bind(("127.0.0.1", PORT))
         squatter.listen(1)
         demo = start_demo()
-        out = demo.communicate(timeout=120)[0]
+        try:
+            out = demo.communicate(timeout=120)[0]
+        finally:
+            if demo.poll() is None:  # it went on to start a daemon: stop the whole group
+                os.killpg(demo.pid, signal.SIGINT)
+                demo.communicate(timeout=30)
     assert demo.returncode == 2, out
     assert f"port {PORT}" in out and "could not start" in out
     assert "Traceback" not in out

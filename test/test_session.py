@@ -154,7 +154,7 @@ def test_clear_request_starts_a_new_accumulation(ads):
 
 
 def test_compress_request_keeps_every_event_in_less_memory(ads):
-    from livereduce.daemon import _compress_accumulation
+    from livereduce.worker import compress_accumulation as _compress_accumulation
 
     listener = FakeEventListener(
         events_per_extract=20_000, nspectra=2, tof_range=(40_000.0, 40_010.0), seed=8

@@ -138,17 +138,27 @@ def _write_run(g, run: Run) -> None:
                 units="ns",
                 start="1970-01-01T00:00:00Z",
             )
-            vals = entry.values
-            text = vals.dtype.kind in "US"
+            vals, dtype = entry.values, entry.values.dtype.str
+            if vals.dtype.kind == "O":  # strings, or one array per time (waveform PVs): stored as text
+                if all(isinstance(v, str | bytes) for v in vals):
+                    vals = np.array([_text(v) for v in vals], object)  # read back as object strings
+                else:
+                    vals = np.array([json.dumps(np.asarray(v).tolist(), default=_text) for v in vals], object)
+                    dtype = "json"
+            text = vals.dtype.kind in "USO"
             ds = lg.create_dataset(
                 "value", data=vals.astype(object) if text else vals, dtype=_STR if text else None
             )
-            _attrs(ds, units=entry.unit, numpy_dtype=vals.dtype.str)
+            _attrs(ds, units=entry.unit, numpy_dtype=dtype)
         else:
             pg = _attrs(props.create_group(_key(entry.name)), NX_class="NXlog", name=entry.name, order=pos)
             kind, data = _encode(entry.value)
             ds = pg.create_dataset("value", data=data, dtype=_STR if isinstance(data, str) else None)
             _attrs(ds, units=entry.unit, python_type=kind)
+
+
+def _text(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def _encode(v):
@@ -250,8 +260,12 @@ def _read_run(g) -> Run:
     entries: list[tuple[int, Property | TimeSeries]] = []
     for lg in g["logs"].values():
         v = lg["value"]
-        dt = np.dtype(v.attrs["numpy_dtype"])
-        vals = np.array(v.asstr()[()], dtype=dt) if dt.kind in "US" else v[()].astype(dt)
+        if v.attrs["numpy_dtype"] == "json":  # one array per time
+            vals = np.empty(len(v), object)
+            vals[:] = [np.asarray(json.loads(s)) for s in v.asstr()[()]]
+        else:
+            dt = np.dtype(v.attrs["numpy_dtype"])
+            vals = np.array(v.asstr()[()], dtype=dt) if dt.kind in "USO" else v[()].astype(dt)
         entries.append(
             (
                 int(lg.attrs["order"]),

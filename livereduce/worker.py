@@ -1,0 +1,409 @@
+"""The session in a worker process the supervisor (the daemon) can stop for real.
+
+A thread cannot be stopped: a hung script (`while True: pass`) kept a core busy for ever, `sys.exit()` in a
+script ended the session thread, and memory a script held outlived its session. So the session, its scripts
+and its workspaces live in a child process (design.md, "Next shape"). The daemon keeps the listener: its
+receive thread reads the DAS at full speed whatever a script does, and a worker that is killed and replaced
+loses nothing the listener received.
+
+One cycle: the worker's session asks the supervisor for what the listener has (`take`, one round trip with
+the chunk pickled across the pipe), processes it, and sends its records (progress, script errors, the cycle
+summary with its state) back. Log records of the worker (the session's lines, the scripts' prints) travel the
+same way into the daemon's log.
+
+Nothing is lost when a worker dies or is killed: the worker checkpoints (livereduce.checkpoint) every
+`checkpoint_every` cycles and at each run's end; the supervisor keeps the chunks taken since the last
+checkpoint and hands them to the next worker, which starts from the checkpoint. A chunk that was being
+processed when two workers in a row died or hung on it is dropped, counted and logged, so one poison chunk
+cannot stop live reduction.
+
+`ThreadWorker` runs the same session in a thread of this process: for tests of the daemon's logic, where
+nothing needs killing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from livereduce import checkpoint as checkpoints
+from livereduce.algorithms.binning import compress_events
+from livereduce.errors import NotYet
+from livereduce.listeners.base import Listener, RunStatus, StartFrom
+from livereduce.records import Record, RecordKind
+from livereduce.scripts import compile_script
+from livereduce.session import Session, SessionState, Taken, take_from
+from livereduce.workspace.events import EventWorkspace
+
+log = logging.getLogger("livereduce.worker")
+
+MAX_ATTEMPTS = 2  # workers that may die or hang on one chunk before it is dropped
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build its session; picklable (scripts travel as path and text)."""
+
+    scripts: dict[str, tuple[str, bytes]]  # kind → (path, text)
+    session: dict[str, Any]  # Session keyword arguments (accum_method, update_every, ...)
+    cumulative: bool  # the listener sends cumulative histograms (Add is refused)
+    state_dir: str | None  # checkpoints go here; None: none are written
+    checkpoint_every: int = 10
+    restore: bool = True  # take up the checkpoint in state_dir (its run is checked at the first chunk)
+
+
+def build_session(spec: WorkerSpec, listener, log_name: str = "livereduce.session") -> Session:
+    scripts = {kind: compile_script(path, kind, text) for kind, (path, text) in spec.scripts.items()}
+    session = Session(
+        listener=listener,
+        proc=scripts.get("proc"),
+        post_proc=scripts.get("post_proc"),
+        logger=logging.getLogger(log_name),
+        **spec.session,
+    )
+    session.compress_hook = compress_accumulation
+    if spec.restore and spec.state_dir:
+        loaded = checkpoints.load(spec.state_dir)
+        if loaded is not None:
+            session.restore(*loaded)
+    return session
+
+
+def compress_accumulation(acc):
+    """Soft memory limit: merge nearly equal events (lossless for any histogram coarser than 0.01 µs)."""
+    if not isinstance(acc, EventWorkspace):
+        return acc
+    return compress_events(acc, tolerance=0.01)
+
+
+class Checkpointer:
+    """A record subscriber that writes a checkpoint every N cycles and at each run's end."""
+
+    def __init__(self, session: Session, spec: WorkerSpec, on_written: Callable[[int], None]):
+        self.session, self.every, self.state_dir, self.on_written = (
+            session,
+            spec.checkpoint_every,
+            spec.state_dir,
+            on_written,
+        )
+        self._last_run = 0
+
+    def __call__(self, record: Record) -> None:
+        if record.kind is not RecordKind.CYCLE or not self.state_dir:
+            return
+        data = record.data
+        run = int(data["run_number"] or 0)
+        if self._last_run and run and run != self._last_run:
+            checkpoints.archive(self.state_dir, f"run-{self._last_run}-done")
+        if run:
+            self._last_run = run
+        if record.cycle % self.every == 0 or data["run_status"] == RunStatus.END_RUN.name:
+            self.write(record.cycle)
+
+    def write(self, cycle: int) -> None:
+        checkpoint, accumulation = self.session.checkpoint()
+        if not checkpoint.run_number or not self.state_dir:
+            return
+        t = time.monotonic()
+        checkpoints.write(self.state_dir, checkpoint, accumulation)
+        log.debug(
+            "checkpoint of run %d written after cycle %d in %.0f ms",
+            checkpoint.run_number,
+            cycle,
+            (time.monotonic() - t) * 1e3,
+        )
+        self.on_written(cycle)
+
+
+# -- the child process ----------------------------------------------------------------------------------
+
+
+class RemoteListener:
+    """The supervisor's listener, seen from the worker: the cycle's four reads in one round trip."""
+
+    def __init__(self, send: Callable[[tuple], None], replies: queue.Queue, cumulative: bool):
+        self._send, self._replies = send, replies
+        self.buffers_events = not cumulative
+
+    def start(self, start: StartFrom | None = None) -> None:
+        pass  # the supervisor started the real listener
+
+    def take(self) -> Taken:
+        self._send(("take",))
+        kind, value = self._replies.get()
+        if kind == "notyet":
+            raise NotYet(value)
+        return value
+
+    def close(self) -> None:
+        pass
+
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, send: Callable[[tuple], None]):
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # the pipe is gone: the supervisor is stopping us
+            self._send(("log", record.levelno, record.name, self.format(record)))
+
+
+def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
+    """The worker process: build the session, run it until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's; it stops us in order
+    lock = threading.Lock()
+
+    def send(message: tuple) -> None:
+        with lock:
+            conn.send(message)
+
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(send)]
+    root.setLevel(log_level)
+    replies: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    listener = RemoteListener(send, replies, spec.cumulative)
+    session = build_session(spec, listener)
+    session.records.subscribe(
+        lambda r: send(("record", r, _state(session) if r.kind is RecordKind.CYCLE else None))
+    )
+    checkpointer = Checkpointer(session, spec, lambda cycle: send(("checkpointed", cycle)))
+    session.records.subscribe(checkpointer)
+
+    def receive() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                stop.set()
+                replies.put(("notyet", "the supervisor is gone"))
+                return
+            kind = message[0]
+            if kind in ("taken", "notyet"):
+                replies.put(message)
+            elif kind == "request":
+                session.request(message[1], message[2])
+            elif kind == "stop":
+                stop.set()
+                replies.put(("notyet", "stopping"))
+
+    threading.Thread(target=receive, name="worker-receive", daemon=True).start()
+    send(("ready", os.getpid()))
+    session.run(stop)
+    if spec.state_dir and session.state.cycles:
+        checkpointer.write(session.state.cycles)  # a clean stop leaves a checkpoint to resume from
+    send(("exiting", _state(session)))
+
+
+def _state(session: Session) -> dict:
+    return asdict(session.state)
+
+
+# -- the supervisor's side ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _InFlight:
+    taken: Taken
+    attempts: int = 0
+
+
+class Worker(Protocol):
+    state: SessionState
+    session: Session | None  # the session object itself (ThreadWorker only)
+
+    def start(self) -> None: ...
+    def request(self, action: str, payload=None) -> None: ...
+    def stop(self, timeout: float) -> None: ...
+    def kill(self) -> None: ...
+    def alive(self) -> bool: ...
+    def busy_seconds(self) -> float: ...
+    def unacknowledged(self) -> list[_InFlight]: ...
+
+
+def _context():
+    """forkserver: workers fork from a clean server process (not from the daemon and its threads), which
+    has imported the worker's modules once, so a replacement worker starts in a fraction of a second."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["livereduce.worker"])
+    return context
+
+
+class ProcessWorker:
+    """A worker process and the supervisor thread that serves its requests (take, records, logs)."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        listener: Listener,
+        emit: Callable[[Record], None],
+        *,
+        pending: list[_InFlight] | None = None,
+        log_level: int = logging.INFO,
+    ):
+        self.spec, self.listener, self.emit = spec, listener, emit
+        self.state = SessionState()
+        self.session: Session | None = None
+        self.exit_state: dict | None = None
+        self._pending = list(pending or [])  # chunks to hand over before new ones (from a dead worker)
+        self._in_flight: list[_InFlight] = []
+        self._busy_since: float | None = None
+        self._send_lock = threading.Lock()
+        context = _context()
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=worker_main, args=(child, spec, log_level), name="livereduce-worker", daemon=True
+        )
+        self._child = child
+        self._thread = threading.Thread(target=self._serve, name="worker-serve", daemon=True)
+
+    def start(self) -> None:
+        self._process.start()
+        self._child.close()
+        self._thread.start()
+
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                message = self._conn.recv()
+                self._handle(message)
+        except (EOFError, OSError):
+            pass
+        except Exception:
+            log.exception("serving the worker failed")
+        finally:
+            self._busy_since = None
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "take":
+            self._give()
+        elif kind == "record":
+            record, state = message[1], message[2]
+            if state is not None:
+                self.state = SessionState(**state)
+            if record.kind in (RecordKind.CYCLE, RecordKind.WAITING):
+                self._busy_since = None
+            self.emit(record)
+        elif kind == "log":
+            _, level, name, text = message
+            logging.getLogger(name).log(level, "%s", text)
+        elif kind == "checkpointed":
+            self._in_flight.clear()  # everything taken so far is in the checkpoint
+        elif kind == "exiting":
+            self.exit_state = message[1]
+            self.state = SessionState(**message[1])
+
+    def _give(self) -> None:
+        if self._pending:
+            item = self._pending.pop(0)
+            item.attempts += 1
+        else:
+            try:
+                item = _InFlight(take_from(self.listener), attempts=1)
+            except NotYet as exc:
+                self._send(("notyet", str(exc)))
+                return
+            except Exception as exc:  # a listener bug: reported, and the cycle waits
+                log.exception("reading the listener failed")
+                self._send(("notyet", f"listener failed: {exc!r}"))
+                return
+        self._in_flight.append(item)
+        self._busy_since = time.monotonic()
+        self._send(("taken", item.taken))
+
+    def unacknowledged(self) -> list[_InFlight]:
+        """Chunks this worker took since its last checkpoint, oldest first (for its successor)."""
+        return (
+            self._in_flight + self._pending
+        )  # pending ones are only handed out after earlier in-flight ones
+
+    def request(self, action: str, payload=None) -> None:
+        try:
+            self._send(("request", action, payload))
+        except OSError:
+            pass
+
+    def busy_seconds(self) -> float:
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def stop(self, timeout: float) -> None:
+        """Ask the worker to finish its cycle, checkpoint and exit; kill it if it does not in time."""
+        try:
+            self._send(("stop",))
+        except OSError:
+            pass
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("the worker did not stop within %.1f s; killing it", timeout)
+            self.kill()
+        self._thread.join(5)
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._process.join(10)
+        self._thread.join(5)
+        self._conn.close()
+
+
+class ThreadWorker:
+    """The same session on a thread of this process (tests of the daemon's logic; nothing to kill)."""
+
+    def __init__(self, spec: WorkerSpec, listener: Listener, emit: Callable[[Record], None], **_ignored):
+        self.spec = spec
+        self.session = build_session(spec, listener)
+        self.session.records.subscribe(emit)
+        self.session.records.subscribe(Checkpointer(self.session, spec, lambda cycle: None))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session", daemon=True)
+
+    @property
+    def state(self) -> SessionState:
+        return self.session.state
+
+    def _run(self) -> None:
+        try:
+            self.session.run(self._stop)
+        except BaseException:
+            log.exception("the session thread crashed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self, action: str, payload=None) -> None:
+        self.session.request(action, payload)
+
+    def busy_seconds(self) -> float:
+        return 0.0
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def kill(self) -> None:
+        self._stop.set()  # a thread cannot be killed; it is abandoned
+
+    def unacknowledged(self) -> list[_InFlight]:
+        return []
