@@ -134,6 +134,15 @@ class Config:
     mem_check_interval_sec: float = _key(
         1.0, "Seconds between memory checks.", "number", minimum=0.01, maximum=3600
     )
+    memory_restart_interval: float = _key(
+        60.0,
+        "Seconds after a memory-limit restart (which resumes from the checkpoint) during which hitting the limit "
+        "again starts a new, empty accumulation instead (the accumulation itself is too large); the interval "
+        "doubles each time, up to an hour.",
+        "number",
+        minimum=1,
+        maximum=3600,
+    )
     watchdog_interval: float = _key(
         60.0,
         "Seconds between the anchor watchdog's checks (kept for compatibility; systemd's watchdog is fed "

@@ -136,6 +136,8 @@ class Daemon:
         self.worker: Worker | None = None
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
         self.restarts = 0
+        self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
+        self._memory_interval = config.memory_restart_interval
         self.events_dropped = 0  # chunks dropped after workers hung or died on them
         self.started = threading.Event()  # set once the first session runs (tests wait on it)
         self._worker_started = 0.0
@@ -286,7 +288,10 @@ class Daemon:
         if self.worker is not None:
             self.worker.stop(self.stop_timeout)
 
-    def restart_session(self, why: str, *, resume: bool = True) -> None:
+    def _state(self):
+        return self.worker.state if self.worker is not None else None
+
+    def restart_session(self, why: str, *, resume: bool = True, fresh_listener: bool | None = None) -> None:
         """Replace the worker. `resume`: the new one starts from the last checkpoint and is handed the chunks
         taken since, with the listener kept; otherwise a new accumulation from a new connection (which
         replays the run from its start)."""
@@ -300,9 +305,10 @@ class Daemon:
             self.worker.stop(self.stop_timeout)
             pending = self.worker.unacknowledged() if resume else None
         if not resume and self.state_dir:
-            checkpoints.archive(self.state_dir, "scripts-changed")
+            checkpoints.archive(self.state_dir, "not-resumed")
         self.restarts += 1
-        self._start_session(why, restore=resume, fresh_listener=not resume, pending=pending)
+        fresh = (not resume) if fresh_listener is None else fresh_listener
+        self._start_session(why, restore=resume, fresh_listener=fresh, pending=pending)
 
     def _replace_hung_worker(self, seconds: float) -> None:
         worker = self.worker
@@ -401,14 +407,33 @@ class Daemon:
 
     def handle_memory_hard(self, payload) -> None:
         rss_mb, _soft_mb, limit_mb = payload
-        log.error(
-            "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): replacing the worker "
-            "(its memory is freed; the new one resumes from the last checkpoint)",
-            rss_mb,
-            limit_mb,
-            self.config.system_mem_limit_perc,
+        now = time.monotonic()
+        again = now - self._memory_restart_at < self._memory_interval
+        if again:  # resuming did not help: the accumulation itself is too large for the limit
+            self._memory_interval = min(2 * self._memory_interval, 3600.0)
+            log.error(
+                "memory %.0f MB exceeds the limit %.0f MB again %.0f s after the last restart: the accumulation "
+                "itself is too large; starting a new, empty one (what it held of run %s is no longer in it). "
+                "Next time within %.0f s the same",
+                rss_mb,
+                limit_mb,
+                now - self._memory_restart_at,
+                self._state().run_number,
+                self._memory_interval,
+            )
+        else:
+            self._memory_interval = self.config.memory_restart_interval
+            log.error(
+                "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): replacing the worker "
+                "(its memory is freed; the new one resumes from the last checkpoint)",
+                rss_mb,
+                limit_mb,
+                self.config.system_mem_limit_perc,
+            )
+        self._memory_restart_at = now
+        self.restart_session(
+            f"memory {rss_mb:.0f} MB > limit {limit_mb:.0f} MB", resume=not again, fresh_listener=False
         )
-        self.restart_session(f"memory {rss_mb:.0f} MB > limit {limit_mb:.0f} MB")
         for guard in self._guards:
             if hasattr(guard, "restarted"):
                 guard.restarted()

@@ -36,7 +36,14 @@ class MemoryGuard:
         self._thread = threading.Thread(target=self._run, name="memory-guard", daemon=True)
 
     def rss_mb(self) -> float:
-        return self._process.memory_info().rss / 1e6
+        """The daemon's RSS with its children's: the session's worker process holds the accumulation."""
+        total = 0
+        for proc in (self._process, *self._process.children(recursive=True)):
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:  # a child that just exited
+                continue
+        return total / 1e6
 
     def check(self) -> None:
         rss = self.rss_mb()

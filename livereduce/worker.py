@@ -172,7 +172,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     root.handlers[:] = [_PipeLogHandler(send)]
     root.setLevel(log_level)
     replies: queue.Queue = queue.Queue()
-    stop = threading.Event()
+    stop, orphaned = threading.Event(), threading.Event()
     listener = RemoteListener(send, replies, spec.cumulative)
     session = build_session(spec, listener)
     session.records.subscribe(
@@ -186,6 +186,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
+                orphaned.set()  # the daemon died (kill -9): its successor owns the checkpoints now
                 stop.set()
                 replies.put(("notyet", "the supervisor is gone"))
                 return
@@ -201,6 +202,8 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     threading.Thread(target=receive, name="worker-receive", daemon=True).start()
     send(("ready", os.getpid()))
     session.run(stop)
+    if orphaned.is_set():
+        return
     if spec.state_dir and session.state.cycles:
         checkpointer.write(session.state.cycles)  # a clean stop leaves a checkpoint to resume from
     send(("exiting", _state(session)))
@@ -372,7 +375,8 @@ class ThreadWorker:
         self.spec = spec
         self.session = build_session(spec, listener)
         self.session.records.subscribe(emit)
-        self.session.records.subscribe(Checkpointer(self.session, spec, lambda cycle: None))
+        self._checkpointer = Checkpointer(self.session, spec, lambda cycle: None)
+        self.session.records.subscribe(self._checkpointer)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="session", daemon=True)
 
@@ -401,6 +405,8 @@ class ThreadWorker:
     def stop(self, timeout: float) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive() and self.session.state.cycles:
+            self._checkpointer.write(self.session.state.cycles)  # as a worker process does at a clean stop
 
     def kill(self) -> None:
         self._stop.set()  # a thread cannot be killed; it is abandoned

@@ -160,3 +160,5 @@ class ReadDaemon(DaemonProcess):
         self._reader.join(5)
         if self.proc.stdout:
             self.proc.stdout.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()

@@ -219,6 +219,16 @@ def test_memory_soft_compresses_and_hard_restarts(running, caplog):
     wait_until(lambda: r.session() is not first, what="a restart")
     assert guard.restarts == 1
     assert "1100 MB exceeds the limit 1000 MB" in caplog.text
+    second = r.session()
+    assert "restored the checkpoint of run 1" in caplog.text  # the first restart resumes
+    assert (
+        accumulated(second) >= accumulated(first) - 100 * 3
+    )  # (what arrived since the last checkpoint is re-sent)
+    wait_until(lambda: accumulated(second) >= 300)
+    guard.on_hard(1200.0, 800.0, 1000.0)  # again within memory_restart_interval: the accumulation is too big
+    wait_until(lambda: r.session() is not second, what="a second restart")
+    assert "the accumulation itself is too large; starting a new, empty one" in caplog.text
+    assert accumulated(r.session()) < accumulated(second)
     assert r.stop() == 0
 
 
