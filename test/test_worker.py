@@ -45,9 +45,17 @@ def setup(tmp_path, proc: str | None = None):
 
 
 def config(port, scripts, tmp_path, **extra):
-    return {"instrument": "POWGEN", "address": f"127.0.0.1:{port}", "script_dir": str(scripts),
-            "update_every": 0.5, "accum_method": "Add", "system_mem_limit_perc": 0,
-            "state_dir": str(tmp_path / "state"), "checkpoint_every": 2, **extra}
+    return {
+        "instrument": "POWGEN",
+        "address": f"127.0.0.1:{port}",
+        "script_dir": str(scripts),
+        "update_every": 0.5,
+        "accum_method": "Add",
+        "system_mem_limit_perc": 0,
+        "state_dir": str(tmp_path / "state"),
+        "checkpoint_every": 2,
+        **extra,
+    }
 
 
 def wait_run(out, run: int, expected: int, timeout: float = 60.0) -> dict:
@@ -64,7 +72,9 @@ def wait_run(out, run: int, expected: int, timeout: float = 60.0) -> dict:
 
 def test_a_hung_script_is_stopped_and_the_run_is_complete(tmp_path):
     out, scripts = setup(tmp_path, HANG_ONCE)
-    sms = FakeSMS(port=0, rate=20_000, run_seconds=4.0, runs=1, instrument="POWGEN", seed=5, wait_for_client=True)
+    sms = FakeSMS(
+        port=0, rate=20_000, run_seconds=4.0, runs=1, instrument="POWGEN", seed=5, wait_for_client=True
+    )
     port = sms.start()
     daemon = ReadDaemon(tmp_path, config(port, scripts, tmp_path, step_timeout=2))
     try:
@@ -74,7 +84,7 @@ def test_a_hung_script_is_stopped_and_the_run_is_complete(tmp_path):
         sent = sms.sent_events_per_run[1]
         record = wait_run(out, 1, sent)
         assert record["events"] == sent, f"accumulated {record.get('events')}, sent {sent}"
-        assert daemon.proc.poll() is None                                   # the daemon never went down
+        assert daemon.proc.poll() is None  # the daemon never went down
     finally:
         daemon.stop()
         sms.stop()
@@ -101,8 +111,15 @@ def test_kill_9_then_restart_resumes_the_run_with_nothing_lost_or_doubled(tmp_pa
     version (LIVEREDUCE_KILL_TRIALS=20) is in docs/reliability.md."""
     out, scripts = setup(tmp_path)
     run_seconds = 2.0 + 1.2 * trials
-    sms = FakeSMS(port=0, rate=20_000, run_seconds=run_seconds, runs=1, instrument="POWGEN", seed=7,
-                  wait_for_client=True)
+    sms = FakeSMS(
+        port=0,
+        rate=20_000,
+        run_seconds=run_seconds,
+        runs=1,
+        instrument="POWGEN",
+        seed=7,
+        wait_for_client=True,
+    )
     port = sms.start()
     cfg = config(port, scripts, tmp_path)
     daemon = ReadDaemon(tmp_path, cfg)
@@ -113,7 +130,7 @@ def test_kill_9_then_restart_resumes_the_run_with_nothing_lost_or_doubled(tmp_pa
             daemon.proc.kill()
             daemon.proc.wait(10)
             daemon.stop()  # collects what it printed
-            for name in os.listdir(out):        # every product a kill may have interrupted still opens
+            for name in os.listdir(out):  # every product a kill may have interrupted still opens
                 if name.endswith(".nxs"):
                     with h5py.File(out / name, "r") as f:
                         assert "mantid_workspace_1" in f
