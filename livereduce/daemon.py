@@ -149,13 +149,49 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def run(self) -> int:
-        with self._captured_signals():
-            self.startup()
-            try:
-                self.main_loop()
-            finally:
-                self.shutdown()
+        previous, threading.excepthook = threading.excepthook, self._thread_crashed
+        try:
+            with self._captured_signals():
+                self.startup()
+                try:
+                    self.main_loop()
+                finally:
+                    self.shutdown()
+        finally:
+            threading.excepthook = previous
         return self.exit_code
+
+    def _thread_crashed(self, args: threading.ExceptHookArgs) -> None:
+        """A thread that dies is an error in the log (never only a trace on stderr) and, for the parts this
+        daemon can start again (the watcher, the memory guard), a request to do so."""
+        name = args.thread.name if args.thread is not None else "?"
+        log.error("thread %s crashed", name, exc_info=args.exc_value if args.exc_value is not None else True)
+        self.requests.put(("thread_crashed", name))
+
+    def handle_thread_crashed(self, name: str) -> None:
+        for i, guard in enumerate(self._guards):
+            thread = getattr(guard, "_thread", None)
+            if thread is not None and thread.name == name and not thread.is_alive():
+                log.warning("starting %s again", name)
+                replacement = self._restart_guard(guard)
+                if replacement is not None:
+                    self._guards[i] = replacement
+
+    def _restart_guard(self, guard):
+        if isinstance(guard, Watcher) or (
+            self.parts.watch is not None and guard.__class__ is self.parts.watch
+        ):
+            watched = [Path(self.runtime.script_dir)] + ([Path(self.config_path)] if self.config_path else [])
+            new = self.parts.watch(watched, self._on_file_change)
+        elif self.parts.memory_guard is not None:
+            new = self.parts.memory_guard(
+                lambda *mb: self.requests.put(("memory_soft", mb)),
+                lambda *mb: self.requests.put(("memory_hard", mb)),
+            )
+        else:
+            return None
+        new.start()
+        return new
 
     def request_stop(self) -> None:
         """Stop as SIGTERM does (for callers on other threads)."""

@@ -371,6 +371,16 @@ class Session:
             return chunk, status
         skipped = _drop_pulses_through(chunk, checkpoint.last_pulse_ns)
         self.state.events_skipped_resumed += skipped
+        events = chunk.events
+        if events is not None and events.pulse_time.size and checkpoint.last_pulse_ns and not skipped:
+            gap = (int(events.pulse_time.min()) - checkpoint.last_pulse_ns) / 1e9
+            if gap > max(2 * self.update_every, 1.0):  # a DAS that does not replay: say what is missing
+                self.log.warning(
+                    "resumed run %d %.1f s after the checkpoint's last pulse: this DAS did not send the events "
+                    "in between again, so they are not in the accumulation",
+                    run,
+                    gap,
+                )
         self.log.info(
             "resumed run %d after its checkpoint: %d replayed events were already accumulated", run, skipped
         )

@@ -257,3 +257,64 @@ def test_systemd_is_told_ready_status_and_stopping(running):
     assert "WATCHDOG=1" in r.notifier.sent  # fed while the session makes progress
     assert r.stop() == 0
     assert r.notifier.sent[-1] == "STOPPING=1"
+
+
+class CrashingGuard:
+    """A memory guard whose thread dies of a bug, as a guard's thread could."""
+
+    def __init__(self, on_soft, on_hard):
+        self._thread = threading.Thread(target=self._run, name="memory-guard-test")
+
+    def _run(self):
+        raise RuntimeError("a bug in the guard")
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        pass
+
+
+def test_a_crashed_helper_thread_is_logged_and_started_again(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    r = Running.__new__(Running)
+    made = []
+
+    def guard(on_soft, on_hard):
+        made.append(CrashingGuard(on_soft, on_hard) if not made else FiringGuard(on_soft, on_hard))
+        return made[-1]
+
+    r.dir = tmp_path / "scripts"
+    r.dir.mkdir()
+    (r.dir / "reduce_FAKE_live_proc.py").write_text("pass\n")
+    raw = {
+        "instrument": "FAKE",
+        "listener": "fake_event",
+        "script_dir": str(r.dir),
+        "update_every": 0.05,
+        "system_mem_limit_perc": 50,
+        "state_dir": str(tmp_path / "state"),
+    }
+    cfg, _ = parse_config(raw)
+    daemon = Daemon(
+        cfg,
+        resolve(cfg),
+        Parts(
+            make_listener=lambda: FakeEventListener(events_per_extract=10),
+            memory_guard=guard,
+            notifier=Notifier(),
+            worker=ThreadWorker,
+        ),
+    )
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(made) == 2, what="the guard started again")
+        assert (
+            "thread memory-guard-test crashed" in caplog.text
+            and "RuntimeError: a bug in the guard" in caplog.text
+        )
+        assert "starting memory-guard-test again" in caplog.text
+    finally:
+        daemon.request_stop()
+        thread.join(15)

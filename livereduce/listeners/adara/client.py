@@ -97,6 +97,8 @@ class AdaraListener(RunStateMixin):
         init_wait: float = 1.0,
         timeout: float = 30.0,
         backoff: tuple[float, float] = (0.2, 10.0),
+        silence_timeout: float | None = 120.0,
+        connect_timeout: float = 5.0,
         **options,
     ):
         if options:
@@ -105,7 +107,12 @@ class AdaraListener(RunStateMixin):
         self.address = f"{self.host}:{self.port}"
         self.pixels = None if pixels is None else int(pixels)
         self.keep_paused_events, self.init_wait = bool(keep_paused_events), float(init_wait)
-        self._thread_options = {"timeout": float(timeout), "backoff": tuple(backoff)}
+        self._thread_options = {
+            "timeout": float(timeout),
+            "backoff": tuple(backoff),
+            "silence_timeout": silence_timeout,
+            "connect_timeout": connect_timeout,
+        }
         self._lock = threading.Lock()
         self._events, self._monitor_events = EventBuffer(1 << 20), EventBuffer(1024)
         self._tracker = RunTracker()
