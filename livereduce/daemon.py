@@ -138,6 +138,7 @@ class Daemon:
         self.restarts = 0
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
         self._memory_interval = config.memory_restart_interval
+        self._memory_cleared = False  # the last memory restart started a new accumulation
         self.events_dropped = 0  # chunks dropped after workers hung or died on them
         self.started = threading.Event()  # set once the first session runs (tests wait on it)
         self._worker_started = 0.0
@@ -445,6 +446,18 @@ class Daemon:
         rss_mb, _soft_mb, limit_mb = payload
         now = time.monotonic()
         again = now - self._memory_restart_at < self._memory_interval
+        if again and self._memory_cleared:  # cleared already: restarting once more cannot help
+            log.error(
+                "memory %.0f MB is still above the limit %.0f MB after starting a new accumulation; not "
+                "restarting again within %.0f s (compressing instead)",
+                rss_mb,
+                limit_mb,
+                self._memory_interval,
+            )
+            if self.worker is not None:
+                self.worker.request("compress", f"memory {rss_mb:.0f} MB")
+            return
+        self._memory_cleared = again
         if again:  # resuming did not help: the accumulation itself is too large for the limit
             self._memory_interval = min(2 * self._memory_interval, 3600.0)
             log.error(
