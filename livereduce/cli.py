@@ -44,9 +44,12 @@ def cmd_run(args) -> int:
     try:
         engine = _engine(config)
         runtime = resolve(config)
-        found = find_scripts(runtime.script_dir, runtime.script_names)
-        for warning in check_permissions(runtime.script_dir, found, config.allow_insecure_scripts):
-            log.warning("insecure: %s", warning)
+        try:  # missing or broken scripts: the daemon waits for them; insecure ones: exit 2 (a restart cannot fix)
+            found = find_scripts(runtime.script_dir, runtime.script_names)
+        except ScriptError:
+            found = None
+        if found is not None and not config.allow_insecure_scripts:
+            check_permissions(runtime.script_dir, found, allow_insecure=False)  # the daemon warns otherwise
         # one daemon per state directory, for its whole life (both engines: they would fight over products)
         with InstanceLock(state_dir_path(config.state_dir)) as lock:
             log.info("holding %s", lock.path)

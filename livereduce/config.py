@@ -3,8 +3,8 @@
 FIELDS is read from those declarations; validation, the startup summary and docs/configuration.md
 (scripts/build_config_doc.py) all derive from it, so they cannot drift apart. Plain dataclasses with field
 metadata rather than pydantic or attrs: the rules are few and ours (units, ranges, messages that name the key
-and what was expected), the types stay visible to mypy, and it costs no dependency on the daemon's hosts. A bad value raises
-ConfigError naming the key, what was expected and what was found; unknown keys are warnings, with the
+and what was expected), the types stay visible to mypy, and it costs no dependency on the daemon's hosts.
+A bad value raises ConfigError naming the key, what was expected and what was found; unknown keys are warnings, with the
 closest known key suggested.
 """
 

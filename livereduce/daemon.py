@@ -136,6 +136,11 @@ class Daemon:
         self.worker: Worker | None = None
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
         self.restarts = 0
+        self.waiting_for_scripts: str | None = None  # why no session runs yet
+        self._script_retry_at = 0.0
+        self._script_retry_delay = 2.0
+        self._script_retry_said = 0.0
+        self._watching_scripts = self._watching_config = False
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
         self._memory_interval = config.memory_restart_interval
         self._memory_cleared = False  # the last memory restart started a new accumulation
@@ -202,14 +207,54 @@ class Daemon:
         cfg = self.config
         for line in cfg.describe():
             log.info("config: %s", line)
-        found = find_scripts(self.runtime.script_dir, self.runtime.script_names)
-        for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
-            if path:
-                text = Path(path).read_bytes()
-                script = compile_script(path, kind, text)
+        self._start_guards()  # first, so an edit made while the session starts is not missed
+        if self._load_scripts():
+            self._start_session("startup")
+        self.parts.notifier.ready()
+        self.parts.notifier.status(
+            f"live reduction of {self.runtime.name} started"
+            if self.waiting_for_scripts is None
+            else f"waiting for scripts: {self.waiting_for_scripts}"
+        )
+        self.started.set()
+
+    def _load_scripts(self) -> bool:
+        """Find and compile the scripts. A missing script directory (an /SNS mount not back yet), no script or
+        a broken one is not a reason to exit: a restart would not fix it, and the operator's fix arrives as a
+        file. The daemon waits, says why, and tries again on every change and with a growing interval."""
+        try:
+            found = find_scripts(self.runtime.script_dir, self.runtime.script_names)
+            for warning in check_permissions(
+                self.runtime.script_dir, found, self.config.allow_insecure_scripts
+            ):
+                log.warning("insecure: %s", warning)
+            loaded = {}
+            for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
+                if path:
+                    text = read_script(path)
+                    loaded[kind] = (compile_script(path, kind, text), text)
+        except ScriptError as exc:
+            message = str(exc)
+            if message != self.waiting_for_scripts or time.monotonic() >= self._script_retry_said + 60:
+                log.error(
+                    "waiting for scripts: %s; retrying in %.0f s and on every change to %s",
+                    message,
+                    self._script_retry_delay,
+                    self.runtime.script_dir,
+                )
+                self._script_retry_said = time.monotonic()
+            self.waiting_for_scripts = message
+            self._script_retry_at = time.monotonic() + self._script_retry_delay
+            self._script_retry_delay = min(2 * self._script_retry_delay, 60.0)
+            return False
+        for kind in ("proc", "post_proc"):
+            if kind in loaded:
+                script, text = loaded[kind]
                 self._scripts[kind], self._texts[kind] = script, text
-                log.info("using %s script %s (md5 %s)", kind, path, script.md5)
+                log.info("using %s script %s (md5 %s)", kind, script.path, script.md5)
             else:
+                self._scripts[kind] = None
+                self._texts.pop(kind, None)
                 log.info(
                     "no %s script (%s)",
                     kind,
@@ -217,11 +262,17 @@ class Daemon:
                     if kind == "post_proc"
                     else "chunks pass through unprocessed",
                 )
-        self._start_guards()  # first, so an edit made while the session starts is not missed
-        self._start_session("startup")
-        self.parts.notifier.ready()
-        self.parts.notifier.status(f"live reduction of {self.runtime.name} started")
-        self.started.set()
+        if self.waiting_for_scripts is not None:
+            log.info("the scripts are usable again")
+        self.waiting_for_scripts = None
+        self._script_retry_delay = 2.0
+        return True
+
+    def _retry_scripts(self) -> None:
+        if self._load_scripts():
+            if not self._watching_scripts:
+                self._start_watcher()
+            self._start_session("scripts usable")
 
     def main_loop(self) -> None:
         last_status = -SYSTEMD_EVERY_S
@@ -231,6 +282,8 @@ class Daemon:
                 self._handle(kind, payload)
             except queue.Empty:
                 pass
+            if self.waiting_for_scripts is not None and time.monotonic() >= self._script_retry_at:
+                self._retry_scripts()
             self._supervise()
             now = self.parts.clock()
             if now - last_status >= SYSTEMD_EVERY_S:
@@ -490,6 +543,9 @@ class Daemon:
     def handle_script_changed(self, path, restart: bool = True) -> None:
         """A script file changed: a new post_proc is swapped in (the accumulation is kept); a new proc restarts
         the session on a new accumulation. `restart=False` (SIGHUP) only re-reads; the caller restarts."""
+        if self.waiting_for_scripts is not None:
+            self._script_retry_at = 0.0  # the fix may have arrived: try at once
+            return
         path = str(path)
         kind = script_kind(path, self.runtime.script_names)
         if kind is None:
@@ -541,15 +597,25 @@ class Daemon:
             self.restart_session(f"{kind} script changed", resume=kind == "post_proc")
 
     # -- guards and systemd -----------------------------------------------------------------------
+    def _start_watcher(self) -> None:
+        """Watch the script directory and the config file; a script directory that does not exist yet is
+        watched from when the scripts load."""
+        watched = []
+        if not self._watching_scripts and Path(self.runtime.script_dir).is_dir():
+            watched.append(Path(self.runtime.script_dir))
+            self._watching_scripts = True
+        if self.config_path and not self._watching_config:
+            watched.append(Path(self.config_path))
+            self._watching_config = True
+        if not watched or self.parts.watch is None:
+            return
+        watcher = self.parts.watch(watched, self._on_file_change)
+        watcher.start()
+        self._guards.append(watcher)
+
     def _start_guards(self) -> None:
         parts = self.parts
-        if parts.watch is not None:
-            watched = [Path(self.runtime.script_dir)]
-            if self.config_path:
-                watched.append(Path(self.config_path))
-            watcher = parts.watch(watched, self._on_file_change)
-            watcher.start()
-            self._guards.append(watcher)
+        self._start_watcher()
         if parts.memory_guard is not None:
             guard = parts.memory_guard(
                 lambda *mb: self.requests.put(("memory_soft", mb)),
@@ -566,6 +632,10 @@ class Daemon:
             self.requests.put(("script_changed", path))
 
     def _notify_systemd(self) -> None:
+        if self.waiting_for_scripts is not None:
+            self.parts.notifier.watchdog()  # healthy, waiting for an operator's fix
+            self.parts.notifier.status(f"waiting for scripts: {self.waiting_for_scripts}")
+            return
         if self.worker is None:
             return
         st = self.worker.state

@@ -57,10 +57,19 @@ def test_config_errors_exit_2_with_a_clear_message(tmp_path, config, expected):
     assert "configuration error" in text and expected in text
 
 
-def test_missing_scripts_exit_2_naming_the_files(tmp_path):
-    result = run_once(tmp_path, base_config(tmp_path))
-    assert result.returncode == 2
-    assert "reduce_FAKE_live_proc.py" in result.stdout + result.stderr
+def test_missing_scripts_are_waited_for_and_picked_up(tmp_path):
+    """No script yet (or an /SNS mount not back): the daemon stays up, says what it looks for, and starts the
+    session when the script appears (exit 2 would leave the service down until someone notices)."""
+    daemon = DaemonProcess(tmp_path, base_config(tmp_path))
+    try:
+        log = daemon.wait_for("waiting for scripts:")
+        assert "reduce_FAKE_live_proc.py" in log
+        assert daemon.proc.poll() is None
+        write_script(tmp_path, "proc", "pass\n")
+        daemon.wait_for("session started (scripts usable)", timeout=90)
+        daemon.wait_for("run 1 (RUNNING)")
+    finally:
+        daemon.stop()
 
 
 def test_sigterm_stops_within_five_seconds(tmp_path):
