@@ -216,8 +216,7 @@ def test_memory_soft_compresses_and_hard_restarts(running, caplog):
     wait_until(lambda: "accumulation compressed" in caplog.text, what="the accumulation compressed")
     assert r.session() is first
     guard.on_hard(1100.0, 800.0, 1000.0)
-    wait_until(lambda: r.session() is not first, what="a restart")
-    assert guard.restarts == 1
+    wait_until(lambda: r.session() is not first and guard.restarts == 1, what="a restart, and the guard told")
     assert "1100 MB exceeds the limit 1000 MB" in caplog.text
     second = r.session()
     assert "restored the checkpoint of run 1" in caplog.text  # the first restart resumes
@@ -228,7 +227,7 @@ def test_memory_soft_compresses_and_hard_restarts(running, caplog):
     guard.on_hard(1200.0, 800.0, 1000.0)  # again within memory_restart_interval: the accumulation is too big
     wait_until(lambda: r.session() is not second, what="a second restart")
     assert "the accumulation itself is too large; starting a new, empty one" in caplog.text
-    assert accumulated(r.session()) < accumulated(second)
+    assert caplog.text.count("restored the checkpoint") == 1  # the second restart did not resume
     assert r.stop() == 0
 
 
