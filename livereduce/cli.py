@@ -1,8 +1,8 @@
 """Command line: `livereduce [run] [CONFIG]`, `livereduce check [CONFIG]`, and the fake DAS servers.
 
-Exit codes: 0 fine; 1 unexpected failure; 2 bad configuration or scripts, scripts or a config that others may
-write, or another daemon holding the state directory's lock (fix the setup: restarting will not help, and
-the systemd unit does not restart on 2).
+Exit codes: 0 fine; 1 unexpected failure; 2 a bad or unparseable configuration, scripts or a config that others
+may write, or another daemon holding the state directory's lock (fix the setup: restarting will not help, and
+the systemd unit does not restart on 2). Missing or broken scripts are not an exit: the daemon waits for them.
 """
 
 from __future__ import annotations
