@@ -253,7 +253,8 @@ class Config:
     )
     log_file: str | None = _key(
         None,
-        "Log file. Default: /var/log/SNS_applications/livereduce.log as user snsdata, else ./livereduce.log.",
+        "Log file. Default: $LOGS_DIRECTORY/livereduce.log under systemd (the unit's LogsDirectory=), else "
+        "/var/log/SNS_applications/livereduce.log as user snsdata, else ./livereduce.log.",
         "str",
         nullable=True,
     )

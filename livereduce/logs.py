@@ -1,18 +1,19 @@
 """Logging set-up: one file (time - logger - level - message) and a console showing livereduce's own loggers.
 
-The file is /var/log/SNS_applications/livereduce.log when running as `snsdata` (the anchor's place), else
-./livereduce.log, unless `log_file` says otherwise. Scripts' print() and mantid.logger land in the
-`livereduce.script` logger. WatchedFileHandler reopens the file after logrotate moves it; SIGUSR1 forces it.
-A log file that cannot be opened or written is never fatal: the daemon logs to stderr and says why.
+The file is `log_file`, else $LOGS_DIRECTORY/livereduce.log under systemd, else
+/var/log/SNS_applications/livereduce.log when running as `snsdata` (the anchor's place), else
+./livereduce.log. Scripts' print() and mantid.logger land in the `livereduce.script` logger.
+WatchedFileHandler reopens the file after logrotate moves it; SIGUSR1 forces it. A log file that cannot be
+opened or written is never fatal: the daemon logs to stderr and says why.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import logging.handlers
 import os
+import pwd
 import sys
 
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
@@ -22,9 +23,14 @@ log = logging.getLogger("livereduce.logs")
 
 
 def default_log_file() -> str:
+    """Where the log goes when `log_file` is not set: systemd's $LOGS_DIRECTORY (the unit's LogsDirectory=),
+    else the anchor's place when the real user is snsdata, else ./livereduce.log."""
+    logs_directory = os.environ.get("LOGS_DIRECTORY", "").split(":")[0]
+    if logs_directory:
+        return os.path.join(logs_directory, "livereduce.log")
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
+        user = pwd.getpwuid(os.getuid()).pw_name  # the real user, not $USER, which a caller can set
+    except KeyError:
         user = ""
     return SNS_LOG if user == "snsdata" else os.path.abspath("livereduce.log")
 

@@ -161,7 +161,8 @@ class _PipeLogHandler(logging.Handler):
 
 def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     """The worker process: build the session, run it until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's; it stops us in order
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):  # the daemon's signals: it acts on them
+        signal.signal(sig, signal.SIG_IGN)
     lock = threading.Lock()
 
     def send(message: tuple) -> None:
