@@ -141,6 +141,7 @@ class Daemon:
         self._script_retry_delay = 2.0
         self._script_retry_said = 0.0
         self._watching_scripts = self._watching_config = False
+        self._log_retry_at, self._log_retry_delay = 0.0, SYSTEMD_EVERY_S
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
         self._memory_interval = config.memory_restart_interval
         self._memory_cleared = False  # the last memory restart started a new accumulation
@@ -289,6 +290,7 @@ class Daemon:
             if now - last_status >= SYSTEMD_EVERY_S:
                 last_status = now
                 self._notify_systemd()
+                self._retry_log_file()
 
     def shutdown(self) -> None:
         self.parts.notifier.stopping()
@@ -630,6 +632,22 @@ class Daemon:
             self.requests.put(("config_changed", path))
         elif script_kind(path, self.runtime.script_names) is not None:
             self.requests.put(("script_changed", path))
+
+    def _retry_log_file(self) -> None:
+        """A log file that could not be written (a mount not back, a full disk) is tried again at a growing
+        interval, up to 10 minutes; meanwhile everything goes to stderr (the journal)."""
+        if logs.failing() is None:
+            self._log_retry_delay = SYSTEMD_EVERY_S
+            return
+        now = time.monotonic()
+        if now < self._log_retry_at:
+            return
+        if logs.reopen():
+            log.info("the log file can be written again")
+            self._log_retry_delay = SYSTEMD_EVERY_S
+        else:
+            self._log_retry_delay = min(2 * self._log_retry_delay, 600.0)
+        self._log_retry_at = now + self._log_retry_delay
 
     def _notify_systemd(self) -> None:
         if self.waiting_for_scripts is not None:

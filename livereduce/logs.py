@@ -88,12 +88,13 @@ class _LogFile(logging.handlers.WatchedFileHandler):
             self.stream = None
 
     def _fall_back(self, exc: OSError) -> None:
-        self.failed = exc.strerror or str(exc)
+        why = exc.strerror or str(exc)
+        already, self.failed = self.failed == why, why
         self._close_stream()
+        if already:  # a retry that failed the same way: said already
+            return
         # the lock is re-entrant: this record reaches emit() again, which returns at once
-        log.warning(
-            "cannot write the log file %s (%s); logging to stderr only", self.baseFilename, self.failed
-        )
+        log.warning("cannot write the log file %s (%s); logging to stderr only", self.baseFilename, why)
 
 
 def setup_logging(log_file: str | None, level: str = "INFO") -> str:
@@ -135,3 +136,11 @@ def reopen() -> bool:
         if isinstance(handler, _LogFile):
             ok = handler.open_now() and ok
     return ok
+
+
+def failing() -> str | None:
+    """Why the log file is not being written (logging goes to stderr), or None when it is."""
+    for handler in _handlers:
+        if isinstance(handler, _LogFile) and handler.failed is not None:
+            return f"{handler.baseFilename}: {handler.failed}"
+    return None

@@ -130,3 +130,19 @@ def test_sighup_rereads_scripts(tmp_path):
         assert daemon.proc.poll() is None
     finally:
         daemon.stop()
+
+
+def test_a_missing_script_directory_is_waited_for(tmp_path):
+    """An /SNS mount not back yet: the daemon stays up and starts when the directory and its script appear."""
+    config = base_config(tmp_path)
+    scripts = tmp_path / "scripts"
+    scripts.rmdir()
+    daemon = DaemonProcess(tmp_path, config)
+    try:
+        log = daemon.wait_for("waiting for scripts:")
+        assert "script_dir does not exist" in log
+        write_script(tmp_path, "proc", "pass\n")  # makes the directory too
+        daemon.wait_for("session started (scripts usable)", timeout=60)
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()

@@ -245,3 +245,20 @@ def test_reopen_falls_back_then_recovers(tmp_path):
             root.removeHandler(handler)
             handler.close()
         logs._handlers.clear()
+
+
+def test_a_log_file_that_becomes_writable_again_is_taken_up(tmp_path):
+    """A log path that cannot be written at start (its directory's mount not back) is retried while the daemon
+    runs on stderr; once it can be written, the log goes there again."""
+    log_dir = tmp_path / "logs"
+    log_dir.write_text("")  # a file where the directory should be: not writable, even by root
+    daemon = ReadDaemon(tmp_path, setup(tmp_path, log_file=str(log_dir / "livereduce.log")))
+    daemon.log_path = log_dir / "livereduce.log"
+    try:
+        daemon.wait_for_output("cannot write the log file")
+        log_dir.unlink()
+        log_dir.mkdir()
+        daemon.wait_for("the log file can be written again", timeout=60)
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()
