@@ -34,21 +34,12 @@ from typing import Protocol
 from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
 from livereduce.config import Config, Runtime, state_dir_path
-from livereduce.errors import ScriptError
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
 from livereduce.memory import MemoryGuard
 from livereduce.progress import ProgressLog
-from livereduce.scripts import (
-    FoundScripts,
-    Script,
-    check_permissions,
-    compile_script,
-    find_scripts,
-    md5_of_text,
-    read_script,
-    script_kind,
-)
+from livereduce.script_set import ScriptSet
+from livereduce.scripts import script_kind
 from livereduce.session import Session
 from livereduce.watch import Watcher
 from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec
@@ -136,10 +127,6 @@ class Daemon:
         self.worker: Worker | None = None
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
         self.restarts = 0
-        self.waiting_for_scripts: str | None = None  # why no session runs yet
-        self._script_retry_at = 0.0
-        self._script_retry_delay = 2.0
-        self._script_retry_said = 0.0
         self._watching_scripts = self._watching_config = False
         self._log_retry_at, self._log_retry_delay = 0.0, SYSTEMD_EVERY_S
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
@@ -148,8 +135,7 @@ class Daemon:
         self.events_dropped = 0  # chunks dropped after workers hung or died on them
         self.started = threading.Event()  # set once the first session runs (tests wait on it)
         self._worker_started = 0.0
-        self._scripts: dict[str, Script | None] = {"proc": None, "post_proc": None}
-        self._texts: dict[str, bytes] = {}
+        self.scripts = ScriptSet(runtime, config.allow_insecure_scripts)
         self.state_dir = str(state_dir_path(config.state_dir))
         self.step_timeout = config.step_timeout or max(10 * config.update_every, 300.0)
         self._guards: list[Guard] = []
@@ -209,68 +195,18 @@ class Daemon:
         for line in cfg.describe():
             log.info("config: %s", line)
         self._start_guards()  # first, so an edit made while the session starts is not missed
-        if self._load_scripts():
+        if self.scripts.load():
             self._start_session("startup")
         self.parts.notifier.ready()
         self.parts.notifier.status(
             f"live reduction of {self.runtime.name} started"
-            if self.waiting_for_scripts is None
-            else f"waiting for scripts: {self.waiting_for_scripts}"
+            if self.scripts.waiting is None
+            else f"waiting for scripts: {self.scripts.waiting}"
         )
         self.started.set()
 
-    def _load_scripts(self) -> bool:
-        """Find and compile the scripts. A missing script directory (an /SNS mount not back yet), no script or
-        a broken one is not a reason to exit: a restart would not fix it, and the operator's fix arrives as a
-        file. The daemon waits, says why, and tries again on every change and with a growing interval."""
-        try:
-            found = find_scripts(self.runtime.script_dir, self.runtime.script_names)
-            for warning in check_permissions(
-                self.runtime.script_dir, found, self.config.allow_insecure_scripts
-            ):
-                log.warning("insecure: %s", warning)
-            loaded = {}
-            for kind, path in (("proc", found.proc), ("post_proc", found.post_proc)):
-                if path:
-                    text = read_script(path)
-                    loaded[kind] = (compile_script(path, kind, text), text)
-        except ScriptError as exc:
-            message = str(exc)
-            if message != self.waiting_for_scripts or time.monotonic() >= self._script_retry_said + 60:
-                log.error(
-                    "waiting for scripts: %s; retrying in %.0f s and on every change to %s",
-                    message,
-                    self._script_retry_delay,
-                    self.runtime.script_dir,
-                )
-                self._script_retry_said = time.monotonic()
-            self.waiting_for_scripts = message
-            self._script_retry_at = time.monotonic() + self._script_retry_delay
-            self._script_retry_delay = min(2 * self._script_retry_delay, 60.0)
-            return False
-        for kind in ("proc", "post_proc"):
-            if kind in loaded:
-                script, text = loaded[kind]
-                self._scripts[kind], self._texts[kind] = script, text
-                log.info("using %s script %s (md5 %s)", kind, script.path, script.md5)
-            else:
-                self._scripts[kind] = None
-                self._texts.pop(kind, None)
-                log.info(
-                    "no %s script (%s)",
-                    kind,
-                    "accumulation passes through"
-                    if kind == "post_proc"
-                    else "chunks pass through unprocessed",
-                )
-        if self.waiting_for_scripts is not None:
-            log.info("the scripts are usable again")
-        self.waiting_for_scripts = None
-        self._script_retry_delay = 2.0
-        return True
-
     def _retry_scripts(self) -> None:
-        if self._load_scripts():
+        if self.scripts.load():
             if not self._watching_scripts:
                 self._start_watcher()
             self._start_session("scripts usable")
@@ -283,7 +219,7 @@ class Daemon:
                 self._handle(kind, payload)
             except queue.Empty:
                 pass
-            if self.waiting_for_scripts is not None and time.monotonic() >= self._script_retry_at:
+            if self.scripts.retry_due():
                 self._retry_scripts()
             self._supervise()
             now = self.parts.clock()
@@ -313,7 +249,7 @@ class Daemon:
     def _spec(self, restore: bool) -> WorkerSpec:
         cfg = self.config
         return WorkerSpec(
-            scripts={k: (s.path, self._texts[k]) for k, s in self._scripts.items() if s is not None},
+            scripts=self.scripts.sources(),
             session=dict(
                 accum_method=cfg.accum_method,
                 preserve_events=cfg.preserve_events,
@@ -468,11 +404,11 @@ class Daemon:
 
     def handle_hup(self, _payload) -> None:
         log.info("SIGHUP received: re-reading scripts")
-        before = {k: s.md5 if s else None for k, s in self._scripts.items()}
-        for script in list(self._scripts.values()):
+        before = self.scripts.md5s()
+        for script in list(self.scripts.scripts.values()):
             if script is not None:
                 self.handle_script_changed(script.path, restart=False)
-        after = {k: s.md5 if s else None for k, s in self._scripts.items()}
+        after = self.scripts.md5s()
         # a new proc needs the run replayed through it; otherwise a fresh worker resumes where this one was
         self.restart_session("SIGHUP", resume=before["proc"] == after["proc"])
 
@@ -545,58 +481,18 @@ class Daemon:
     def handle_script_changed(self, path, restart: bool = True) -> None:
         """A script file changed: a new post_proc is swapped in (the accumulation is kept); a new proc restarts
         the session on a new accumulation. `restart=False` (SIGHUP) only re-reads; the caller restarts."""
-        if self.waiting_for_scripts is not None:
-            self._script_retry_at = 0.0  # the fix may have arrived: try at once
+        if self.scripts.waiting is not None:
+            self.scripts.retry_now()  # the fix may have arrived: try at once
             return
-        path = str(path)
-        kind = script_kind(path, self.runtime.script_names)
-        if kind is None:
+        change = self.scripts.changed(str(path))
+        if change is None or not restart:
             return
-        current = self._scripts.get(kind)
-        if not Path(path).is_file():
-            if current is not None and os.path.abspath(current.path) == os.path.abspath(path):
-                log.warning("%s script %s was removed", kind, path)
-                if self._scripts["proc" if kind == "post_proc" else "post_proc"] is None:
-                    log.error("no script left; keeping the running session until a script appears")
-                    return
-                self._scripts[kind] = None
-                self._texts.pop(kind, None)
-                if restart:
-                    self.restart_session(f"{kind} script removed", resume=kind == "post_proc")
-            return
-        try:
-            found = FoundScripts(path if kind == "proc" else None, path if kind == "post_proc" else None)
-            for warning in check_permissions(
-                self.runtime.script_dir, found, self.config.allow_insecure_scripts
-            ):
-                log.warning("%s", warning)
-            text = read_script(path)
-        except ScriptError as exc:
-            log.error("rejected the new %s script: %s; the running version stays", kind, exc)
-            return
-        if current is not None and md5_of_text(text) == current.md5:
-            log.info("%s changed on disk but its md5 %s is unchanged; nothing to do", path, current.md5)
-            return
-        try:
-            script = compile_script(path, kind, text)
-        except ScriptError as exc:
-            log.error(
-                "rejected the new %s script: %s; the running version stays\n%s",
-                kind,
-                exc,
-                exc.traceback_text.rstrip(),
-            )
-            return
-        log.info(
-            "%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5
-        )
-        self._scripts[kind], self._texts[kind] = script, text
-        if not restart:
-            return
-        if kind == "post_proc" and current is not None and self.worker is not None:
-            self.worker.request("swap_post_proc", (script.path, text))
+        if change.script is None:
+            self.restart_session(f"{change.kind} script removed", resume=change.kind == "post_proc")
+        elif change.kind == "post_proc" and change.previous is not None and self.worker is not None:
+            self.worker.request("swap_post_proc", (change.script.path, change.text))
         else:
-            self.restart_session(f"{kind} script changed", resume=kind == "post_proc")
+            self.restart_session(f"{change.kind} script changed", resume=change.kind == "post_proc")
 
     # -- guards and systemd -----------------------------------------------------------------------
     def _start_watcher(self) -> None:
@@ -650,9 +546,9 @@ class Daemon:
         self._log_retry_at = now + self._log_retry_delay
 
     def _notify_systemd(self) -> None:
-        if self.waiting_for_scripts is not None:
+        if self.scripts.waiting is not None:
             self.parts.notifier.watchdog()  # healthy, waiting for an operator's fix
-            self.parts.notifier.status(f"waiting for scripts: {self.waiting_for_scripts}")
+            self.parts.notifier.status(f"waiting for scripts: {self.scripts.waiting}")
             return
         if self.worker is None:
             return

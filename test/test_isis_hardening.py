@@ -14,10 +14,10 @@ import pytest
 
 from livereduce.errors import NotYet
 from livereduce.listeners import idc
-from livereduce.listeners.base import StreamThread, enable_keepalive
 from livereduce.listeners.isis_event import ISISEventListener, pack_frame, pack_setup
 from livereduce.listeners.isis_fuzz import fuzz
 from livereduce.listeners.isis_histogram import ISISHistogramListener
+from livereduce.listeners.stream import StreamThread, enable_keepalive
 from livereduce.servers.isis_histogram import FakeHistogramDAE
 from livereduce.workspace.events import default_edges
 

@@ -51,9 +51,9 @@ SHORT_MESSAGES: dict[tuple[str, str], str] = {
         "livereduce/daemon.py",
         "thread %s crashed",
     ): "the thread's name comes first; doc row `thread … crashed`",
-    ("livereduce/daemon.py", "%s"): "relays check_permissions' warning (`…: accepted because "
+    ("livereduce/script_set.py", "%s"): "relays check_permissions' warning (`…: accepted because "
     "allow_insecure_scripts is set`), documented by that text",
-    ("livereduce/daemon.py", "%s script %s was removed"): "starts with the script kind; doc row "
+    ("livereduce/script_set.py", "%s script %s was removed"): "starts with the script kind; doc row "
     "`… script … was removed`",
     (
         "livereduce/daemon.py",
@@ -75,7 +75,10 @@ SHORT_MESSAGES: dict[tuple[str, str], str] = {
         "memory %.0f MB exceeds the limit %.0f MB (system_mem_limit_perc=%s): replacing "
         "the worker (its memory is freed; the new one resumes from the last checkpoint)",
     ): "'memory' and a number; doc row `memory … MB exceeds the limit … MB (system_mem_limit_perc=…`",
-    ("livereduce/listeners/base.py", "%s from %s; dropping the connection, reconnecting in %.1f s"): "starts "
+    (
+        "livereduce/listeners/stream.py",
+        "%s from %s; dropping the connection, reconnecting in %.1f s",
+    ): "starts "
     "with why (`protocol error: …`, `no data for …`, `connection lost (…`, `connection closed by peer`, "
     "`unexpected error`): one doc row per reason",
     (

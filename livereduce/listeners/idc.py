@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from livereduce.errors import ProtocolError
-from livereduce.listeners.base import enable_keepalive, recv_exact
+from livereduce.listeners.stream import enable_keepalive, recv_exact
 from livereduce.workspace.spectra import Spectra
 
 OPEN = struct.Struct("<6i32s64s")  # 120 bytes

@@ -28,20 +28,16 @@ import time
 import numpy as np
 
 from livereduce.errors import NotYet, ProtocolError
-from livereduce.listeners.base import (
-    Chunk,
-    EventBuffer,
+from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.idc import MAX_TABLE, IDCClient, check_spectrum_count, spectra_from_tables
+from livereduce.listeners.stream import (
     RateLimited,
-    RunStateMixin,
-    RunTracker,
     SilenceTimeout,
-    StartFrom,
     StreamThread,
     parse_address,
     positive_seconds,
     recv_exact,
 )
-from livereduce.listeners.idc import MAX_TABLE, IDCClient, check_spectrum_count, spectra_from_tables
 from livereduce.workspace.run import Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
 

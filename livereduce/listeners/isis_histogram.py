@@ -21,16 +21,9 @@ import time
 import numpy as np
 
 from livereduce.errors import NotYet, ProtocolError
-from livereduce.listeners.base import (
-    Chunk,
-    Histograms,
-    RateLimited,
-    RunStatus,
-    StartFrom,
-    parse_address,
-    positive_seconds,
-)
+from livereduce.listeners.base import Chunk, Histograms, RunStatus, StartFrom
 from livereduce.listeners.idc import MAX_TABLE, IDCClient, check_spectrum_count, spectra_from_tables
+from livereduce.listeners.stream import RateLimited, parse_address, positive_seconds
 from livereduce.workspace.run import Run
 
 log = logging.getLogger("livereduce.listener.isis_histogram")

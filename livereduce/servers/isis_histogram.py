@@ -22,7 +22,7 @@ import numpy as np
 
 from livereduce.errors import ProtocolError
 from livereduce.listeners import idc
-from livereduce.listeners.base import recv_exact
+from livereduce.listeners.stream import recv_exact
 from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 
 log = logging.getLogger("livereduce.fake_dae")

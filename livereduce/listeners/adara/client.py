@@ -56,15 +56,8 @@ from livereduce.listeners.adara.geometry import DetectorMap, Geometry, map_event
 from livereduce.listeners.adara.parser import LogLimiter, Parser
 from livereduce.listeners.adara.pvs import ProcessVariable, describe, log_values
 from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
-from livereduce.listeners.base import (
-    Chunk,
-    EventBuffer,
-    RunStateMixin,
-    RunTracker,
-    StartFrom,
-    StreamThread,
-    parse_address,
-)
+from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.stream import StreamThread, parse_address
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S, Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
 
