@@ -75,7 +75,8 @@ def measure(payload: bytes, events: int, rounds: int) -> dict[str, float]:
 
 def tcp_rate(payload: bytes, seconds: float) -> float:
     """M events/s through the whole listener: loopback TCP → parser → decode → buffer → extract."""
-    import socket
+    import contextlib
+import socket
     import threading
 
     from livereduce.listeners.adara.client import AdaraListener
@@ -89,7 +90,7 @@ def tcp_rate(payload: bytes, seconds: float) -> float:
 
     def serve():
         conn, _ = server.accept()
-        with conn:
+        with conn, contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the listener closes first
             conn.recv(20)
             conn.sendall(head)
             while not stop.is_set():
