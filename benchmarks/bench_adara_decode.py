@@ -76,7 +76,7 @@ def measure(payload: bytes, events: int, rounds: int) -> dict[str, float]:
 def tcp_rate(payload: bytes, seconds: float) -> float:
     """M events/s through the whole listener: loopback TCP → parser → decode → buffer → extract."""
     import contextlib
-import socket
+    import socket
     import threading
 
     from livereduce.listeners.adara.client import AdaraListener
