@@ -385,21 +385,11 @@ def test_the_daemon_runs_as_the_unit_runs_it(readonly_install, unit):
         port = sms.start()
         config = base / "etc" / "livereduce.conf"
         config.parent.mkdir()
-        config.write_text(
-            json.dumps(
-                {
-                    "instrument": "POWGEN",
-                    "address": f"127.0.0.1:{port}",
-                    "script_dir": str(scripts),
-                    "update_every": 0.5,
-                    "preserve_events": True,
-                    "accum_method": "Add",
-                    "log_file": None,  # as shipped: the daemon's default log path
-                    "state_dir": None,  # as shipped: $STATE_DIRECTORY
-                },
-                indent=2,
-            )
-        )
+        # the shipped example, with what an operator sets for their site: the DAS, the scripts, the cadence
+        shipped = json.loads((REPO / "rpm" / "livereduce.conf.example").read_text())
+        assert "log_file" not in shipped and "state_dir" not in shipped  # the defaults the unit provides
+        shipped.update(address=f"127.0.0.1:{port}", script_dir=str(scripts), update_every=0.5)
+        config.write_text(json.dumps(shipped, indent=2))
         config.chmod(0o644)
         notify = Notifications(base / "notify")
         # what systemd gives a User= service: its user's identity, the directories' variables, Environment=
