@@ -130,6 +130,8 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
         ns = script.namespace
         if not ns:
             ns.update(_simpleapi_names())
+            # as under Mantid's live data, whose host process has imported mantid: `mantid.X` works unimported
+            ns["mantid"] = importlib.import_module("mantid")
             ns.update(__name__="__main__", __file__=script.path, __builtins__=__builtins__)
             ns["print"] = _script_print(script)
             exec(script.code, ns)  # noqa: S102 - running the user's script is the job; defines the entry function (and runs hoisted star imports)

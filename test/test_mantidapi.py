@@ -175,3 +175,39 @@ def _probe_workspace():
     return HistogramWorkspace(
         np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.0, 1.0]), Spectra.one_to_one([1])
     )
+
+
+def test_str_of_a_workspace_is_its_name_as_in_mantid(ads):
+    ws = _probe_workspace()
+    ads.addOrReplace("live_result", ws)
+    assert str(ws) == "live_result" and f"{ws}" == "live_result"
+    ns = run(
+        "from mantid.simpleapi import mtd, CloneWorkspace\n"
+        "out = CloneWorkspace(InputWorkspace=str(w), OutputWorkspace='copy_of_' + str(w))\n"
+        "same = mtd[str(w)] is w\n",
+        w=ws,
+    )
+    assert ns["same"] and str(ns["out"]) == "copy_of_live_result"
+
+
+def test_property_names_match_in_any_case(ads):
+    from livereduce.algorithms.registry import call
+
+    ws = _probe_workspace()
+    out = call(
+        "Rebin", inputworkspace=ws, outputworkspace="rebinned", params="0,0.5,1"
+    )  # as scripts write it
+    assert str(out) == "rebinned" and ads.doesExist("rebinned")
+    assert out.blocksize() == 2
+
+
+def test_mantid_is_imported_in_a_script_without_an_import(tmp_path, ads):
+    from livereduce.scripts import compile_script, run_script
+
+    path = tmp_path / "reduce_TEST_live_post_proc.py"
+    path.write_text("mantid.logger.information('hello')\nfound = mantid.simpleapi.mtd.doesExist(output)\n")
+    script = compile_script(path, "post_proc")
+    ws = _probe_workspace()
+    ads.addOrReplace("result", ws)
+    run_script(script, ws, "result")
+    assert script.namespace["mantid"].__version__.endswith("livereduce")

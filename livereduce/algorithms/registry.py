@@ -173,7 +173,8 @@ def _make_function(alg: Algorithm) -> Callable:
 
 
 def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
-    kwargs = dict(kwargs)
+    names = {p.name.lower(): p.name for p in alg.props}  # property names match in any case, as in Mantid
+    kwargs = {names.get(k.lower(), k): v for k, v in kwargs.items()}
     kwargs.pop("Version", None)
     kwargs.pop("EnableLogging", None)
     kwargs.pop("StoreInADS", None)

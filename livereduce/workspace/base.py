@@ -121,6 +121,10 @@ class MatrixWorkspace:
     def getName(self) -> str:
         return self._name
 
+    def __str__(self) -> str:
+        """The workspace's name, as in Mantid: scripts write mtd[str(ws)] and OutputWorkspace=str(ws)."""
+        return self._name
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}('{self._name}', spectra={self.getNumberHistograms()}, "

@@ -46,5 +46,9 @@ class WorkspaceGroup:
     def getRun(self):
         return self.members[0].getRun()
 
+    def __str__(self) -> str:
+        """The group's name, as in Mantid."""
+        return self._name
+
     def __repr__(self) -> str:
         return f"WorkspaceGroup('{self._name}', {len(self.members)} members)"
