@@ -14,6 +14,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def fake_event_config(tmp_path: Path, **extra) -> dict:
+    """A config for the in-process fake event listener with scripts in tmp_path/scripts (made if missing)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    return {
+        "instrument": "FAKE",
+        "listener": "fake_event",
+        "listener_options": {"rate": 2000, "seed": 1},
+        "script_dir": str(scripts),
+        "update_every": 0.3,
+        "system_mem_limit_perc": 0,
+        **extra,
+    }
+
+
 class DaemonProcess:
     """`python scripts/livereduce.py CONFIG` in a temporary directory, with its log file at hand."""
 
@@ -32,6 +47,17 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # its merged stdout/stderr is read as it comes, so the pipe never fills and blocks the daemon
+        self._lines: list[str] = []
+        self._done = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.append(line)
+        self._done.set()
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -46,17 +72,29 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        out = self.output() if self.proc.poll() is not None else ""
         raise AssertionError(
             f"{text!r} (×{count}) not in the log after {timeout} s; exit={self.proc.poll()}\n"
-            f"--- log tail ---\n{self.log()[-4000:]}\n--- output ---\n{out[-2000:]}"
+            f"--- log tail ---\n{self.log()[-4000:]}\n--- output ---\n{self.output()[-2000:]}"
         )
 
     def output(self) -> str:
-        try:
-            return self.proc.communicate(timeout=10)[0] or ""
-        except (ValueError, subprocess.TimeoutExpired):
-            return ""
+        """What it printed so far (stdout and stderr)."""
+        return "".join(self._lines)
+
+    def wait_for_output(self, text: str, timeout: float = 30.0, count: int = 1) -> str:
+        """Wait until `text` appears `count` times in the output; fail with the output's tail if it does not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if out.count(text) >= count:
+                return out
+            if self._done.is_set():
+                break
+            time.sleep(0.1)
+        raise AssertionError(
+            f"{text!r} (×{count}) not in the output after {timeout} s; exit={self.proc.poll()}\n"
+            f"--- output tail ---\n{self.output()[-4000:]}"
+        )
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -72,6 +110,7 @@ class DaemonProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._reader.join(5)
         if self.proc.stdout:
             self.proc.stdout.close()
 
@@ -112,53 +151,3 @@ def run_config_file(
 def error_lines(text: str) -> list[str]:
     """The ERROR lines of a run's output (the log format's ' - ERROR - ')."""
     return [line for line in text.splitlines() if " - ERROR - " in line]
-
-
-class ReadDaemon(DaemonProcess):
-    """A DaemonProcess whose merged stdout/stderr is read as it comes (by a thread, so the pipe never fills):
-    for tests about what the daemon prints when it cannot use its log file."""
-
-    def __init__(self, tmp_path: Path, config: dict, *, args: tuple[str, ...] = ()):
-        super().__init__(tmp_path, config, args=args)
-        self._lines: list[str] = []
-        self._done = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.append(line)
-        self._done.set()
-
-    def output(self) -> str:
-        return "".join(self._lines)
-
-    def wait_for_output(self, text: str, timeout: float = 30.0, count: int = 1) -> str:
-        """Wait until `text` appears `count` times in the output; fail with the output's tail if it does not."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out = self.output()
-            if out.count(text) >= count:
-                return out
-            if self._done.is_set():
-                break
-            time.sleep(0.1)
-        raise AssertionError(
-            f"{text!r} (×{count}) not in the output after {timeout} s; exit={self.proc.poll()}\n"
-            f"--- output tail ---\n{self.output()[-4000:]}"
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._reader.join(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        if self.proc.stdout:
-            self.proc.stdout.close()

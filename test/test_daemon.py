@@ -8,21 +8,7 @@ import signal
 import time
 
 import pytest
-from daemon_helpers import DaemonProcess, run_once
-
-
-def base_config(tmp_path, **extra):
-    scripts = tmp_path / "scripts"
-    scripts.mkdir(exist_ok=True)
-    return {
-        "instrument": "FAKE",
-        "listener": "fake_event",
-        "listener_options": {"rate": 2000, "seed": 1},
-        "script_dir": str(scripts),
-        "update_every": 0.3,
-        "system_mem_limit_perc": 0,
-        **extra,
-    }
+from daemon_helpers import DaemonProcess, fake_event_config, run_once
 
 
 def write_script(tmp_path, kind, text):
@@ -60,7 +46,7 @@ def test_config_errors_exit_2_with_a_clear_message(tmp_path, config, expected):
 def test_missing_scripts_are_waited_for_and_picked_up(tmp_path):
     """No script yet (or an /SNS mount not back): the daemon stays up, says what it looks for, and starts the
     session when the script appears (exit 2 would leave the service down until someone notices)."""
-    daemon = DaemonProcess(tmp_path, base_config(tmp_path))
+    daemon = DaemonProcess(tmp_path, fake_event_config(tmp_path))
     try:
         log = daemon.wait_for("waiting for scripts:")
         assert "reduce_FAKE_live_proc.py" in log
@@ -74,7 +60,7 @@ def test_missing_scripts_are_waited_for_and_picked_up(tmp_path):
 
 def test_sigterm_stops_within_five_seconds(tmp_path):
     write_script(tmp_path, "proc", "pass\n")
-    daemon = DaemonProcess(tmp_path, base_config(tmp_path))
+    daemon = DaemonProcess(tmp_path, fake_event_config(tmp_path))
     try:
         daemon.wait_for("session started")
         started = time.monotonic()
@@ -94,7 +80,7 @@ def test_check_finds_unsupported_algorithm_and_syntax_error(tmp_path):
         "FitPeak(InputWorkspace=output)\n",
     )
     write_script(tmp_path, "post_proc", "y = 2\nfor\n")
-    result = run_once(tmp_path, base_config(tmp_path), "check")
+    result = run_once(tmp_path, fake_event_config(tmp_path), "check")
     assert result.returncode != 0
     assert "reduce_FAKE_live_proc.py:2: FitPeak is not provided" in result.stdout
     assert "reduce_FAKE_live_post_proc.py:2" in result.stdout and "SyntaxError" in result.stdout
@@ -112,7 +98,7 @@ def test_check_passes_good_scripts(tmp_path):
         f"SaveAscii(InputWorkspace=output, Filename={str(products / 'live.txt')!r})\n",
     )
     products.mkdir()
-    result = run_once(tmp_path, base_config(tmp_path), "check")
+    result = run_once(tmp_path, fake_event_config(tmp_path), "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout and "OK dry run" in result.stdout
     assert not (products / "live.txt").exists()  # synthetic data never overwrites real products
@@ -120,7 +106,7 @@ def test_check_passes_good_scripts(tmp_path):
 
 def test_sighup_rereads_scripts(tmp_path):
     write_script(tmp_path, "proc", "pass\n")
-    daemon = DaemonProcess(tmp_path, base_config(tmp_path))
+    daemon = DaemonProcess(tmp_path, fake_event_config(tmp_path))
     try:
         daemon.wait_for("run 1 (RUNNING)")
         daemon.signal(signal.SIGHUP)
@@ -134,7 +120,7 @@ def test_sighup_rereads_scripts(tmp_path):
 
 def test_a_missing_script_directory_is_waited_for(tmp_path):
     """An /SNS mount not back yet: the daemon stays up and starts when the directory and its script appear."""
-    config = base_config(tmp_path)
+    config = fake_event_config(tmp_path)
     scripts = tmp_path / "scripts"
     scripts.rmdir()
     daemon = DaemonProcess(tmp_path, config)

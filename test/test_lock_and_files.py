@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from daemon_helpers import DaemonProcess, ReadDaemon, error_lines, run_config_file
+from daemon_helpers import DaemonProcess, error_lines, fake_event_config, run_config_file
 
 from livereduce import logs
 from livereduce.errors import ScriptError
@@ -23,20 +23,10 @@ AS_ROOT = os.geteuid() == 0
 
 
 def setup(tmp_path: Path, **extra) -> dict:
-    """A fake-event config with a trivial proc script under tmp_path/scripts."""
-    scripts = tmp_path / "scripts"
-    scripts.mkdir(exist_ok=True)
-    (scripts / "reduce_FAKE_live_proc.py").write_text("pass\n")
-    return {
-        "instrument": "FAKE",
-        "listener": "fake_event",
-        "listener_options": {"rate": 2000, "seed": 1},
-        "script_dir": str(scripts),
-        "update_every": 0.3,
-        "system_mem_limit_perc": 0,
-        "state_dir": str(tmp_path / "state"),
-        **extra,
-    }
+    """A fake-event config with a trivial proc script under tmp_path/scripts and its own state directory."""
+    config = fake_event_config(tmp_path, **{"state_dir": str(tmp_path / "state"), **extra})
+    (tmp_path / "scripts" / "reduce_FAKE_live_proc.py").write_text("pass\n")
+    return config
 
 
 def write_config(tmp_path: Path, config: dict) -> Path:
@@ -136,7 +126,7 @@ def test_allow_insecure_scripts_turns_the_refusal_into_a_warning(tmp_path, targe
 def _waits_for_the_script(tmp_path, config, proc, reason):
     """An unreadable script is not a reason to exit (exit 2 would keep the service down; the fix arrives as a
     file): the daemon stays up, says why, and starts once the script is readable."""
-    daemon = ReadDaemon(tmp_path, config)
+    daemon = DaemonProcess(tmp_path, config)
     try:
         log = daemon.wait_for("waiting for scripts:", timeout=30)
         line = next(line for line in log.splitlines() if "waiting for scripts:" in line)
@@ -195,7 +185,7 @@ def test_an_unwritable_log_path_warns_on_stderr_and_runs(tmp_path, where):
     else:
         (tmp_path / "plain").write_text("")
         log_file = tmp_path / "plain" / "livereduce.log"
-    daemon = ReadDaemon(tmp_path, setup(tmp_path, log_file=str(log_file)))
+    daemon = DaemonProcess(tmp_path, setup(tmp_path, log_file=str(log_file)))
     try:
         out = daemon.wait_for_output("session started")
         warnings = [line for line in out.splitlines() if "cannot write the log file" in line]
@@ -210,7 +200,7 @@ def test_an_unwritable_log_path_warns_on_stderr_and_runs(tmp_path, where):
 
 def test_log_dir_removed_then_sigusr1_keeps_running_on_stderr(tmp_path):
     log_dir = tmp_path / "logs"
-    daemon = ReadDaemon(tmp_path, setup(tmp_path, log_file=str(log_dir / "livereduce.log")))
+    daemon = DaemonProcess(tmp_path, setup(tmp_path, log_file=str(log_dir / "livereduce.log")))
     daemon.log_path = log_dir / "livereduce.log"
     try:
         daemon.wait_for("session started")
@@ -252,7 +242,7 @@ def test_a_log_file_that_becomes_writable_again_is_taken_up(tmp_path):
     runs on stderr; once it can be written, the log goes there again."""
     log_dir = tmp_path / "logs"
     log_dir.write_text("")  # a file where the directory should be: not writable, even by root
-    daemon = ReadDaemon(tmp_path, setup(tmp_path, log_file=str(log_dir / "livereduce.log")))
+    daemon = DaemonProcess(tmp_path, setup(tmp_path, log_file=str(log_dir / "livereduce.log")))
     daemon.log_path = log_dir / "livereduce.log"
     try:
         daemon.wait_for_output("cannot write the log file")

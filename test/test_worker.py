@@ -9,7 +9,7 @@ import time
 
 import h5py
 import pytest
-from daemon_helpers import ReadDaemon
+from daemon_helpers import DaemonProcess
 
 from livereduce.servers.adara import FakeSMS
 
@@ -76,7 +76,7 @@ def test_a_hung_script_is_stopped_and_the_run_is_complete(tmp_path):
         port=0, rate=20_000, run_seconds=4.0, runs=1, instrument="POWGEN", seed=5, wait_for_client=True
     )
     port = sms.start()
-    daemon = ReadDaemon(tmp_path, config(port, scripts, tmp_path, step_timeout=2))
+    daemon = DaemonProcess(tmp_path, config(port, scripts, tmp_path, step_timeout=2))
     try:
         log = daemon.wait_for("the script is hung", timeout=60)
         assert "stopping its worker" in log
@@ -94,7 +94,7 @@ def test_sys_exit_in_a_script_is_a_script_error_and_the_session_goes_on(tmp_path
     _out, scripts = setup(tmp_path, "import sys\nsys.exit(3)\n")
     sms = FakeSMS(port=0, rate=5_000, run_seconds=30, instrument="POWGEN", seed=6, wait_for_client=True)
     port = sms.start()
-    daemon = ReadDaemon(tmp_path, config(port, scripts, tmp_path))
+    daemon = DaemonProcess(tmp_path, config(port, scripts, tmp_path))
     try:
         log = daemon.wait_for("the same as before, 3 times in a row", timeout=60)
         assert "reduce_PG3_live_proc.py:2: SystemExit: 3" in log
@@ -122,7 +122,7 @@ def test_kill_9_then_restart_resumes_the_run_with_nothing_lost_or_doubled(tmp_pa
     )
     port = sms.start()
     cfg = config(port, scripts, tmp_path)
-    daemon = ReadDaemon(tmp_path, cfg)
+    daemon = DaemonProcess(tmp_path, cfg)
     try:
         for k in range(trials):
             daemon.wait_for("cycle ", timeout=60, count=1)
@@ -134,7 +134,7 @@ def test_kill_9_then_restart_resumes_the_run_with_nothing_lost_or_doubled(tmp_pa
                 if name.endswith(".nxs"):
                     with h5py.File(out / name, "r") as f:
                         assert "mantid_workspace_1" in f
-            daemon = ReadDaemon(tmp_path, cfg)
+            daemon = DaemonProcess(tmp_path, cfg)
         assert sms.done.wait(run_seconds + 60)
         sent = sms.sent_events_per_run[1]
         record = wait_run(out, 1, sent)
