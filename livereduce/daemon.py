@@ -139,6 +139,7 @@ class Daemon:
         self.state_dir = str(state_dir_path(config.state_dir))
         self.step_timeout = config.step_timeout or max(10 * config.update_every, 300.0)
         self._guards: list[Guard] = []
+        self._guard_factories: dict[int, Callable[[], Guard]] = {}  # id(guard) → how to make it again
 
     # -- lifecycle --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -166,25 +167,10 @@ class Daemon:
             thread = getattr(guard, "_thread", None)
             if thread is not None and thread.name == name and not thread.is_alive():
                 log.warning("starting %s again", name)
-                replacement = self._restart_guard(guard)
-                if replacement is not None:
-                    self._guards[i] = replacement
-
-    def _restart_guard(self, guard):
-        if isinstance(guard, Watcher) or (
-            self.parts.watch is not None and guard.__class__ is self.parts.watch
-        ):
-            watched = [Path(self.runtime.script_dir)] + ([Path(self.config_path)] if self.config_path else [])
-            new = self.parts.watch(watched, self._on_file_change)
-        elif self.parts.memory_guard is not None:
-            new = self.parts.memory_guard(
-                lambda *mb: self.requests.put(("memory_soft", mb)),
-                lambda *mb: self.requests.put(("memory_hard", mb)),
-            )
-        else:
-            return None
-        new.start()
-        return new
+                factory = self._guard_factories.pop(id(guard))
+                self._guards.pop(i)
+                self._start_guard(factory)
+                return
 
     def request_stop(self) -> None:
         """Stop as SIGTERM does (for callers on other threads)."""
@@ -505,22 +491,27 @@ class Daemon:
         if self.config_path and not self._watching_config:
             watched.append(Path(self.config_path))
             self._watching_config = True
-        if not watched or self.parts.watch is None:
-            return
-        watcher = self.parts.watch(watched, self._on_file_change)
-        watcher.start()
-        self._guards.append(watcher)
+        watch = self.parts.watch
+        if watched and watch is not None:
+            self._start_guard(lambda: watch(watched, self._on_file_change))
 
     def _start_guards(self) -> None:
-        parts = self.parts
         self._start_watcher()
-        if parts.memory_guard is not None:
-            guard = parts.memory_guard(
-                lambda *mb: self.requests.put(("memory_soft", mb)),
-                lambda *mb: self.requests.put(("memory_hard", mb)),
+        memory_guard = self.parts.memory_guard
+        if memory_guard is not None:
+            self._start_guard(
+                lambda: memory_guard(
+                    lambda *mb: self.requests.put(("memory_soft", mb)),
+                    lambda *mb: self.requests.put(("memory_hard", mb)),
+                )
             )
-            guard.start()
-            self._guards.append(guard)
+
+    def _start_guard(self, factory: Callable[[], Guard]) -> None:
+        """Make, start and keep a helper thread; `factory` makes it again if its thread dies."""
+        guard = factory()
+        guard.start()
+        self._guards.append(guard)
+        self._guard_factories[id(guard)] = factory
 
     def _on_file_change(self, path) -> None:
         path = str(path)

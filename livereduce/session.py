@@ -290,7 +290,7 @@ class Session:
             if processed is not None:
                 self._accumulate(processed)
                 if chunk.events is not None and chunk.events.pulse_time.size:
-                    st.last_pulse_ns = max(st.last_pulse_ns, int(chunk.events.pulse_time[-1]))
+                    st.last_pulse_ns = max(st.last_pulse_ns, int(chunk.events.pulse_time.max()))
                 self._post_process()
         st.cycle_seconds = time.monotonic() - t0
         st.last_cycle_time = time.time()

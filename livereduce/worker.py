@@ -90,12 +90,8 @@ class Checkpointer:
     """A record subscriber that writes a checkpoint every N cycles and at each run's end."""
 
     def __init__(self, session: Session, spec: WorkerSpec, on_written: Callable[[int], None]):
-        self.session, self.every, self.state_dir, self.on_written = (
-            session,
-            spec.checkpoint_every,
-            spec.state_dir,
-            on_written,
-        )
+        self.session, self.on_written = session, on_written
+        self.every, self.state_dir = spec.checkpoint_every, spec.state_dir
         self._last_run = 0
 
     def __call__(self, record: Record) -> None:
