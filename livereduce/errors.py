@@ -33,8 +33,9 @@ class ScriptError(LiveReduceError):
         super().__init__(f"{where}: {message}")
 
 
-class AlgorithmError(LiveReduceError):
-    """An algorithm was called wrongly or failed; the message names the algorithm."""
+class AlgorithmError(LiveReduceError, RuntimeError):
+    """An algorithm was called wrongly or failed; the message names the algorithm. A RuntimeError, as
+    Mantid's algorithm failures are, so a script's `except RuntimeError:` catches it."""
 
 
 class UnsupportedAlgorithm(AlgorithmError, AttributeError):

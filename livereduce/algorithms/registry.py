@@ -4,10 +4,14 @@ Calling rules reproduced from Mantid's simpleapi (facts, own code):
 - keywords by property name; positional arguments fill the *mandatory* properties (those without a valid
   default) in declaration order, skipping ones already given by keyword or by the assignment target;
 - `ws = Rebin(...)` without OutputWorkspace names the output after the assignment target(s), found by reading
-  the caller's bytecode; an explicit OutputWorkspace wins;
-- InputWorkspace-like properties take a workspace object or a name in `mtd`; outputs are registered in `mtd`
-  and returned;
-- a WorkspaceGroup input runs the algorithm member by member and returns a group.
+  the caller's bytecode; an explicit OutputWorkspace wins. With fewer targets than output properties the
+  targets name the workspace outputs in order, otherwise output i takes target i;
+- InputWorkspace-like properties take a workspace object or a name in `mtd`; OutputWorkspace takes a name or a
+  named workspace (its name is used); outputs are registered in `mtd`;
+- the return value is the outputs in declaration order (workspace and value outputs alike; unset optional
+  ones left out): None, the single value, or a namedtuple `<Name>_returns`; `a, b = Alg(...)` with another
+  number of outputs is an error;
+- a WorkspaceGroup input runs the algorithm member by member and returns a group (see `_apply_to_groups`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import functools
 import inspect
 import os
 import sys
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +33,9 @@ from livereduce.workspace.group import WorkspaceGroup
 
 REQUIRED = object()  # no valid default: the property is mandatory (and takes positional arguments)
 IN, OUT, VALUE = "in", "out", "value"
+OUT_VALUE = (
+    "out_value"  # an output property holding a plain value (e.g. GetEi's energy), returned, not stored
+)
 _STORES = {"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"}
 
 
@@ -35,8 +43,8 @@ _STORES = {"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"}
 class Prop:
     name: str
     default: Any = REQUIRED
-    kind: str = VALUE  # IN / OUT workspace property, or a plain VALUE
-    optional_ws: bool = False  # an input workspace property that may be left unset
+    kind: str = VALUE  # IN / OUT workspace property, OUT_VALUE output value, or a plain VALUE
+    optional_ws: bool = False  # a workspace property (in or out) that may be left unset
 
     @property
     def mandatory(self) -> bool:
@@ -53,6 +61,10 @@ class Algorithm:
 
     def prop(self, name: str) -> Prop | None:
         return next((p for p in self.props if p.name == name), None)
+
+    @property
+    def outputs(self) -> list[Prop]:
+        return [p for p in self.props if p.kind in (OUT, OUT_VALUE)]
 
 
 _ALGORITHMS: dict[str, Algorithm] = {}
@@ -172,6 +184,16 @@ def _make_function(alg: Algorithm) -> Callable:
     return run
 
 
+def _names_from_lhs(outs: list[Prop], lhs) -> dict[str, str]:
+    """Output workspace names taken from the assignment targets, as Mantid's simpleapi assigns them."""
+    if not lhs:
+        return {}
+    if len(lhs) >= len(outs):  # one target per output: output i takes target i (value outputs skip theirs)
+        return {p.name: lhs[i] for i, p in enumerate(outs) if p.kind == OUT}
+    queue = list(lhs)  # fewer targets: they go to the workspace outputs in order
+    return {p.name: queue.pop(0) for p in outs if p.kind == OUT and queue}
+
+
 def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
     names = {p.name.lower(): p.name for p in alg.props}  # property names match in any case, as in Mantid
     kwargs = {names.get(k.lower(), k): v for k, v in kwargs.items()}
@@ -184,11 +206,12 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
             f"'{unknown[0]}' is an invalid keyword argument for {alg.name}; its properties are: "
             f"{', '.join(p.name for p in alg.props)}"
         )
-    outs = [p for p in alg.props if p.kind == OUT]
-    for p, target in zip(outs, lhs, strict=False):  # the assignment target names outputs not given explicitly
-        kwargs.setdefault(p.name, target)
+    outs = alg.outputs
+    for prop_name, target in _names_from_lhs(outs, lhs).items():
+        if kwargs.get(prop_name) is None:  # an explicit OutputWorkspace wins over the target
+            kwargs[prop_name] = target
     if args:
-        free = [p.name for p in alg.props if p.mandatory and p.name not in kwargs]
+        free = [p.name for p in alg.props if p.mandatory and p.kind != OUT_VALUE and p.name not in kwargs]
         if not free:
             raise AlgorithmError(
                 f"{alg.name}: positional argument(s) given but no mandatory property is left "
@@ -202,12 +225,14 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
         kwargs.update(zip(free, args, strict=False))  # args fill the first free properties
     values = {}
     for p in alg.props:
+        if p.kind == OUT_VALUE:
+            continue  # set by the algorithm; a value passed in is ignored, as in Mantid
         if p.name in kwargs and kwargs[p.name] is not None:
             v = kwargs[p.name]
-        elif p.kind == OUT:
+        elif p.kind == OUT and not p.optional_ws:
             raise AlgorithmError(
                 f"{alg.name}: no name for {p.name}: pass {p.name}='name' or assign the result "
-                f"(ws = {alg.name}(...))"
+                f"(ws = {alg.name}(...)); Mantid cannot name it from mtd['x'] = {alg.name}(...) either"
             )
         elif p.mandatory:
             raise AlgorithmError(f"{alg.name}: property {p.name} is required")
@@ -215,48 +240,109 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
             v = None if p.default is REQUIRED else p.default
         if p.kind == IN and v is not None:
             v = resolve_workspace(v, alg.name, p.name)
-        elif p.kind == OUT:
+        elif p.kind == OUT and v is not None:
             v = _output_name(v, alg.name, p.name)
         values[p.name] = v
     sandbox = SAVE_SANDBOX.get()
     if sandbox is not None and alg.name.startswith("Save") and values.get("Filename"):
         values["Filename"] = os.path.join(sandbox, os.path.basename(str(values["Filename"])))
-    result = _apply(alg, values)
-    if outs:
-        _register(alg, values, outs, result)
-    return result
+    produced = _apply(alg, values)
+    for p in outs:
+        if p.kind == OUT and values[p.name] is not None and hasattr(produced.get(p.name), "id"):
+            mtd.addOrReplace(values[p.name], produced[p.name])
+    return _returns(alg, values, produced, lhs)
 
 
-def _apply(alg: Algorithm, values: dict):
+def _as_outputs(alg: Algorithm, result) -> dict[str, Any]:
+    """What `impl` returned, by output property: a dict, a tuple in declaration order, or the only output."""
+    outs = alg.outputs
+    if isinstance(result, dict):
+        return result
+    if len(outs) > 1 and isinstance(result, tuple):
+        return dict(zip([p.name for p in outs], result, strict=False))
+    return {outs[0].name: result} if outs else {}
+
+
+def _returns(alg: Algorithm, values: dict, produced: dict, lhs):
+    """Mantid's return convention: every output that was set, in declaration order."""
+    got = {}
+    for p in alg.outputs:
+        if p.kind == OUT_VALUE:
+            got[p.name] = produced.get(p.name, None if p.default is REQUIRED else p.default)
+        elif values[p.name] is not None and produced.get(p.name) is not None:
+            got[p.name] = produced[p.name]
+    if len(lhs) > 1 and len(got) != len(lhs):
+        raise AlgorithmError(
+            f"{alg.name} is trying to return {len(got)} output(s) but you have provided {len(lhs)} "
+            f"variable(s). These numbers must match."
+        )
+    if not got:
+        return None
+    if len(got) == 1:
+        return next(iter(got.values()))
+    return _returns_type(alg.name, tuple(got))(**got)
+
+
+@functools.lru_cache(maxsize=256)
+def _returns_type(name: str, fields: tuple[str, ...]):
+    return namedtuple(f"{name}_returns", fields)
+
+
+def _apply(alg: Algorithm, values: dict) -> dict[str, Any]:
     groups = [p.name for p in alg.props if p.kind == IN and isinstance(values[p.name], WorkspaceGroup)]
-    if not groups or not alg.per_member:
-        try:
-            return alg.impl(**values)
-        except AlgorithmError as exc:
-            if str(exc).startswith(alg.name):
-                raise
-            raise AlgorithmError(f"{alg.name}: {exc}") from exc
+    if groups and alg.per_member:
+        return _apply_to_groups(alg, values, groups)
+    try:
+        return _as_outputs(alg, alg.impl(**values))
+    except AlgorithmError as exc:
+        if str(exc).startswith(alg.name):
+            raise
+        raise AlgorithmError(f"{alg.name}: {exc}") from exc
+
+
+def _apply_to_groups(alg: Algorithm, values: dict, groups: list[str]) -> dict[str, Any]:
+    """Mantid's group processing: run once per member (members of several groups pair up), and collect each
+    output workspace into a group under the output name. Member i of output `out` is called `out_<i+1>` when
+    every input group's members are named `<group>_<suffix>`, else `<input member names>_out` (the names of
+    all inputs of entry i joined by '_'); an output named like an input group replaces its members in place."""
     sizes = {len(values[g]) for g in groups}
     if len(sizes) != 1:
         raise AlgorithmError(f"{alg.name}: workspace groups of different sizes {sorted(sizes)}")
-    members = []
-    for i in range(sizes.pop()):
+    size = sizes.pop()
+    if size == 0:
+        raise AlgorithmError(f"{alg.name}: empty group passed as input")
+    similar = all(values[g].areNamesSimilar() for g in groups if len(values[g]) > 1)
+    ins = [p.name for p in alg.props if p.kind == IN and values[p.name] is not None]
+    outs = [p for p in alg.outputs if p.kind == OUT and values[p.name] is not None]
+    members: list[dict[str, Any]] = []
+    for i in range(size):
         one = dict(values)
         for g in groups:
             one[g] = values[g][i]
-        members.append(_apply(alg, one))
-    if all(m is None for m in members):
-        return None
-    if all(isinstance(m, tuple) for m in members):
-        return tuple(WorkspaceGroup(list(col)) for col in zip(*members, strict=True))
-    return WorkspaceGroup(members)
-
-
-def _register(alg: Algorithm, values: dict, outs: list[Prop], result) -> None:
-    results = result if isinstance(result, tuple) else (result,)
-    for p, ws in zip(outs, results, strict=False):
-        if ws is not None and hasattr(ws, "id"):
-            mtd.addOrReplace(values[p.name], ws)
+        base = "_".join(
+            one[n].name() for n in ins if callable(getattr(one[n], "name", None)) and one[n].name()
+        )
+        for p in outs:
+            out = values[p.name]
+            same = [g for g in groups if values[g].name() == out]
+            if same:
+                one[p.name] = values[same[0]][i].name() or f"{out}_{i + 1}"
+            elif similar or not base:
+                one[p.name] = f"{out}_{i + 1}"
+            else:
+                one[p.name] = f"{base}_{out}"
+        produced = _apply(alg, one)
+        for p in outs:
+            ws = produced.get(p.name)
+            if ws is not None and hasattr(ws, "id"):
+                mtd.addOrReplace(one[p.name], ws)  # each member run stores its output, as Mantid's child does
+        members.append(produced)
+    result: dict[str, Any] = {}
+    for p in outs:
+        got = [m.get(p.name) for m in members]
+        if all(hasattr(ws, "id") for ws in got):
+            result[p.name] = WorkspaceGroup(got)
+    return result
 
 
 def _output_name(v, alg: str, prop: str) -> str:

@@ -34,6 +34,12 @@ class WorkspaceGroup:
 
     getItem = __getitem__
 
+    def areNamesSimilar(self) -> bool:
+        """Every member is called `<group name>_<suffix>` (Mantid's rule for naming group-processing outputs)."""
+        return bool(self.members) and all(
+            m.name().rpartition("_")[1] and m.name().rpartition("_")[0] == self._name for m in self.members
+        )
+
     def getNames(self) -> list[str]:
         return [m.name() for m in self.members]
 
