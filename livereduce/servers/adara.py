@@ -33,12 +33,13 @@ import numpy as np
 
 from livereduce.listeners.adara import packets as P
 from livereduce.servers.adara_replay import replay_packets
-from livereduce.servers.adara_synthetic import SyntheticRuns, frame
+from livereduce.servers.adara_synthetic import PooledPacket, SyntheticRuns, frame, packet_head, packet_parts
 from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
 log = logging.getLogger("livereduce.sms")
 MAX_GAP_NS = 10 * 1_000_000_000  # replays at original speed shorten longer silences to this
+Data = bytes | PooledPacket  # a framed packet, or a pooled event packet sent without copying
 
 
 class FakeSMS(TCPServer):
@@ -90,9 +91,9 @@ class FakeSMS(TCPServer):
         self.done = threading.Event()  # every run / the whole replay has been sent
         self._client_ready = threading.Event()
         self._run, self._run_start, self._paused = 0, 0, False
-        self._history: list[bytes] = []  # the current run's packets, for "start of run" clients
+        self._history: list[Data] = []  # the current run's packets, for "start of run" clients
         self._history_times: list[int] = []
-        self._meta: dict[object, bytes] = {}  # latest instrument / geometry / run info / device / values
+        self._meta: dict[object, Data] = {}  # latest instrument / geometry / run info / device / values
 
     # ---- lifecycle (stop, drop_clients and clients come from TCPServer) ------------------------------------
     def start(self) -> int:
@@ -154,17 +155,18 @@ class FakeSMS(TCPServer):
         conn.settimeout(5.0)
         try:
             if backlog:
-                conn.sendall(b"".join(backlog))
+                conn.sendall(b"".join(part for data in backlog for part in packet_parts(data)))
             while not self._stop.is_set():
                 try:
                     data = q.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                conn.sendall(data)
+                for part in packet_parts(data):  # a pooled event packet: its head, then the pool's bytes
+                    conn.sendall(part)
         except OSError as exc:
             log.info("client %s:%d gone (%s)", *peer[:2], exc)
 
-    def _backlog(self, start: int) -> list[bytes]:
+    def _backlog(self, start: int) -> list[Data]:
         """What a client asking for `start` gets before the live stream (lock held): the joining state (0, or
         no run), the run from its NEW_RUN (1), or the run without the events older than `start`."""
         if start == 0 or not self._run:
@@ -176,10 +178,11 @@ class FakeSMS(TCPServer):
             b
             for b, t in zip(self._history, self._history_times, strict=True)
             if t >= since
-            or P.HEADER.unpack_from(b)[1] >> 8 not in (P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)
+            or P.HEADER.unpack_from(packet_head(b))[1] >> 8
+            not in (P.Type.BANKED_EVENT, P.Type.BEAM_MONITOR_EVENT)
         ]
 
-    def _state_packets(self) -> list[bytes]:
+    def _state_packets(self) -> list[Data]:
         """What a client joining now needs: run status, then the latest metadata and values (lock held)."""
         now = time.time_ns()
         status = P.RunStatusPkt(self._run, self._run_start, P.RunStatusCode.STATE if self._run else 0)
@@ -208,7 +211,7 @@ class FakeSMS(TCPServer):
         finally:
             self.done.set()
 
-    def _source(self) -> Iterable[tuple[int, bytes]]:
+    def _source(self) -> Iterable[tuple[int, Data]]:
         """The replay, or synthetic runs with this server's settings."""
         if self.replay:
             return replay_packets(self.replay)
@@ -228,11 +231,14 @@ class FakeSMS(TCPServer):
             pause_for=self.pause_for,
             error_events=self.error_events,
             monitor_rate=self.monitor_rate,
-        )
+        ).stream()
 
-    def _publish(self, data: bytes, time_ns: int) -> None:
-        n, fmt, _, _ = P.HEADER.unpack_from(data)
-        ptype, payload = fmt >> 8, data[16 : 16 + n]
+    def _publish(self, data: Data, time_ns: int) -> None:
+        n, fmt, _, _ = P.HEADER.unpack_from(packet_head(data))
+        ptype = fmt >> 8
+        payload = b""  # event packets are counted, not copied
+        if not (isinstance(data, PooledPacket) or ptype == P.Type.BANKED_EVENT):
+            payload = data[16 : 16 + n]
         with self._lock:
             if ptype == P.Type.RUN_STATUS:
                 rs = P.RunStatusPkt.decode(payload, fmt & 0xFF)
@@ -243,8 +249,15 @@ class FakeSMS(TCPServer):
                     self.sent_monitor_events_per_run.setdefault(rs.run_number, {})
                     self.paused_events_per_run.setdefault(rs.run_number, 0)
             elif ptype == P.Type.BANKED_EVENT and self._run:
-                count = sum(
-                    c for _, banks in P.walk_banks(payload) for b, _, c in banks if b not in P.ERROR_BANKS
+                count = (
+                    data.events
+                    if isinstance(data, PooledPacket)
+                    else sum(
+                        c
+                        for _, banks in P.walk_banks(memoryview(data)[16 : 16 + n])
+                        for b, _, c in banks
+                        if b not in P.ERROR_BANKS
+                    )
                 )
                 self.sent_events_per_run[self._run] += count
                 if self._paused:

@@ -5,14 +5,22 @@ values, a scan, then per 60 Hz pulse a BankedEvent (Poisson events over pixels s
 error-bank events) and a beam monitor packet, the sample temperature once a second, an optional pause and
 resume, and END_RUN. Heartbeats fill the gap between runs. Run numbers increment from `first_run`.
 
+Event and monitor packets come from a pool of pulses encoded once per SyntheticRuns (vectorised numpy, the
+listener's own encoders); each pulse replays a random pool entry with only its time and cycle patched, so
+generation costs a few µs per pulse whatever its size (issue #12: ≥ 100 M events/s to drive the daemon).
+`stream()` yields a pooled BankedEvent as a `PooledPacket` (a fresh 32-byte head, the pool's bytes as body:
+the SMS sends and keeps it without copying); iterating yields plain bytes.
+
 Also the packet helpers the replays share: `frame`, `geometry_xml`, `run_info_xml`.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -20,6 +28,42 @@ import numpy as np
 from livereduce.listeners.adara import packets as P
 
 PULSE_NS = 1_000_000_000 // 60
+POOL_BYTES = 256 << 20  # event bytes the pool may hold ...
+POOL_PULSES = (8, 64)  # ... as at least / at most this many pulses
+_TIME = struct.Struct("<2I")  # header words 2-3: EPICS seconds, nanoseconds
+_CYCLE = struct.Struct("<I")  # payload word 2 of event and monitor packets
+_CYCLE_AT = P.HEADER_SIZE + 8
+
+
+class PooledPacket(NamedTuple):
+    """A BankedEvent packet whose event sections are shared with the pool: `head` is this pulse's own header
+    and pulse words (32 bytes), `body` the pool entry's sections (never copied), `events` its detector events
+    (error banks excluded), so the server counts without walking the banks."""
+
+    head: bytes
+    body: memoryview
+    events: int
+
+    def __bytes__(self) -> bytes:
+        return self.head + self.body
+
+
+def packet_head(data: bytes | PooledPacket) -> bytes:
+    """The bytes that hold a packet's header (HEADER.unpack_from works on them)."""
+    return data.head if isinstance(data, PooledPacket) else data
+
+
+def packet_parts(data: bytes | PooledPacket) -> tuple:
+    """The buffers to send, in order, for a packet (no copy)."""
+    return (data.head, data.body) if isinstance(data, PooledPacket) else (data,)
+
+
+def restamp(packet: bytes, time_ns: int, cycle: int) -> bytearray:
+    """The first 32 bytes of a pooled event or monitor packet, with this pulse's time and cycle."""
+    head = bytearray(packet[:32])
+    _TIME.pack_into(head, 8, *P.epics_from_ns(time_ns))
+    _CYCLE.pack_into(head, _CYCLE_AT, cycle)
+    return head
 
 
 def frame(body, time_ns: int, version: int | None = None) -> bytes:
@@ -76,7 +120,16 @@ class SyntheticRuns:
     error_events: float = 0.5  # error-bank events per pulse
     monitor_rate: float = 100.0  # monitor events per second
 
+    def __post_init__(self) -> None:
+        self._pool: tuple[list[bytes], list[int], list[bytes]] | None = None
+
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        for t, data in self.stream():
+            yield t, data if isinstance(data, bytes) else bytes(data)
+
+    def stream(self) -> Iterator[tuple[int, bytes | PooledPacket]]:
+        """As iterating, but BankedEvent packets come as PooledPackets (zero-copy; see `packet_parts`)."""
+        self.pool()  # before the first time stamp, so building it never makes the first run late
         t = time.time_ns()
         run, k = self.first_run, 0
         yield t, frame(P.RunStatusPkt(0, 0, P.RunStatusCode.NO_RUN), t)
@@ -94,7 +147,7 @@ class SyntheticRuns:
         lengths = self.run_seconds if isinstance(self.run_seconds, list | tuple) else [self.run_seconds]
         return float(lengths[k % len(lengths)])
 
-    def run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes]]:
+    def run(self, run: int, t0: int, seconds: float) -> Iterator[tuple[int, bytes | PooledPacket]]:
         """The packets of one run starting at t0."""
         rng, epics = self.rng, P.epics_from_ns(t0)[0]
         M = P.MarkerType
@@ -115,25 +168,47 @@ class SyntheticRuns:
             if (self.pause_at is not None)
             else (-1, -1)
         )
+        events, counts, monitors = self.pool()
+        picks = rng.integers(0, len(events), pulses)  # which pool entry each pulse replays
         for i in range(pulses):
-            t = t0 + i * PULSE_NS
+            t, k = t0 + i * PULSE_NS, picks[i]
             if i in pause:
                 marker = M.PAUSE if i == pause[0] else M.RESUME
                 yield t, frame(P.AnnotationPkt(marker, 0, f"run {run} {marker.name.lower()}"), t)
             if i % 60 == 0:
                 yield t, frame(P.VariableDoublePkt(1, 1, value=300.0 + rng.normal(0, 0.1)), t)
-            yield t, frame(self._events(i), t)
-            yield t, frame(self._monitor(i), t)
+            packet = events[k]
+            yield t, PooledPacket(bytes(restamp(packet, t, i % 600)), memoryview(packet)[32:], counts[k])
+            monitor = monitors[k]
+            yield t, bytes(restamp(monitor, t, i % 600) + monitor[32:])
         t = t0 + pulses * PULSE_NS
         yield t, frame(P.AnnotationPkt(M.SCAN_STOP, 1, f"run {run} scan 1 done"), t)
         yield t, frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t)
+
+    def pool(self) -> tuple[list[bytes], list[int], list[bytes]]:
+        """The framed event packets, their detector event counts and the framed monitor packets of the pool
+        (built on first use; time and cycle are patched per pulse). Its size: as many pulses as POOL_BYTES
+        holds at the mean rate, within POOL_PULSES, so a run rarely replays the same pulse twice in a row."""
+        if self._pool is None:
+            per_pulse = 8 * self.rate / 60 + 64
+            size = int(min(max(POOL_BYTES // per_pulse, POOL_PULSES[0]), POOL_PULSES[1]))
+            pulses = [self._events(i) for i in range(size)]
+            self._pool = (
+                [P.encode(p) for p in pulses],
+                [
+                    sum(len(b.tof) for s in p.sources for b in s.banks if b.bank_id not in P.ERROR_BANKS)
+                    for p in pulses
+                ],
+                [P.encode(self._monitor(i)) for i in range(size)],
+            )
+        return self._pool
 
     def _events(self, pulse: int) -> P.BankedEventPkt:
         """One pulse's detector events, sorted by pixel into banks; error-bank events first, if any."""
         rng, per_bank = self.rng, -(-self.pixels // self.banks)
         n = int(rng.poisson(self.rate / 60))
-        pixel = np.sort(rng.integers(0, self.pixels, n)).astype(np.uint32)
-        tof = rng.integers(10_000, 160_000, n).astype(np.uint32)  # 1–16 ms in 100 ns units
+        pixel = np.sort(rng.integers(0, self.pixels, n, dtype=np.uint32))
+        tof = rng.integers(10_000, 160_000, n, dtype=np.uint32)  # 1–16 ms in 100 ns units
         edges = np.searchsorted(pixel, np.arange(self.banks + 1) * per_bank)
         banks = [
             P.EventBank(b + 1, tof[edges[b] : edges[b + 1]], pixel[edges[b] : edges[b + 1]])
