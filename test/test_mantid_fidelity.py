@@ -117,3 +117,140 @@ def test_a_failing_algorithm_raises_runtime_error_as_in_mantid(ads):
         "    caught = False\nexcept RuntimeError:\n    caught = True\n"
     )
     assert ns["caught"]
+
+
+# -- 2. modules and names scripts import -----------------------------------------------------------------
+
+
+def test_dataobjects_types_answer_isinstance_on_our_workspaces(ads):
+    from livereduce.workspace.mask import MaskWorkspace
+
+    ns = run(
+        "from mantid.dataobjects import EventWorkspace, Workspace2D, MaskWorkspace\n"
+        "hist = Rebin(src, Params='0,500,1000', PreserveEvents=False)\n"
+        "kinds = [isinstance(src, EventWorkspace), isinstance(src, Workspace2D),\n"
+        "         isinstance(hist, Workspace2D), isinstance(hist, EventWorkspace),\n"
+        "         isinstance(hist, MaskWorkspace), isinstance(mask, MaskWorkspace), isinstance(mask, Workspace2D)]\n",
+        src=four_events(),
+        # detectors 10 and 11, only 11 masked (Mantid: MaskWorkspace Y = 1 marks a masked detector)
+        mask=MaskWorkspace.from_detectors([10, 11], [False, True]),
+    )
+    # Mantid's class tree: EventWorkspace and Workspace2D are siblings; MaskWorkspace derives from Workspace2D.
+    assert ns["kinds"] == [True, False, True, False, False, True, True]
+    mask = ns["mask"]
+    assert (mask.isMasked(11), mask.isMasked(10), mask.getNumberMasked()) == (True, False, 1)
+
+
+def test_kernel_property_types_config_and_date_and_time(ads):
+    from livereduce.workspace.run import Run
+
+    run_info = Run()
+    run_info.set("run_number", 1234)
+    run_info.set("run_title", "vanadium")
+    run_info.series("SampleTemp", "K").append(np.array([0, 10**9]), np.array([4.2, 4.4]))
+    ns = run(
+        "from mantid.kernel import (FloatTimeSeriesProperty, IntPropertyWithValue, StringPropertyWithValue,\n"
+        "                           ConfigService, config, DateAndTime)\n"
+        "kinds = [isinstance(r.getProperty('SampleTemp'), FloatTimeSeriesProperty),\n"
+        "         isinstance(r.getProperty('run_number'), IntPropertyWithValue),\n"
+        "         isinstance(r.getProperty('run_title'), StringPropertyWithValue),\n"
+        "         isinstance(r.getProperty('run_title'), IntPropertyWithValue),\n"
+        "         isinstance(r.getProperty('run_number'), FloatTimeSeriesProperty)]\n"
+        "log = FloatTimeSeriesProperty('setpoint')\n"
+        "log.addValue('1990-01-01T00:00:10', 1.5)\n"
+        "log.addValue(DateAndTime('1990-01-01T00:00:20'), 2.5)\n"
+        "config['datasearch.directories'] = '/data/a;/data/b/'\n"
+        "dirs = ConfigService.getDataSearchDirs()\n"
+        "same = ConfigService is config and ConfigService.Instance() is config\n"
+        "missing = config['no.such.key']\n"
+        "t0 = DateAndTime(0)\n"
+        "t = DateAndTime('1990-01-01T00:01:00')\n",
+        r=run_info,
+    )
+    assert ns["kinds"] == [True, True, True, False, False]
+    log = ns["log"]
+    assert (log.size(), log.firstValue(), log.lastValue()) == (2, 1.5, 2.5)
+    assert isinstance(log, ns["FloatTimeSeriesProperty"])
+    # getDataSearchDirs: the ';'-separated list of datasearch.directories, each a directory path ending '/'
+    assert ns["dirs"] == ["/data/a/", "/data/b/"] and ns["same"] and ns["missing"] == ""
+    # Mantid's DateAndTime counts ns from 1990-01-01T00:00:00: 0 is that instant, one minute later is 60e9.
+    assert ns["t0"].toISO8601String() == "1990-01-01T00:00:00"
+    assert ns["t"].totalNanoseconds() == 60 * 10**9 and (ns["t"] - ns["t0"]).total_seconds() == 60.0
+    # log times are stored as Unix ns: 1990-01-01 is 631152000 s after 1970-01-01
+    assert log.times.tolist() == [(631_152_000 + 10) * 10**9, (631_152_000 + 20) * 10**9]
+
+
+def test_mtd_workspace_exists_and_algorithm_manager_handles(ads):
+    ads.addOrReplace("raw", four_events())
+    ns = run(
+        "from mantid.api import AlgorithmManager, AnalysisDataService\n"
+        "exists = [mtd.workspaceExists('raw'), AnalysisDataService.workspaceExists('nothing')]\n"
+        "alg = AlgorithmManager.create('Rebin')\n"
+        "alg.initialize()\n"
+        "alg.setProperty('InputWorkspace', 'raw')\n"
+        "alg.setProperty('OutputWorkspace', 'managed')\n"
+        "alg.setProperty('Params', '0,500,1000')\n"
+        "alg.execute()\n"
+        "managed = alg.getProperty('OutputWorkspace').value\n"
+        "child = AlgorithmManager.createUnmanaged('Rebin')\n"
+        "child.initialize()\n"
+        "child.setChild(True)\n"
+        "child.setProperty('InputWorkspace', mtd['raw'])\n"
+        "child.setProperty('Params', '0,250,1000')\n"
+        "child.execute()\n"
+        "kept = child.getProperty('OutputWorkspace').value\n"
+        "params = child.getProperty('Params').value\n"
+    )
+    assert ns["exists"] == [True, False]
+    # a managed algorithm stores its output; 0,500,1000 → 2 bins holding 3 and 1 events
+    assert ads["managed"] is ns["managed"] and ns["managed"].readY(0).tolist() == [3, 1]
+    # a child algorithm keeps its output out of the ADS; 0,250,1000 → 4 bins: 50,150,150 | - | - | 950
+    assert ns["kept"].readY(0).tolist() == [3, 0, 0, 1] and ads.getObjectNames() == ["managed", "raw"]
+    assert ns["params"] == "0,250,1000"
+
+
+SCALE_COUNTS = """
+from mantid.api import AlgorithmFactory, PythonAlgorithm, MatrixWorkspaceProperty, PropertyManagerDataService
+from mantid.kernel import Direction, FloatBoundedValidator, PropertyManager
+
+class ScaleCounts(PythonAlgorithm):
+    def PyInit(self):
+        self.declareProperty(MatrixWorkspaceProperty("InputWorkspace", "", Direction.Input))
+        self.declareProperty("Factor", 1.0, FloatBoundedValidator(lower=0.0))
+        self.declareProperty(MatrixWorkspaceProperty("OutputWorkspace", "", Direction.Output))
+        self.declareProperty("Total", 0.0, direction=Direction.Output)
+
+    def PyExec(self):
+        ws = self.getProperty("InputWorkspace").value
+        summed = Rebin(ws, Params="0,1000,1000", PreserveEvents=False, StoreInADS=False)
+        scaled = summed * self.getProperty("Factor").value
+        self.setProperty("OutputWorkspace", scaled)
+        self.setProperty("Total", float(scaled.readY(0).sum()))
+
+AlgorithmFactory.subscribe(ScaleCounts)
+out, total = ScaleCounts(src, Factor=2.0)
+from mantid.simpleapi import ScaleCounts as imported
+pm = PropertyManager()
+pm.declareProperty("vanadium", 1234)
+PropertyManagerDataService.addOrReplace("__pd_reduction_properties", pm)
+van = PropertyManagerDataService.retrieve("__pd_reduction_properties").getProperty("vanadium").value
+"""
+
+
+def test_python_algorithm_subscribed_is_callable_with_mantid_rules(ads, monkeypatch):
+    from livereduce.mantidapi import simpleapi
+
+    monkeypatch.setattr(registry, "_ALGORITHMS", dict(registry._ALGORITHMS))  # forget ScaleCounts after
+    monkeypatch.setattr(registry, "_FUNCTIONS", dict(registry._FUNCTIONS))
+    monkeypatch.setattr(simpleapi, "__all__", list(simpleapi.__all__))
+    try:
+        ns = run(SCALE_COUNTS, src=four_events())
+        # four events in one 0-1000 bin, times the factor 2: 8 counts; the two outputs unpack in order,
+        # the workspace named after its target.
+        assert ns["total"] == 8.0 and ns["out"].readY(0).tolist() == [8.0] and str(ns["out"]) == "out"
+        assert ns["imported"] is registry.get("ScaleCounts") and ns["van"] == 1234
+        with pytest.raises(AlgorithmError, match="Factor"):  # FloatBoundedValidator(lower=0)
+            run("bad = ScaleCounts(src, Factor=-1.0)\n", src=four_events())
+    finally:
+        vars(simpleapi).pop("ScaleCounts", None)
+        simpleapi._ALGS.pop("ScaleCounts", None)

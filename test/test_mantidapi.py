@@ -86,12 +86,10 @@ def test_unknown_lowercase_names_and_submodules_say_what_exists():
         run("import mantid.simpleapi as api\napi.frobnicate\n")
     with pytest.raises(ImportError, match=r"mantid.plots.*provides only"):
         run("import mantid.plots\n")
-    with pytest.raises(ImportError, match="FloatTimeSeriesProperty"):
-        run("from mantid.kernel import FloatTimeSeriesProperty\n")
-    with pytest.raises(
-        AttributeError, match=r"mantid.kernel .*no 'FloatTimeSeriesProperty'.*engine 'mantid'"
-    ):
-        run("import mantid.kernel\nmantid.kernel.FloatTimeSeriesProperty\n")
+    with pytest.raises(ImportError, match="UnitConversion"):
+        run("from mantid.kernel import UnitConversion\n")
+    with pytest.raises(AttributeError, match=r"mantid.kernel .*no 'UnitConversion'.*engine 'mantid'"):
+        run("import mantid.kernel\nmantid.kernel.UnitConversion\n")
     assert mantid_modules() == []
 
 

@@ -79,13 +79,18 @@ SAVE_SANDBOX: contextvars.ContextVar[str | None] = contextvars.ContextVar("SAVE_
 def algorithm(name: str, props: list[Prop], *, per_member: bool = True):
     """Decorator: register `impl(**properties)` as Mantid algorithm `name`."""
 
-    def register(impl):
-        alg = Algorithm(name, tuple(props), impl, per_member, (impl.__doc__ or "").strip().split("\n")[0])
-        _ALGORITHMS[name] = alg
-        _FUNCTIONS[name] = _make_function(alg)
+    def decorate(impl):
+        register(Algorithm(name, tuple(props), impl, per_member, (impl.__doc__ or "").strip().split("\n")[0]))
         return impl
 
-    return register
+    return decorate
+
+
+def register(alg: Algorithm) -> Callable:
+    """Make `alg` callable by name (also at run time: mantid.api.AlgorithmFactory.subscribe); its function."""
+    _ALGORITHMS[alg.name] = alg
+    _FUNCTIONS[alg.name] = _make_function(alg)
+    return _FUNCTIONS[alg.name]
 
 
 def supported() -> list[str]:
@@ -195,6 +200,36 @@ def _names_from_lhs(outs: list[Prop], lhs) -> dict[str, str]:
 
 
 def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
+    values = _prepare(alg, args, kwargs, lhs)
+    produced = _execute(alg, values, store=True)
+    return _returns(alg, values, produced, lhs)
+
+
+def execute(name: str, properties: dict, *, store: bool = True) -> tuple[dict, dict]:
+    """Run algorithm `name` with these property values (AlgorithmManager handles): returns the resolved
+    property values and the outputs produced. With store false (a child algorithm) nothing goes into mtd
+    and output workspaces need no name."""
+    alg = spec(name)
+    properties = dict(properties)
+    if not store:
+        for p in alg.outputs:
+            if p.kind == OUT and properties.get(p.name) in (None, ""):
+                properties[p.name] = f"__child_{name}_{p.name}"
+    values = _prepare(alg, (), properties, ())
+    return values, _execute(alg, values, store=store)
+
+
+def _execute(alg: Algorithm, values: dict, *, store: bool) -> dict[str, Any]:
+    produced = _apply(alg, values, store)
+    for p in alg.outputs:
+        if store and p.kind == OUT and values[p.name] is not None and hasattr(produced.get(p.name), "id"):
+            mtd.addOrReplace(values[p.name], produced[p.name])
+    return produced
+
+
+def _prepare(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> dict[str, Any]:
+    """The value of every (non-output-value) property: keywords in any case, assignment targets, positional
+    arguments, defaults; input workspaces resolved, output workspaces as names."""
     names = {p.name.lower(): p.name for p in alg.props}  # property names match in any case, as in Mantid
     kwargs = {names.get(k.lower(), k): v for k, v in kwargs.items()}
     kwargs.pop("Version", None)
@@ -246,11 +281,7 @@ def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
     sandbox = SAVE_SANDBOX.get()
     if sandbox is not None and alg.name.startswith("Save") and values.get("Filename"):
         values["Filename"] = os.path.join(sandbox, os.path.basename(str(values["Filename"])))
-    produced = _apply(alg, values)
-    for p in outs:
-        if p.kind == OUT and values[p.name] is not None and hasattr(produced.get(p.name), "id"):
-            mtd.addOrReplace(values[p.name], produced[p.name])
-    return _returns(alg, values, produced, lhs)
+    return values
 
 
 def _as_outputs(alg: Algorithm, result) -> dict[str, Any]:
@@ -288,10 +319,10 @@ def _returns_type(name: str, fields: tuple[str, ...]):
     return namedtuple(f"{name}_returns", fields)
 
 
-def _apply(alg: Algorithm, values: dict) -> dict[str, Any]:
+def _apply(alg: Algorithm, values: dict, store: bool = True) -> dict[str, Any]:
     groups = [p.name for p in alg.props if p.kind == IN and isinstance(values[p.name], WorkspaceGroup)]
     if groups and alg.per_member:
-        return _apply_to_groups(alg, values, groups)
+        return _apply_to_groups(alg, values, groups, store)
     try:
         return _as_outputs(alg, alg.impl(**values))
     except AlgorithmError as exc:
@@ -300,7 +331,7 @@ def _apply(alg: Algorithm, values: dict) -> dict[str, Any]:
         raise AlgorithmError(f"{alg.name}: {exc}") from exc
 
 
-def _apply_to_groups(alg: Algorithm, values: dict, groups: list[str]) -> dict[str, Any]:
+def _apply_to_groups(alg: Algorithm, values: dict, groups: list[str], store: bool) -> dict[str, Any]:
     """Mantid's group processing: run once per member (members of several groups pair up), and collect each
     output workspace into a group under the output name. Member i of output `out` is called `out_<i+1>` when
     every input group's members are named `<group>_<suffix>`, else `<input member names>_out` (the names of
@@ -331,10 +362,10 @@ def _apply_to_groups(alg: Algorithm, values: dict, groups: list[str]) -> dict[st
                 one[p.name] = f"{out}_{i + 1}"
             else:
                 one[p.name] = f"{base}_{out}"
-        produced = _apply(alg, one)
+        produced = _apply(alg, one, store)
         for p in outs:
             ws = produced.get(p.name)
-            if ws is not None and hasattr(ws, "id"):
+            if store and ws is not None and hasattr(ws, "id"):
                 mtd.addOrReplace(one[p.name], ws)  # each member run stores its output, as Mantid's child does
         members.append(produced)
     result: dict[str, Any] = {}

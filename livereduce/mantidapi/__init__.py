@@ -15,12 +15,12 @@ import sys
 import threading
 import types
 
-from livereduce.mantidapi import api, kernel, simpleapi
+from livereduce.mantidapi import api, dataobjects, kernel, simpleapi
 from livereduce.mantidapi.static import unsupported_calls
 
 __all__ = ["real_mantid_available", "script_imports", "unsupported_calls"]
 
-_SUBMODULES = ("simpleapi", "kernel", "api")
+_SUBMODULES = ("simpleapi", "kernel", "api", "dataobjects")
 _lock = threading.Lock()
 _depth = 0
 _active = False
@@ -59,7 +59,7 @@ def _root_module() -> types.ModuleType:
     def __getattr__(name):
         raise AttributeError(
             f"module 'mantid' in livereduce's embedded engine has no attribute '{name}'; it "
-            f"provides simpleapi, kernel, api, logger, config, mtd"
+            f"provides simpleapi, kernel, api, dataobjects, logger, config, mtd"
         )
 
     vars(root).update(
@@ -67,6 +67,7 @@ def _root_module() -> types.ModuleType:
         simpleapi=simpleapi,
         kernel=kernel,
         api=api,
+        dataobjects=dataobjects,
         logger=kernel.logger,
         config=kernel.config,
         mtd=api.mtd,
@@ -82,6 +83,7 @@ def _install() -> None:
     sys.modules["mantid.simpleapi"] = simpleapi
     sys.modules["mantid.kernel"] = kernel
     sys.modules["mantid.api"] = api
+    sys.modules["mantid.dataobjects"] = dataobjects
     sys.meta_path.insert(0, _FINDER)
     _active = True
 

@@ -1,25 +1,98 @@
-"""`mantid.api` for scripts: the workspace registry and the workspace types for isinstance checks."""
+"""`mantid.api` for scripts: the workspace registry, workspace types, algorithm objects and the
+PropertyManagerDataService."""
 
 from __future__ import annotations
 
+from livereduce.mantidapi.algorithm import (
+    AlgorithmFactory,
+    AlgorithmHandle,
+    AlgorithmManager,
+    DataProcessorAlgorithm,
+    FileAction,
+    FileProperty,
+    ITableWorkspaceProperty,
+    MatrixWorkspaceProperty,
+    PropertyMode,
+    PythonAlgorithm,
+    WorkspaceGroupProperty,
+    WorkspaceProperty,
+)
+from livereduce.mantidapi.properties import PropertyManager
 from livereduce.workspace.ads import AnalysisDataService as AnalysisDataServiceImpl
 from livereduce.workspace.ads import mtd
 from livereduce.workspace.base import MatrixWorkspace
 from livereduce.workspace.events import EventWorkspace as IEventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
-from livereduce.workspace.histogram import HistogramWorkspace as Workspace2D
 
 AnalysisDataService = mtd  # Mantid's AnalysisDataService is the singleton instance
 Workspace = MatrixWorkspace
+Algorithm = PythonAlgorithm  # `class X(Algorithm)` is how some Python algorithms are written
+IAlgorithm = AlgorithmHandle
+
+
+class PropertyManagerDataServiceImpl:
+    """Named PropertyManagers (Mantid's PropertyManagerDataService): how SNS reductions pass settings."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, PropertyManager] = {}
+
+    def addOrReplace(self, name: str, manager) -> None:
+        self._items[name] = manager if isinstance(manager, PropertyManager) else PropertyManager(manager)
+
+    add = addOrReplace
+
+    def retrieve(self, name: str) -> PropertyManager:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(f"'{name}' does not exist in the PropertyManagerDataService") from None
+
+    __getitem__ = retrieve
+
+    def doesExist(self, name: str) -> bool:
+        return name in self._items
+
+    __contains__ = doesExist
+
+    def remove(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def getObjectNames(self) -> list[str]:
+        return sorted(self._items)
+
+    def size(self) -> int:
+        return len(self._items)
+
+    def Instance(self) -> PropertyManagerDataServiceImpl:
+        return self
+
+
+PropertyManagerDataService = PropertyManagerDataServiceImpl()
 
 __all__ = [
+    "Algorithm",
+    "AlgorithmFactory",
+    "AlgorithmManager",
     "AnalysisDataService",
     "AnalysisDataServiceImpl",
+    "DataProcessorAlgorithm",
+    "FileAction",
+    "FileProperty",
+    "IAlgorithm",
     "IEventWorkspace",
+    "ITableWorkspaceProperty",
     "MatrixWorkspace",
+    "MatrixWorkspaceProperty",
+    "PropertyManagerDataService",
+    "PropertyMode",
+    "PythonAlgorithm",
     "Workspace",
-    "Workspace2D",
     "WorkspaceGroup",
+    "WorkspaceGroupProperty",
+    "WorkspaceProperty",
     "mtd",
 ]
 

@@ -58,6 +58,15 @@ class AnalysisDataService:
         return name in self._items
 
     __contains__ = doesExist
+    workspaceExists = doesExist
+
+    def retrieveWorkspaces(self, names, unrollGroups: bool = False) -> list:
+        """The workspaces called `names`; with unrollGroups, a group's members instead of the group."""
+        out = []
+        for name in names:
+            ws = self.retrieve(name)
+            out.extend(ws.members if unrollGroups and isinstance(ws, WorkspaceGroup) else [ws])
+        return out
 
     def remove(self, name: str) -> None:
         with self._lock:
