@@ -40,7 +40,10 @@ class EventColumns:
         self._pulse = (
             np.zeros(n, np.uint32) if pulse is None else np.ascontiguousarray(pulse, dtype=np.uint32)
         )
-        self.pulse_times = np.zeros(1, np.int64) if pulse_times is None else np.asarray(pulse_times, np.int64)
+        self._pulse_times = (
+            np.zeros(1, np.int64) if pulse_times is None else np.atleast_1d(np.asarray(pulse_times, np.int64))
+        )
+        self._n_pulses = self._pulse_times.size
         self._w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self._e2 = (
             None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
@@ -73,6 +76,12 @@ class EventColumns:
     def err2(self) -> np.ndarray | None:
         return None if self._e2 is None else self._e2[: self._n]
 
+    @property
+    def pulse_times(self) -> np.ndarray:
+        """The per-pulse table `pulse` indexes (ns); grows like the columns, so appending a chunk's pulses
+        never copies the whole run's."""
+        return self._pulse_times[: self._n_pulses]
+
     def pulse_time(self) -> np.ndarray:
         return self.pulse_times[self.pulse]
 
@@ -101,7 +110,11 @@ class EventColumns:
         if self._w is not None:
             self._w[s] = other.weights
             self._e2[s] = other.err2
-        self.pulse_times = np.concatenate([self.pulse_times, other.pulse_times])
+        p, q = self._n_pulses, other._n_pulses
+        if p + q > self._pulse_times.size:
+            (self._pulse_times,) = grown([self._pulse_times], p, p + q)
+        self._pulse_times[p : p + q] = other.pulse_times
+        self._n_pulses = p + q
         self._n += m
 
     def take(self, mask_or_idx) -> EventColumns:

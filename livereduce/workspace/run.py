@@ -7,7 +7,7 @@ epochs, e.g. ADARA's EPICS epoch 1990-01-01).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,21 +21,53 @@ def iso_from_ns(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class TimeSeries:
-    """A log: values at times (ns since Unix epoch). Appending is amortised O(1)."""
+def _room(buffer: np.ndarray, used: int, need: int, dtype=None) -> np.ndarray:
+    """`buffer` if it holds `need` rows of `dtype`, else a copy of its first `used` rows in one at least twice
+    as large: appends then cost amortised O(rows appended), never O(rows held)."""
+    dtype = buffer.dtype if dtype is None else np.dtype(dtype)
+    if need <= buffer.size and dtype == buffer.dtype:
+        return buffer
+    new = np.empty(max(need, 2 * buffer.size, 16), dtype)
+    new[:used] = buffer[:used]
+    return new
 
-    name: str
-    unit: str = ""
-    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+class TimeSeries:
+    """A log: values at times (ns since Unix epoch). Appending is amortised O(1): both columns live in buffers
+    whose capacity doubles, and `times` / `values` are views of their filled part, so a reader's view keeps
+    its length and contents while later appends go past its end."""
+
+    def __init__(self, name: str, unit: str = "", times=None, values=None):
+        self.name, self.unit = name, unit
+        self._times = np.empty(0, np.int64) if times is None else np.atleast_1d(np.asarray(times, np.int64))
+        self._values = np.empty(0) if values is None else np.atleast_1d(np.asarray(values))
+        self._n = self._times.size
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._times[: self._n]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._values[: self._n]
+
+    def __repr__(self) -> str:
+        return f"TimeSeries({self.name!r}, {self.unit!r}, {self.times!r}, {self.values!r})"
 
     def append(self, time_ns: int | np.ndarray, value) -> None:
         t = np.atleast_1d(np.asarray(time_ns, dtype=np.int64))
         v = np.atleast_1d(np.asarray(value))
-        # plain concatenate promotes (a longer string widens the dtype instead of being truncated)
-        self.values = v.copy() if self.values.size == 0 else np.concatenate([self.values, v])
-        self.times = np.concatenate([self.times, t])
+        if t.size != v.size:  # one time for many values or the reverse: the single one applies to all
+            t, v = np.broadcast_arrays(t, v)
+        n, m = self._n, t.size
+        # the first values set the dtype; later ones promote as concatenate would (a longer string widens
+        # the dtype instead of being truncated), at the cost of one copy when that happens
+        dtype = v.dtype if n == 0 else np.concatenate([self._values[:0], v[:0]]).dtype
+        self._times = _room(self._times, n, n + m)
+        self._values = _room(self._values, n, n + m, dtype)
+        self._times[n : n + m] = t
+        self._values[n : n + m] = v
+        self._n = n + m
 
     def extend(self, other: TimeSeries) -> None:
         if other.times.size:
