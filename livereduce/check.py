@@ -108,7 +108,7 @@ def _dry_run(config, runtime, scripts, say) -> list[str]:
         errors: list[str] = []
         session.records.subscribe(
             lambda r: (
-                errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data['message']}")
+                errors.append(f"ERROR dry run, cycle {r.cycle}: {r.data.message}")
                 if r.kind is RecordKind.SCRIPT_ERROR
                 else None
             )

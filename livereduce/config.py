@@ -163,6 +163,35 @@ class Config:
         maximum=DAY_S,
         json_key="watchdog.threshold",
     )
+    status_enabled: bool = _key(
+        True,
+        'Serve the read-only status page, /status JSON and /metrics over HTTP (`"status": false` turns it off).',
+        "bool",
+        json_key="status.enabled",
+    )
+    status_host: str = _key(
+        "127.0.0.1",
+        "Address the status server binds (loopback by default: reach it through an SSH tunnel; 0.0.0.0 opens it "
+        "to the network).",
+        "str",
+        json_key="status.host",
+    )
+    status_port: int = _key(
+        8140,
+        "Port of the status server; 0 picks a free port (the URL is logged).",
+        "int",
+        minimum=0,
+        maximum=65535,
+        json_key="status.port",
+    )
+    ready_grace: float = _key(
+        30.0,
+        "Seconds the daemon waits for the DAS before telling systemd it is ready anyway (STATUS says the DAS "
+        "is not reachable); READY is sent as soon as the listener connects.",
+        "number",
+        minimum=0,
+        maximum=3600,
+    )
     CONDA_ENV: str | None = _key(
         None, "Accepted for compatibility with the anchor's wrapper; logged only.", "str", nullable=True
     )
@@ -400,16 +429,22 @@ def _check_options(prefix: str, options: dict, source: str | None) -> None:
                 raise ConfigError(name, "finite numbers (not NaN or Infinity)", value, source)
 
 
+NESTED = {  # keys whose value is an object of sub-keys ("a": {"b": 1} is key "a.b")
+    "watchdog": 'an object like {"interval": 60, "threshold": 300}',
+    "status": 'true, false, or an object like {"host": "127.0.0.1", "port": 8140}',
+}
+
+
 def _flatten(raw: dict, source: str | None, warnings: list[str]) -> dict:
     flat = {}
     for key, value in raw.items():
-        if key == "watchdog":
+        if key == "status" and isinstance(value, bool):
+            flat["status.enabled"] = value  # "status": false turns the HTTP server off
+        elif key in NESTED:
             if not isinstance(value, dict):
-                raise ConfigError(
-                    "watchdog", 'an object like {"interval": 60, "threshold": 300}', value, source
-                )
+                raise ConfigError(key, NESTED[key], value, source)
             for sub, subvalue in value.items():
-                flat[f"watchdog.{sub}"] = subvalue
+                flat[f"{key}.{sub}"] = subvalue
         else:
             flat[key] = value
     for key in [k for k in flat if k not in _BY_KEY]:

@@ -31,16 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
 from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
-from livereduce.config import Config, Runtime, state_dir_path
+from livereduce.config import SOFT_MEMORY_FRACTION, Config, Runtime, state_dir_path
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
 from livereduce.memory import MemoryGuard
 from livereduce.progress import ProgressLog
+from livereduce.records import Dispatcher, Record, RecordKind
 from livereduce.script_set import ScriptSet
 from livereduce.scripts import script_kind
 from livereduce.session import Session
+from livereduce.status.model import StatusModel
+from livereduce.status.server import StatusServer
 from livereduce.watch import Watcher
 from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec
 
@@ -52,7 +57,8 @@ HANDLED_SIGNALS = {
     signal.SIGHUP: "hup",  # systemctl reload: re-read scripts
     signal.SIGUSR1: "usr1",  # logrotate: reopen the log file
 }
-SYSTEMD_EVERY_S = 5.0
+SYSTEMD_EVERY_S = 5.0  # STATUS at least this often; the log file retried from this interval
+LISTENER_EVERY_S = 2.0  # the listener's counters published as a record
 
 
 class Notifier(Protocol):
@@ -62,6 +68,13 @@ class Notifier(Protocol):
     def status(self, text: str) -> object: ...
     def watchdog(self) -> object: ...
     def stopping(self) -> object: ...
+
+
+class Server(Protocol):
+    """The status HTTP server (livereduce.status.server)."""
+
+    def start(self) -> str: ...
+    def stop(self) -> None: ...
 
 
 class Guard(Protocol):
@@ -82,6 +95,16 @@ class Parts:
     clock: Callable[[], float] = time.monotonic
     extra_subscribers: list[Callable] = field(default_factory=list)  # more record subscribers per session
     worker: Callable[..., Worker] = ProcessWorker  # ThreadWorker in tests of the daemon's logic
+    status_server: Callable[[StatusModel], Server] | None = None
+    watchdog_every: float | None = field(default_factory=systemd.watchdog_every)  # None: no systemd watchdog
+
+
+def _memory_limits(limit_perc: float | None) -> tuple[float, float] | None:
+    """(soft, hard) in MB, as the memory guard computes them; None without a limit."""
+    if not limit_perc:
+        return None
+    hard = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
+    return SOFT_MEMORY_FRACTION * hard, hard
 
 
 def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = None) -> Daemon:
@@ -93,16 +116,25 @@ def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = 
         options.setdefault("spectra", list(config.spectra))
     if runtime.listener.needs_address:
         options.setdefault("silence_timeout", config.das_silence_timeout)
+    if runtime.listener == "kafka":  # its topics default to <instrument>_events, ...
+        options.setdefault("instrument", runtime.name)
     memory: Callable[[Callable, Callable], Guard] | None = None
     if config.system_mem_limit_perc:
 
         def memory(on_soft, on_hard):
             return MemoryGuard(config.system_mem_limit_perc, config.mem_check_interval_sec, on_soft, on_hard)
 
+    server: Callable[[StatusModel], Server] | None = None
+    if config.status_enabled:
+
+        def server(model: StatusModel) -> Server:
+            return StatusServer(model, config.status_host, config.status_port)
+
     parts = Parts(
         make_listener=lambda: make_listener(runtime.listener, runtime.address, **options),
         watch=Watcher,
         memory_guard=memory,
+        status_server=server,
     )
     return Daemon(config, runtime, parts, config_path=config_path)
 
@@ -140,6 +172,25 @@ class Daemon:
         self.step_timeout = config.step_timeout or max(10 * config.update_every, 300.0)
         self._guards: list[Guard] = []
         self._guard_factories: dict[int, Callable[[], Guard]] = {}  # id(guard) → how to make it again
+        self.status = StatusModel(
+            instrument=runtime.name,
+            engine="embedded",
+            listener=str(runtime.listener),
+            address=runtime.where,
+            memory_limits_mb=_memory_limits(config.system_mem_limit_perc),
+        )
+        self.records = Dispatcher()  # what the workers and the daemon report: the status model, health, tests
+        subscribers: list[Callable[[Record], None]] = [self.status, self._note_progress]
+        for fn in (*subscribers, *parts.extra_subscribers):
+            self.records.subscribe(fn)
+        self.server: Server | None = None
+        self._ready = False
+        self._started_at = parts.clock()
+        self._progress_at = parts.clock()  # the last cycle or wait on the DAS (the worker is not stuck)
+        self._progress: Record | None = None
+        self._watchdog_at = -float("inf")
+        self._status_text, self._status_at = "", -float("inf")
+        self._listener_at = -float("inf")
 
     # -- lifecycle --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -180,25 +231,50 @@ class Daemon:
         cfg = self.config
         for line in cfg.describe():
             log.info("config: %s", line)
+        self._start_status_server()
         self._start_guards()  # first, so an edit made while the session starts is not missed
         if self.scripts.load():
             self._start_session("startup")
-        self.parts.notifier.ready()
-        self.parts.notifier.status(
-            f"live reduction of {self.runtime.name} started"
-            if self.scripts.waiting is None
-            else f"waiting for scripts: {self.scripts.waiting}"
-        )
+        self._scripts_changed()
+        self._feed_systemd(self.parts.clock())
         self.started.set()
+
+    def _start_status_server(self) -> None:
+        """The status page is for people; a port someone else holds must not stop the reduction."""
+        self.status.log_tail.setLevel(logging.INFO)
+        logging.getLogger().addHandler(self.status.log_tail)
+        factory = self.parts.status_server
+        if factory is None:
+            return
+        server = factory(self.status)
+        try:
+            url = server.start()
+        except OSError as exc:
+            log.error(
+                "status page not started: cannot listen on %s:%s (%s); set status.port (0 picks a free "
+                'port) or "status": false. Live reduction goes on without it',
+                self.config.status_host,
+                self.config.status_port,
+                exc.strerror or exc,
+            )
+            return
+        self.server = server
+        log.info("status page at %s (JSON at %sstatus, metrics at %smetrics)", url, url, url)
+
+    def _scripts_changed(self) -> None:
+        self.status.set_scripts(self.scripts.describe())
+        if self.scripts.waiting is not None:
+            self.status.set_phase("waiting for scripts", self.scripts.waiting)
 
     def _retry_scripts(self) -> None:
         if self.scripts.load():
             if not self._watching_scripts:
                 self._start_watcher()
             self._start_session("scripts usable")
+        self._scripts_changed()
 
     def main_loop(self) -> None:
-        last_status = -SYSTEMD_EVERY_S
+        last_log_retry = -SYSTEMD_EVERY_S
         while not self.should_exit:
             try:
                 kind, payload = self.requests.get(timeout=self.tick)
@@ -209,9 +285,10 @@ class Daemon:
                 self._retry_scripts()
             self._supervise()
             now = self.parts.clock()
-            if now - last_status >= SYSTEMD_EVERY_S:
-                last_status = now
-                self._notify_systemd()
+            self._publish_listener(now)
+            self._feed_systemd(now)
+            if now - last_log_retry >= SYSTEMD_EVERY_S:
+                last_log_retry = now
                 self._retry_log_file()
 
     def shutdown(self) -> None:
@@ -224,6 +301,9 @@ class Daemon:
                 log.exception("stopping %r failed", guard)
         self._stop_session()
         self._close_listener()
+        if self.server is not None:
+            self.server.stop()
+        logging.getLogger().removeHandler(self.status.log_tail)
         log.info("stopped (exit code %d)", self.exit_code)
 
     # -- the worker -------------------------------------------------------------------------------
@@ -263,14 +343,13 @@ class Daemon:
             self.listener = self.parts.make_listener()
             self.listener.start(StartFrom(cfg.start_from))
         progress = ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
-        subscribers = [progress, *self.parts.extra_subscribers]
 
-        def emit(record):
-            for fn in subscribers:
-                try:
-                    fn(record)
-                except Exception:
-                    log.exception("record subscriber %r failed; continuing", fn)
+        def emit(record: Record) -> None:
+            try:  # a new progress log per session: its quiet time and error streaks start again
+                progress(record)
+            except Exception:
+                log.exception("the progress log failed on a %s record; continuing", record.kind)
+            self.records.publish(record)
 
         self.worker = self.parts.worker(
             self._spec(restore),
@@ -281,6 +360,7 @@ class Daemon:
         )
         self.worker.start()
         self._worker_started = time.monotonic()
+        self._progress_at = self.parts.clock()
         log.info(
             "session started (%s): listener %s %s, accumulation %s, update every %s s",
             why,
@@ -321,6 +401,7 @@ class Daemon:
         if not resume and self.state_dir:
             checkpoints.archive(self.state_dir, "not-resumed")
         self.restarts += 1
+        self.status.restarted(why)
         fresh = (not resume) if fresh_listener is None else fresh_listener
         self._start_session(why, restore=resume, fresh_listener=fresh, pending=pending)
 
@@ -348,6 +429,7 @@ class Daemon:
                     item.attempts,
                 )
         self.restarts += 1
+        self.status.restarted(f"a cycle hung for {seconds:.0f} s")
         self._start_session("the previous worker hung", restore=True, pending=kept)
 
     def _supervise(self) -> None:
@@ -370,6 +452,7 @@ class Daemon:
             log.error("the session's worker ended unexpectedly; starting another from the last checkpoint")
             pending = worker.unacknowledged()
             self.restarts += 1
+            self.status.restarted("the worker ended unexpectedly")
             self._start_session("the previous worker ended", restore=True, pending=pending)
 
     # -- requests ---------------------------------------------------------------------------------
@@ -471,6 +554,8 @@ class Daemon:
             self.scripts.retry_now()  # the fix may have arrived: try at once
             return
         change = self.scripts.changed(str(path))
+        if change is not None:
+            self._scripts_changed()
         if change is None or not restart:
             return
         if change.script is None:
@@ -536,23 +621,83 @@ class Daemon:
             self._log_retry_delay = min(2 * self._log_retry_delay, 600.0)
         self._log_retry_at = now + self._log_retry_delay
 
-    def _notify_systemd(self) -> None:
-        if self.scripts.waiting is not None:
-            self.parts.notifier.watchdog()  # healthy, waiting for an operator's fix
-            self.parts.notifier.status(f"waiting for scripts: {self.scripts.waiting}")
+    def _note_progress(self, record: Record) -> None:
+        """A record subscriber: a cycle that completed, or a wait on the DAS, shows the worker is not stuck."""
+        if record.kind in (RecordKind.CYCLE, RecordKind.WAITING):
+            self._progress, self._progress_at = record, self.parts.clock()
+
+    def _publish_listener(self, now: float) -> None:
+        """The listener's connection and loss counters, as a record (the status page's and metrics' source)."""
+        if self.listener is None or now - self._listener_at < LISTENER_EVERY_S:
             return
-        if self.worker is None:
+        self._listener_at = now
+        try:
+            state = dict(self.listener.state())
+        except Exception:
+            log.exception("reading the listener's state failed")
             return
-        st = self.worker.state
-        # WATCHDOG only while the session shows progress: a hung script stops the pings and systemd acts
-        limit = max(self.config.update_every * 3, self.config.watchdog_threshold)
-        if time.monotonic() - st.heartbeat < limit:
-            self.parts.notifier.watchdog()
-        self.parts.notifier.status(
-            f"{st.phase}: run {st.run_number}, {st.cycles} cycles, "
-            f"{st.events_accumulated} events, "
-            f"{st.proc_errors + st.post_proc_errors} script errors"
+        counters = {k: v for k, v in state.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        self.records.emit(
+            RecordKind.LISTENER,
+            0,
+            connected=bool(state.get("connected")),
+            address=str(state.get("address", self.runtime.where)),
+            counters=counters,
+            last_error=str(state.get("last_error") or ""),
         )
+
+    def health(self, now: float) -> tuple[bool, str]:
+        """(whether to feed systemd's watchdog, what STATUS says). Fed while cycles complete, while the session
+        waits on the DAS, and while the daemon waits for scripts; not while a cycle is stuck."""
+        if self.scripts.waiting is not None:
+            return True, f"waiting for scripts: {self.scripts.waiting}"
+        worker = self.worker
+        if worker is None:
+            return True, "starting"
+        limit = max(3 * self.config.update_every, self.config.watchdog_threshold)
+        quiet = max(now - self._progress_at, worker.busy_seconds())
+        if quiet > limit:
+            return False, f"stuck: no cycle completed for {quiet:.0f} s (the watchdog is no longer fed)"
+        record = self._progress
+        if record is None:
+            return True, "starting: waiting for the first cycle"
+        if record.kind is RecordKind.WAITING:
+            return True, f"waiting on the DAS: {record.data.reason}"
+        d = record.data
+        errors = sum(self.status.snapshot(memory=False)["errors_total"].values())
+        idle = d.run_status in ("NO_RUN", "END_RUN") and not d.events
+        return True, (
+            f"{'idle' if idle else 'running'}: run {d.run_number}, {record.cycle} cycles, "
+            f"{d.events_accumulated} events, {errors} script errors"
+        )
+
+    def _feed_systemd(self, now: float) -> None:
+        notifier = self.parts.notifier
+        healthy, text = self.health(now)
+        if not self._ready:
+            connected = self._listener_connected()
+            waited = now - self._started_at
+            if connected or waited >= self.config.ready_grace:
+                self._ready = True
+                notifier.ready()
+                if not connected:
+                    text = f"{text} (the DAS was not reachable within {self.config.ready_grace:.0f} s)"
+                    log.warning("telling systemd the service is ready although %s", text)
+        every = self.parts.watchdog_every
+        if every and healthy and now - self._watchdog_at >= every:
+            self._watchdog_at = now
+            notifier.watchdog()
+        if text != self._status_text or now - self._status_at >= SYSTEMD_EVERY_S:
+            self._status_text, self._status_at = text, now
+            notifier.status(text)
+
+    def _listener_connected(self) -> bool:
+        if self.listener is None:
+            return False
+        try:
+            return bool(self.listener.state().get("connected"))
+        except Exception:
+            return False
 
     # -- signals ----------------------------------------------------------------------------------
     @contextlib.contextmanager

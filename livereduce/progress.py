@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livereduce.records import Record
+from livereduce.records import CycleSummary, Record
 
 
 @dataclass
@@ -59,42 +59,42 @@ class ProgressLog:
     def _on_cycle(self, record: Record) -> None:
         d, now = record.data, self.clock()
         self._waiting_since = None
-        if d["events"]:
+        if d.events:
             self._last_events = now
         self._warn_outside(d)
         if now - self._last_line < self.min_interval:
             return
         self._last_line = now
-        run = f"run {d['run_number']}" if d["run_status"] != "NO_RUN" else "no run"
+        run = f"run {d.run_number}" if d.run_status != "NO_RUN" else "no run"
         parts = [
-            f"cycle {record.cycle}: {run} ({d['run_status']})",
-            f"chunk {d['events']:,} events",
-            f"run {d['events_in_run']:,} events",
-            f"accumulated {d['events_accumulated']:,}",
-            f"outside bins {d['events_outside_bins']:,}",
+            f"cycle {record.cycle}: {run} ({d.run_status})",
+            f"chunk {d.events:,} events",
+            f"run {d.events_in_run:,} events",
+            f"accumulated {d.events_accumulated:,}",
+            f"outside bins {d.events_outside_bins:,}",
         ]
-        if d["events_carried"]:
-            parts.append(f"carried {d['events_carried']:,}")
-        parts.append(f"proc {_ms(d['proc_seconds'])}, post_proc {_ms(d['post_proc_seconds'])}")
-        parts.append(f"accumulation {d['accumulation_bytes'] / 1e6:.1f} MB")
+        if d.events_carried:
+            parts.append(f"carried {d.events_carried:,}")
+        parts.append(f"proc {_ms(d.proc_seconds)}, post_proc {_ms(d.post_proc_seconds)}")
+        parts.append(f"accumulation {d.accumulation_bytes / 1e6:.1f} MB")
         quiet = now - self._last_events
         if quiet >= self.quiet_after:
             parts.append(f"no events for {quiet:.0f} s")
         self.log.info(", ".join(parts))
 
-    def _warn_outside(self, d: dict) -> None:
-        outside, total = d["events_outside_bins"], d["events_in_run"]
+    def _warn_outside(self, d: CycleSummary) -> None:
+        outside, total = d.events_outside_bins, d.events_in_run
         if not outside or not total or outside < self.outside_warn_fraction * total:
             return
-        if self._outside_warned_run == d["run_number"]:
+        if self._outside_warned_run == d.run_number:
             return
-        self._outside_warned_run = d["run_number"]
+        self._outside_warned_run = d.run_number
         self.log.warning(
             "%s of %s events of run %d (%.0f %%) fell outside the bins they were histogrammed into "
             "and are not counted (Mantid's rule); widen Rebin's Params to keep them",
             f"{outside:,}",
             f"{total:,}",
-            d["run_number"],
+            d.run_number,
             100.0 * outside / total,
         )
 
@@ -108,14 +108,14 @@ class ProgressLog:
             self.log.info(
                 "still waiting for data after %.0f s: %s",
                 now - self._waiting_since,
-                record.data.get("reason", ""),
+                record.data.reason,
             )
 
     # -- script errors ----------------------------------------------------------------------------
     def _on_script_error(self, record: Record) -> None:
         d = record.data
-        key = (d["file"], d["line"], d["message"])
-        streak = self._errors.get(d["script"])
+        key = (d.file, d.line, d.message)
+        streak = self._errors.get(d.script)
         if streak is not None and streak.key == key:
             streak.count += 1
             streak.failed_cycles += 1
@@ -123,15 +123,15 @@ class ProgressLog:
                 "script error in cycle %d (the same as before, %d times in a row): %s",
                 record.cycle,
                 streak.count,
-                d["message"],
+                d.message,
             )
             return
-        self._errors[d["script"]] = _ErrorStreak(key, failed_cycles=streak.failed_cycles + 1 if streak else 1)
+        self._errors[d.script] = _ErrorStreak(key, failed_cycles=streak.failed_cycles + 1 if streak else 1)
         self.log.error(
             "script error in cycle %d: %s\n%s",
             record.cycle,
-            d["message"],
-            (d.get("traceback") or "").rstrip(),
+            d.message,
+            (d.traceback or "").rstrip(),
         )
 
     def _script_ok(self, record: Record, script: str) -> None:

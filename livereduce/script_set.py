@@ -48,6 +48,7 @@ class ScriptSet:
         self.runtime, self.allow_insecure = runtime, allow_insecure
         self.scripts: dict[str, Script | None] = dict.fromkeys(KINDS)
         self.texts: dict[str, bytes] = {}
+        self.loaded_at: dict[str, float] = {}  # kind → wall time its current script was accepted
         self.waiting: str | None = None  # why there are no usable scripts yet
         self._retry_at = 0.0
         self._retry_delay = 2.0
@@ -59,6 +60,14 @@ class ScriptSet:
 
     def md5s(self) -> dict[str, str | None]:
         return {k: s.md5 if s else None for k, s in self.scripts.items()}
+
+    def describe(self) -> list[dict]:
+        """The scripts in use, for the status page: kind, path, md5 and when it was accepted."""
+        return [
+            {"kind": k, "path": s.path, "md5": s.md5, "loaded_at": self.loaded_at.get(k)}
+            for k, s in self.scripts.items()
+            if s is not None
+        ]
 
     def retry_due(self) -> bool:
         return self.waiting is not None and time.monotonic() >= self._retry_at
@@ -83,6 +92,9 @@ class ScriptSet:
         for kind in KINDS:
             if kind in loaded:
                 script, self.texts[kind] = loaded[kind]
+                previous = self.scripts[kind]
+                if previous is None or previous.md5 != script.md5:
+                    self.loaded_at[kind] = time.time()
                 self.scripts[kind] = script
                 log.info("using %s script %s (md5 %s)", kind, script.path, script.md5)
             else:
@@ -155,4 +167,5 @@ class ScriptSet:
             "%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5
         )
         self.scripts[kind], self.texts[kind] = script, text
+        self.loaded_at[kind] = time.time()
         return Change(kind, script, text, current)

@@ -309,6 +309,8 @@ class Session:
             post_proc_seconds=st.post_proc_seconds,
             accumulation_bytes=st.accumulation_bytes,
             cycle_seconds=st.cycle_seconds,
+            event_rate=st.event_rate,
+            events_dropped=st.events_dropped,
         )
         return self._transition(status)
 

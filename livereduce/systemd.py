@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 
 
 def notify(message: str) -> bool:
@@ -36,3 +37,17 @@ def watchdog() -> bool:
 
 def stopping() -> bool:
     return notify("STOPPING=1")
+
+
+def watchdog_every(environ: Mapping[str, str] | None = None, pid: int | None = None) -> float | None:
+    """Seconds between WATCHDOG=1 pings: half of $WATCHDOG_USEC, as sd_watchdog_enabled(3) advises; None when
+    systemd does not watch this process (no WatchdogSec, or $WATCHDOG_PID names another process)."""
+    env = os.environ if environ is None else environ
+    try:
+        usec = int(env.get("WATCHDOG_USEC", "0"))
+        owner = int(env.get("WATCHDOG_PID", "0"))
+    except ValueError:
+        return None
+    if usec <= 0 or (owner and owner != (os.getpid() if pid is None else pid)):
+        return None
+    return usec / 2e6

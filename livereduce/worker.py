@@ -43,6 +43,7 @@ from livereduce.listeners.base import Listener, RunStatus, StartFrom
 from livereduce.records import Record, RecordKind
 from livereduce.scripts import compile_script
 from livereduce.session import Session, SessionState, Taken, take_from
+from livereduce.status.plot import PlotPublisher
 from livereduce.workspace.events import EventWorkspace
 
 log = logging.getLogger("livereduce.worker")
@@ -98,12 +99,12 @@ class Checkpointer:
         if record.kind is not RecordKind.CYCLE or not self.state_dir:
             return
         data = record.data
-        run = int(data["run_number"] or 0)
+        run = int(data.run_number or 0)
         if self._last_run and run and run != self._last_run:
             checkpoints.archive(self.state_dir, f"run-{self._last_run}-done")
         if run:
             self._last_run = run
-        if record.cycle % self.every == 0 or data["run_status"] == RunStatus.END_RUN.name:
+        if record.cycle % self.every == 0 or data.run_status == RunStatus.END_RUN.name:
             self.write(record.cycle)
 
     def write(self, cycle: int) -> None:
@@ -177,6 +178,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     )
     checkpointer = Checkpointer(session, spec, lambda cycle: send(("checkpointed", cycle)))
     session.records.subscribe(checkpointer)
+    session.records.subscribe(PlotPublisher(session))
 
     def receive() -> None:
         while True:
@@ -374,6 +376,7 @@ class ThreadWorker:
         self.session.records.subscribe(emit)
         self._checkpointer = Checkpointer(self.session, spec, lambda cycle: None)
         self.session.records.subscribe(self._checkpointer)
+        self.session.records.subscribe(PlotPublisher(self.session))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="session", daemon=True)
 

@@ -108,6 +108,7 @@ class Running:
                 memory_guard=guard,
                 notifier=self.notifier,
                 worker=ThreadWorker,
+                watchdog_every=0.05,  # as if systemd set WATCHDOG_USEC=100000
             ),
             config_path=str(self.config_path),
         )

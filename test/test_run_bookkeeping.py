@@ -137,7 +137,7 @@ def test_a_run_is_labelled_by_its_own_number_when_the_listener_has_moved_on(ads)
     )
     transitions = []
     session.records.subscribe(
-        lambda r: transitions.append(r.data["run_number"]) if r.kind == "run_transition" else None
+        lambda r: transitions.append(r.data.run_number) if r.kind == "run_transition" else None
     )
     try:
         deadline = time.monotonic() + 30
