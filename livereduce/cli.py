@@ -82,14 +82,21 @@ def cmd_check(args) -> int:
     return run_check(args.config)
 
 
+def cmd_status(args) -> int:
+    from livereduce.status.client import main as status_main
+
+    return status_main(args.config, args.url, args.json)
+
+
 # fake DAS servers, named after the listener that reads them; the second name is the older one, kept
 SERVERS = {
     "fake-adara": ("livereduce.servers.adara", "fake-sms", "fake SNS ADARA stream server (an SMS)"),
     "fake-isis-histogram": ("livereduce.servers.isis_histogram", "fake-dae", "fake ISIS histogram DAE"),
     "fake-isis-event": ("livereduce.servers.isis_event", "fake-event-dae", "fake ISIS event DAE"),
+    "fake-kafka": ("livereduce.servers.fake_kafka", "", "fake Kafka producer (ESS FlatBuffers topics)"),
 }
-SERVER_NAMES = {alias: name for name, (_, old, _) in SERVERS.items() for alias in (name, old)}
-COMMANDS = {"run", "check", *SERVER_NAMES}
+SERVER_NAMES = {alias: name for name, (_, old, _) in SERVERS.items() for alias in (name, old) if alias}
+COMMANDS = {"run", "check", "geometry", "status", *SERVER_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,8 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate config and scripts, dry-run the scripts on synthetic data")
     p.add_argument("config", nargs="?", default=None)
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("status", help="show the running daemon's status (its /status page, for a terminal)")
+    p.add_argument("config", nargs="?", default=None, help="config naming the status host and port")
+    p.add_argument("--url", help="the daemon's status URL (default: from the config's status.host/port)")
+    p.add_argument("--json", action="store_true", help="print the /status JSON as it is")
+    p.set_defaults(func=cmd_status)
+    from livereduce.instrument.report import add_parser as add_geometry
+
+    add_geometry(sub)  # livereduce geometry IDF_FILE [--ids ...] [--json]
     for name, (_, old, text) in SERVERS.items():
-        sub.add_parser(name, aliases=[old], help=f"{text} (see {name} --help)")
+        sub.add_parser(name, aliases=[old] if old else [], help=f"{text} (see {name} --help)")
     return parser
 
 

@@ -35,7 +35,8 @@ class DaemonProcess:
     def __init__(self, tmp_path: Path, config: dict, *, args: tuple[str, ...] = ()):
         self.dir = tmp_path
         self.log_path = tmp_path / "livereduce.log"
-        config = {"log_file": str(self.log_path), **config}
+        # the status page on a free port (the default 8140 would be shared by daemons of parallel tests)
+        config = {"log_file": str(self.log_path), "status": {"port": 0}, **config}
         self.config_path = tmp_path / "livereduce.conf"
         self.config_path.write_text(json.dumps(config, indent=2))
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
@@ -120,7 +121,7 @@ def run_once(
 ) -> subprocess.CompletedProcess:
     """Run the CLI to completion (config errors, `check`) and return its result."""
     path = tmp_path / "livereduce.conf"
-    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    path.write_text(config if isinstance(config, str) else json.dumps({"status": {"port": 0}, **config}))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / "livereduce.py"), *args, str(path)],

@@ -31,7 +31,9 @@ def setup(tmp_path: Path, **extra) -> dict:
 
 def write_config(tmp_path: Path, config: dict) -> Path:
     path = tmp_path / "livereduce.conf"
-    path.write_text(json.dumps({"log_file": str(tmp_path / "livereduce.log"), **config}))
+    path.write_text(
+        json.dumps({"log_file": str(tmp_path / "livereduce.log"), "status": {"port": 0}, **config})
+    )
     path.chmod(0o644)
     return path
 

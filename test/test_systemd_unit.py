@@ -391,7 +391,9 @@ def test_the_daemon_runs_as_the_unit_runs_it(readonly_install, unit):
         # the shipped example, with what an operator sets for their site: the DAS, the scripts, the cadence
         shipped = json.loads((REPO / "rpm" / "livereduce.conf.example").read_text())
         assert "log_file" not in shipped and "state_dir" not in shipped  # the defaults the unit provides
-        shipped.update(address=f"127.0.0.1:{port}", script_dir=str(scripts), update_every=0.5)
+        shipped.update(
+            address=f"127.0.0.1:{port}", script_dir=str(scripts), update_every=0.5, status={"port": 0}
+        )
         config.write_text(json.dumps(shipped, indent=2))
         config.chmod(0o644)
         notify = Notifications(base / "notify")
