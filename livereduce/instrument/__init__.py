@@ -1,0 +1,6 @@
+"""Instrument geometry from Mantid instrument definition files (IDF XML): see docs/geometry.md."""
+
+from livereduce.instrument.idf import MAX_PIXELS, parse_idf, read_idf
+from livereduce.instrument.model import InstrumentGeometry, ReferenceFrame
+
+__all__ = ["MAX_PIXELS", "InstrumentGeometry", "ReferenceFrame", "parse_idf", "read_idf"]
