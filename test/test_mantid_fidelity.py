@@ -6,6 +6,8 @@ worked by hand in the comment beside it; none is copied from livereduce's own ou
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -254,3 +256,121 @@ def test_python_algorithm_subscribed_is_callable_with_mantid_rules(ads, monkeypa
     finally:
         vars(simpleapi).pop("ScaleCounts", None)
         simpleapi._ALGS.pop("ScaleCounts", None)
+
+
+# -- 3. workspace methods ------------------------------------------------------------------------------------
+
+
+def three_spectra(**extra) -> EventWorkspace:
+    """L1 10 m; spectra of detectors 1, 2, 3 at L2 2, 2, 3 m, 2θ 90°, 45°, 60°, azimuth 0°, 90°, 180°;
+    events at pulses 2024-01-01T00:00:05 and :07 (one each) plus one at :06."""
+    spectra = Spectra.one_to_one(
+        [1, 2, 3],
+        l1=10.0,
+        l2=[2.0, 2.0, 3.0],
+        two_theta=[np.pi / 2, np.pi / 4, np.pi / 3],
+        azimuthal=[0.0, np.pi / 2, np.pi],
+        instrument="TESTINST",
+    )
+    for key, value in extra.items():
+        setattr(spectra, key, value)
+    t0 = np.datetime64("2024-01-01T00:00:05", "ns").astype(np.int64)
+    pulses = np.array([t0, t0 + 2 * 10**9, t0 + 10**9], np.int64)  # 05, 07, 06: not in time order
+    return EventWorkspace(
+        spectra,
+        EventColumns(
+            np.array([0, 1, 2], np.uint32), np.array([100.0, 200.0, 300.0]), np.array([0, 1, 2]), pulses
+        ),
+    )
+
+
+class StubGeometry:
+    """The InstrumentGeometry interface the workspace reads (livereduce.instrument builds the real one)."""
+
+    det_ids = np.array([1, 2, 3])
+    positions = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, -1.0, 1.0]])
+    source = np.array([0.0, 0.0, -20.0])
+    sample = np.array([0.0, 0.0, 0.0])
+    params: ClassVar[dict] = {"Gauss": 0.5, "mode": "HighFlux", "enabled": True}
+
+    def index_of(self, ids):
+        return np.searchsorted(self.det_ids, np.asarray(ids))
+
+    def parameter(self, name, component=None):
+        return self.params.get(name)
+
+    def number_parameter(self, name, component=None):
+        v = self.params.get(name)
+        return [float(v)] if isinstance(v, float) else []
+
+    def string_parameter(self, name, component=None):
+        v = self.params.get(name)
+        return [v] if isinstance(v, str) else []
+
+
+def test_instrument_source_sample_and_detectors_in_mantids_frame():
+    ws = three_spectra()
+    inst = ws.getInstrument()
+    # Mantid's frame: beam along +z, sample at the origin, so the source is at (0, 0, -L1).
+    assert inst.getName() == "TESTINST"
+    assert list(inst.getSource().getPos()) == [0.0, 0.0, -10.0] and list(inst.getSample().getPos()) == [
+        0,
+        0,
+        0,
+    ]
+    assert inst.getSample().getPos().distance(inst.getSource().getPos()) == 10.0
+    # spectrum 1: L2 2, 2θ 45°, φ 90° → 2·(sin45·cos90, sin45·sin90, cos45) = (0, √2, √2)
+    det = ws.getDetector(1)
+    np.testing.assert_allclose(list(det.getPos()), [0.0, np.sqrt(2), np.sqrt(2)], atol=1e-12)
+    beam = inst.getSample().getPos() - inst.getSource().getPos()
+    assert det.getTwoTheta(inst.getSample().getPos(), beam) == pytest.approx(np.pi / 4)
+    assert det.getID() == 2 and inst.getDetector(3).getPos().X() == pytest.approx(-3 * np.sqrt(3) / 2)
+    # no instrument definition: no parameters, and Mantid answers an absent parameter with []
+    assert inst.getNumberParameter("Gauss") == [] and inst.getStringParameter("mode") == []
+
+
+def test_instrument_parameters_and_positions_from_the_definition():
+    ws = three_spectra(geometry=StubGeometry())
+    inst = ws.getInstrument()
+    assert inst.getNumberParameter("Gauss") == [0.5] and inst.getStringParameter("mode") == ["HighFlux"]
+    assert inst.getNumberParameter("mode") == [] and inst.getStringParameter("absent") == []
+    assert inst.getBoolParameter("enabled") == [True]
+    assert list(inst.getSource().getPos()) == [0.0, 0.0, -20.0]  # the definition's source, not -L1
+    # detector 2 sits at (0, 1, 1): L2 √2, 2θ 45° from the +z beam
+    info = ws.spectrumInfo()
+    assert info.l2(1) == pytest.approx(np.sqrt(2)) and info.twoTheta(1) == pytest.approx(np.pi / 4)
+    assert info.l1() == 20.0
+
+
+def test_spectrum_info_and_detector_info_with_a_mask():
+    ws = three_spectra(masked=np.array([False, True, False]))
+    info = ws.spectrumInfo()
+    # spectrum 2: L2 3, 2θ 60°, φ 180° → (-3·sin60, 0, 3·cos60) = (-2.598…, 0, 1.5)
+    np.testing.assert_allclose(list(info.position(2)), [-3 * np.sqrt(3) / 2, 0.0, 1.5], atol=1e-12)
+    assert (info.size(), info.l1(), info.l2(2)) == (3, 10.0, pytest.approx(3.0))
+    assert info.twoTheta(2) == pytest.approx(np.pi / 3) and info.twoTheta(0) == pytest.approx(np.pi / 2)
+    assert [info.isMasked(i) for i in range(3)] == [False, True, False]
+    dets = ws.detectorInfo()
+    assert dets.size() == 3 and dets.indexOf(2) == 1 and dets.isMasked(dets.indexOf(2))
+    assert dets.l2(0) == pytest.approx(2.0) and list(dets.samplePosition()) == [0, 0, 0]
+
+
+def test_workspace_methods_scripts_call():
+    from livereduce.workspace.dates import DateAndTime
+
+    ws = three_spectra()
+    # events at pulses :05, :07, :06 → min :05, max :07 (Mantid returns DateAndTime)
+    assert ws.getPulseTimeMin() == DateAndTime("2024-01-01T00:00:05")
+    assert ws.getPulseTimeMax().toISO8601String() == "2024-01-01T00:00:07"
+    assert ws.getSpectrumNumbers() == [1, 2, 3] and ws.isHistogramData()
+    assert not ws.hasMaskedBins(0) and ws.readDx(0).tolist() == [0.0]  # one bin, no X errors kept
+    assert ws.YUnit() == "Counts" and ws.YUnitLabel() == "Counts"
+    ws.setYUnitLabel("Normalised counts")
+    assert ws.YUnitLabel() == "Normalised counts" and ws.YUnit() == "Counts"
+    # Mantid: setTitle also sets the run's run_title, which getTitle reads back
+    ws.setTitle("vanadium rod")
+    assert ws.getTitle() == "vanadium rod" and ws.getRun().getProperty("run_title").value == "vanadium rod"
+    assert ws.getComment() == ""
+    hist = registry.call("Rebin", ws, OutputWorkspace="h", Params="0,400,400", PreserveEvents=False)
+    with pytest.raises(RuntimeError, match="no pulse times"):
+        hist.getPulseTimeMin()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from livereduce.mantidapi.dates import DateAndTime, time_duration
 from livereduce.mantidapi.logger import Logger, logger
 from livereduce.mantidapi.properties import (
     BoolPropertyWithValue,
@@ -28,6 +27,7 @@ from livereduce.mantidapi.properties import (
     StringTimeSeriesProperty,
     TimeSeriesProperty,
 )
+from livereduce.workspace.dates import DateAndTime, time_duration
 
 
 class _Info(str):

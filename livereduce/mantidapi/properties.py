@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from livereduce.mantidapi.dates import DateAndTime
+from livereduce.workspace.dates import DateAndTime
 from livereduce.workspace.run import Property as _RunProperty
 from livereduce.workspace.run import TimeSeries as _TimeSeries
 

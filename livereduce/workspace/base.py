@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from livereduce.workspace.dates import DateAndTime
+from livereduce.workspace.instrument_view import Component, DetectorInfo, Instrument, SpectrumInfo
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
@@ -113,6 +115,9 @@ class MatrixWorkspace:
         self.monitors = monitors
         self._name = ""
         self.events_outside_bins = 0  # events histogrammed into this workspace that fell outside its bins
+        self.y_unit = "Counts"  # Mantid's YUnit of raw data (LoadEventNexus and the live listeners set it)
+        self.y_unit_label = ""
+        self.comment = ""
 
     # -- identity ---------------------------------------------------------------------------
     def name(self) -> str:
@@ -165,11 +170,82 @@ class MatrixWorkspace:
             raise RuntimeError(f"workspace '{self._name}' has no monitor workspace")
         return self.monitors
 
-    def getInstrument(self):
-        return _Instrument(self.spectra)
+    def getInstrument(self) -> Instrument:
+        return Instrument(self.spectra)
+
+    def getDetector(self, index: int) -> Component:
+        """The detector(s) of the spectrum at workspace index `index` (a group's position is their mean)."""
+        self._check_index(index)
+        info = SpectrumInfo(self.spectra)
+        ids = self.spectra.detector_ids(index)
+        return Component("", info.position(index), ids, info.isMasked(index))
+
+    def spectrumInfo(self) -> SpectrumInfo:
+        return SpectrumInfo(self.spectra)
+
+    def detectorInfo(self) -> DetectorInfo:
+        return DetectorInfo(self.spectra)
 
     def getTitle(self) -> str:
         return str(self.run_info["run_title"].value) if self.run_info.hasProperty("run_title") else ""
+
+    def setTitle(self, title: str) -> None:
+        """As Mantid: the title is also the run's `run_title` property."""
+        self.run_info.set("run_title", str(title))
+
+    def getComment(self) -> str:
+        return self.comment
+
+    def setComment(self, comment: str) -> None:
+        self.comment = str(comment)
+
+    def YUnit(self) -> str:
+        return self.y_unit
+
+    def setYUnit(self, unit: str) -> None:
+        self.y_unit = str(unit)
+
+    def YUnitLabel(self, useLatex: bool = False, plotAsDistribution: bool = False) -> str:
+        """The label set by setYUnitLabel, else the YUnit (Mantid's default label)."""
+        return self.y_unit_label or self.y_unit
+
+    def setYUnitLabel(self, label: str) -> None:
+        self.y_unit_label = str(label)
+
+    def isHistogramData(self) -> bool:
+        return True
+
+    def hasMaskedBins(self, index: int) -> bool:
+        """Bins masked by MaskBins: the embedded engine has no bin masking, so never."""
+        self._check_index(index)
+        return False
+
+    def hasDx(self, index: int) -> bool:
+        return False
+
+    def readDx(self, index: int) -> np.ndarray:
+        """X errors: none are kept, so zeros, one per point (bin) as Mantid's Dx."""
+        self._check_index(index)
+        return np.zeros(self.blocksize())
+
+    def getPulseTimeMin(self) -> DateAndTime:
+        """The earliest pulse time of any event (Mantid: DateAndTime's maximum when there are none)."""
+        times = self._pulse_times()
+        return DateAndTime.from_unix_ns(int(times.min())) if times.size else DateAndTime.maximum()
+
+    def getPulseTimeMax(self) -> DateAndTime:
+        """The latest pulse time of any event (Mantid: DateAndTime's minimum when there are none)."""
+        times = self._pulse_times()
+        return DateAndTime.from_unix_ns(int(times.max())) if times.size else DateAndTime.minimum()
+
+    def _pulse_times(self) -> np.ndarray:
+        events = getattr(self, "events", None)
+        if events is None:
+            raise RuntimeError(
+                f"'{self._name}' is a histogram workspace: it has no events, so no pulse times"
+            )
+        used = np.unique(events.pulse)  # distinct pulses first: the table is far smaller than the events
+        return events.pulse_times[used]
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.getNumberHistograms():
@@ -224,16 +300,3 @@ class MatrixWorkspace:
 
     def nbytes(self) -> int:
         raise NotImplementedError
-
-
-class _Instrument:
-    """Just enough of Mantid's Instrument for scripts that ask for the name and L1."""
-
-    def __init__(self, spectra: Spectra):
-        self._s = spectra
-
-    def getName(self) -> str:
-        return self._s.instrument
-
-    def getL1(self) -> float:
-        return self._s.l1

@@ -2,12 +2,16 @@
 
 Detector ids are stored flat with offsets (CSR), so 10^5 spectra cost a few arrays, not 10^5 Python objects.
 Geometry is per spectrum: L2 (m), 2θ and azimuth (rad); L1 (m) is one number per instrument. Unknown
-geometry is NaN, and algorithms that need it say so.
+geometry is NaN, and algorithms that need it say so. Optional: `geometry`, the instrument's full description
+when known (livereduce.instrument's InstrumentGeometry: per-detector positions, source, sample, <parameter>s;
+read by duck typing, as this package imports nothing above itself), and `masked`, a per-spectrum mask flag
+(MaskDetectors; None when nothing is masked).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +27,12 @@ class Spectra:
     l1: float = float("nan")  # m, source to sample
     instrument: str = ""
     extra: dict = field(default_factory=dict)  # listener-specific facts (e.g. IDF XML)
+    geometry: Any = None  # InstrumentGeometry when the instrument definition is known
+    masked: np.ndarray | None = None  # bool [n]: spectrum i's detectors are masked
+
+    def is_masked(self) -> np.ndarray:
+        """bool [n]: which spectra are masked."""
+        return np.zeros(len(self), bool) if self.masked is None else self.masked
 
     @classmethod
     def one_to_one(
@@ -80,6 +90,8 @@ class Spectra:
             self.l1,
             self.instrument,
             dict(self.extra),
+            self.geometry,
+            None if self.masked is None else self.masked[idx].copy(),
         )
 
     def concat(self, other: Spectra) -> Spectra:
@@ -94,6 +106,10 @@ class Spectra:
             self.l1,
             self.instrument,
             dict(self.extra),
+            self.geometry,
+            None
+            if self.masked is None and other.masked is None
+            else np.concatenate([self.is_masked(), other.is_masked()]),
         )
 
     def copy(self) -> Spectra:
@@ -107,6 +123,8 @@ class Spectra:
             self.l1,
             self.instrument,
             dict(self.extra),
+            self.geometry,
+            None if self.masked is None else self.masked.copy(),
         )
 
     def has_geometry(self) -> bool:

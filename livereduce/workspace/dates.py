@@ -45,6 +45,19 @@ class DateAndTime:
         else:
             self.unix_ns = int(value) + _EPOCH_1990_NS
 
+    @classmethod
+    def from_unix_ns(cls, ns: int) -> DateAndTime:
+        """From ns since 1970-01-01 (livereduce's time base)."""
+        return cls(int(ns) - _EPOCH_1990_NS)
+
+    @classmethod
+    def maximum(cls) -> DateAndTime:
+        return cls(np.iinfo(np.int64).max - _EPOCH_1990_NS)
+
+    @classmethod
+    def minimum(cls) -> DateAndTime:
+        return cls(np.iinfo(np.int64).min + 1)
+
     def totalNanoseconds(self) -> int:
         return self.unix_ns - _EPOCH_1990_NS
 
