@@ -14,7 +14,13 @@ import os
 
 import numpy as np
 
-from livereduce.algorithms._util import grouped_spectra, remap_events, require_matrix
+from livereduce.algorithms._util import (
+    first_listed_group,
+    grouped_spectra_sorted,
+    remap_events,
+    require_matrix,
+    sum_rows,
+)
 from livereduce.algorithms.binning import rebin_arrays
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
@@ -46,6 +52,30 @@ def read_cal_file(path: str) -> dict[int, int]:
     return groups
 
 
+_CAL_CACHE: dict[str, tuple[tuple[int, int, int], np.ndarray, np.ndarray]] = {}
+
+
+def cal_groups(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(detector ids sorted, their groups) of a .cal file, read-only; parsed again only when the file changes
+    (size, mtime or inode), since proc scripts focus with the same file every chunk."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        read_cal_file(path)  # raises the "does not exist" error
+        raise
+    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    hit = _CAL_CACHE.get(path)
+    if hit is None or hit[0] != key:
+        det_group = read_cal_file(path)
+        ids = np.fromiter(det_group, np.int64, len(det_group))
+        groups = np.fromiter(det_group.values(), np.int64, len(det_group))
+        order = np.argsort(ids)
+        ids, groups = ids[order], groups[order]
+        ids.flags.writeable = groups.flags.writeable = False
+        hit = _CAL_CACHE[path] = (key, ids, groups)
+    return hit[1], hit[2]
+
+
 def _group_edges(e2: np.ndarray, nbins: int) -> np.ndarray:
     lo, hi = float(np.min(e2[:, 0])), float(np.max(e2[:, -1]))
     if lo > 0:
@@ -53,7 +83,8 @@ def _group_edges(e2: np.ndarray, nbins: int) -> np.ndarray:
     return np.linspace(lo, hi, nbins + 1)
 
 
-def focus(ws, det_group: dict[int, int], preserve_events: bool = True):
+def focus(ws, det_group: dict[int, int] | tuple[np.ndarray, np.ndarray], preserve_events: bool = True):
+    """`det_group`: {detector id: group}, or (detector ids sorted, their groups) as cal_groups gives."""
     require_matrix(ws, "DiffractionFocussing")
     if ws.x_unit.unit_id != "dSpacing":
         raise AlgorithmError(
@@ -61,30 +92,33 @@ def focus(ws, det_group: dict[int, int], preserve_events: bool = True):
             f"run ConvertUnits(Target='dSpacing') first"
         )
     s = ws.spectra
-    spec_group = np.zeros(len(s), np.int64)
-    for i in range(len(s)):
-        for d in s.detector_ids(i):
-            g = det_group.get(int(d))
-            if g is not None:
-                spec_group[i] = g
-                break
-    numbers = np.unique(spec_group[spec_group > 0])
+    if isinstance(det_group, dict):
+        ids = np.fromiter(det_group, np.int64, len(det_group))
+        groups = np.fromiter(det_group.values(), np.int64, len(det_group))
+        order = np.argsort(ids)
+        ids, groups = ids[order], groups[order]
+    else:
+        ids, groups = det_group
+    spec_group = first_listed_group(s, ids, groups)
+    grouped = np.flatnonzero(spec_group > 0)
+    numbers, group_of = np.unique(spec_group[grouped], return_inverse=True)
     if numbers.size == 0:
         raise AlgorithmError("DiffractionFocussing: no spectrum's detectors are in any group of the file")
-    members = [np.flatnonzero(spec_group == g) for g in numbers]
-    spectra = grouped_spectra(s, members, numbers)
     new_index = np.full(len(s), -1, np.int64)
-    for k, m in enumerate(members):
-        new_index[m] = k
+    new_index[grouped] = group_of
+    counts = np.bincount(group_of, minlength=numbers.size)
+    members_flat = grouped[np.argsort(group_of, kind="stable")]  # each group's spectra, in index order
+    spectra = grouped_spectra_sorted(s, members_flat, counts, numbers)
     shared = ws.edges.ndim == 1
+    if shared and not isinstance(ws, EventWorkspace):
+        y = sum_rows(ws.values, new_index, numbers.size)
+        v = sum_rows(ws.variances, new_index, numbers.size)
+        return ws.with_data(y, v, ws.edges.copy(), spectra)
+    members = np.split(members_flat, np.cumsum(counts)[:-1]) if not shared else []
     if isinstance(ws, EventWorkspace):
         edges = ws.edges if shared else np.array([_group_edges(ws.edges[m], ws.blocksize()) for m in members])
         out = ws.with_events(remap_events(ws.events, new_index), edges=edges, spectra=spectra)
         return out if preserve_events else out.histogram()
-    if shared:
-        y = np.array([ws.values[m].sum(axis=0) for m in members])
-        v = np.array([ws.variances[m].sum(axis=0) for m in members])
-        return ws.with_data(y, v, ws.edges.copy(), spectra)
     edges = np.array([_group_edges(ws.edges[m], ws.blocksize()) for m in members])
     y = np.zeros((len(members), ws.blocksize()))
     v = np.zeros_like(y)
@@ -125,4 +159,4 @@ def _focus_alg(
             "DiffractionFocussing: only GroupingFileName (a .cal file) is supported by the "
             "embedded engine; Rebin afterwards for DMin/DMax/Delta"
         )
-    return focus(InputWorkspace, read_cal_file(GroupingFileName), bool(PreserveEvents))
+    return focus(InputWorkspace, cal_groups(GroupingFileName), bool(PreserveEvents))
