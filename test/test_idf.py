@@ -19,6 +19,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -517,3 +518,69 @@ def test_cli_text_and_errors(tmp_path):
         r = run_cli(*args)
         assert r.returncode == 2 and r.stdout == "", args
         assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (args, r.stderr)
+
+
+# ---- the ADARA path: a real IDF in the GEOMETRY packet ---------------------------------------------------------
+
+
+def test_a_real_idf_in_the_geometry_packet_gives_the_full_geometry():
+    from livereduce.listeners.adara.geometry import parse_geometry
+
+    path = shared_path(IDF + "NOMAD_Definition_20170201-20220504.xml")
+    g, direct = parse_geometry(path.read_text()), read_idf(path)
+    assert (g.name, g.l1, g.monitors) == (
+        "NOMAD",
+        19.5,
+        (1, 2),
+    )  # IDF monitors -1, -2 are ADARA monitors 1, 2
+    assert np.array_equal(g.det_ids, direct.det_ids) and np.array_equal(g.l2, direct.l2)
+    assert np.array_equal(g.two_theta, direct.two_theta) and np.array_equal(g.azimuthal, direct.azimuthal)
+    # one the reader refuses: its name, no pixels (the listener then sizes spectra from `pixels`), and why
+    refused = parse_geometry(idf_text('<component type="nope"><location/></component>', name="ODD"))
+    assert refused.name == "ODD" and refused.det_ids.size == 0 and "nope" in refused.note
+
+
+def test_the_fake_sms_streams_a_real_idf_and_the_listener_reads_the_same_geometry():
+    from livereduce.errors import NotYet
+    from livereduce.listeners.adara.client import AdaraListener
+    from livereduce.listeners.base import RunStatus, StartFrom
+    from livereduce.servers.adara import FakeSMS
+
+    path = shared_path(IDF + "POWGEN_Definition_2018-05-05.xml")
+    direct = read_idf(path)
+    sms = FakeSMS(port=0, idf=path, runs=1, run_seconds=0.5, speed="unlimited", wait_for_client=True, seed=5)
+    listener = AdaraListener(f"127.0.0.1:{sms.start()}")
+    try:
+        listener.start(StartFrom("start_of_run"))
+        chunks, deadline = [], time.monotonic() + 30
+        while not chunks or listener.run_status() != RunStatus.END_RUN:
+            assert time.monotonic() < deadline, "run 1 did not end"
+            try:
+                chunks.append(listener.extract())
+            except NotYet:
+                time.sleep(0.02)
+        unmapped = listener.state()["unmapped_events_dropped"]
+    finally:
+        listener.close()
+        sms.stop()
+    spectra = chunks[-1].spectra
+    assert spectra.instrument == "PG3" and spectra.l1 == pytest.approx(direct.l1)
+    assert np.array_equal(spectra.det_ids, direct.det_ids)
+    assert np.array_equal(spectra.l2, direct.l2) and np.array_equal(spectra.two_theta, direct.two_theta)
+    assert np.array_equal(spectra.azimuthal, direct.azimuthal)
+    # the events went to POWGEN's own (sparse, 15000..1171077) ids: every one was mapped to a spectrum
+    assert unmapped == 0 and sum(c.n_events for c in chunks) == sms.sent_events_per_run[1] > 0
+
+
+def test_fake_sms_refuses_an_unusable_idf_in_one_line(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<instrument name="X"><component type="nope"><location/></component></instrument>')
+    r = subprocess.run(
+        [sys.executable, "-m", "livereduce", "fake-adara", "--port", "0", "--idf", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr, r.stderr

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from livereduce.listeners.adara import packets as P
+from livereduce.servers.adara_idf import IdfRuns, idf_source
 from livereduce.servers.adara_replay import replay_packets
 from livereduce.servers.adara_synthetic import PooledPacket, SyntheticRuns, frame, packet_head, packet_parts
 from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
@@ -61,6 +62,7 @@ class FakeSMS(TCPServer):
         gap_seconds: float = 1.0,
         speed: str = "original",
         replay: str | Path | None = None,
+        idf: str | Path | None = None,
         instrument: str = "FAKE",
         proposal: str = "IPTS-0000",
         title: str = "fake run",
@@ -79,6 +81,10 @@ class FakeSMS(TCPServer):
         self.run_seconds, self.runs, self.first_run = run_seconds, int(runs), int(first_run)
         self.gap_seconds, self.speed = gap_seconds, speed
         self.replay = Path(replay) if replay else None
+        # a real IDF: its text is the GEOMETRY packet and events go to its detector ids (ValueError if unusable)
+        self.idf = idf_source(idf) if idf else None
+        if self.idf and instrument == "FAKE":
+            instrument = self.idf[1]
         self.instrument, self.proposal, self.title = instrument, proposal, title
         self.pause_at, self.pause_for, self.error_events = pause_at, pause_for, error_events
         self.monitor_rate, self.wait_for_client = monitor_rate, wait_for_client
@@ -215,7 +221,11 @@ class FakeSMS(TCPServer):
         """The replay, or synthetic runs with this server's settings."""
         if self.replay:
             return replay_packets(self.replay)
-        return SyntheticRuns(
+        runs: type[SyntheticRuns] = SyntheticRuns
+        extra: dict[str, object] = {}
+        if self.idf is not None:
+            runs, extra = IdfRuns, {"idf_text": self.idf[0], "det_ids": self.idf[2]}
+        return runs(
             rng=self._rng,
             pixels=self.pixels,
             banks=self.banks,
@@ -231,6 +241,7 @@ class FakeSMS(TCPServer):
             pause_for=self.pause_for,
             error_events=self.error_events,
             monitor_rate=self.monitor_rate,
+            **extra,
         ).stream()
 
     def _publish(self, data: Data, time_ns: int) -> None:
@@ -309,11 +320,20 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
     p.add_argument("--pause-at", type=float, default=None, help="pause each run this many seconds in")
     p.add_argument("--pause-for", type=float, default=1.0, help="seconds each pause lasts")
     p.add_argument("--replay", default=None, help="a .adara capture or a NeXus event file")
+    p.add_argument(
+        "--idf", default=None, help="a Mantid IDF: sent as the geometry, events over its detector ids"
+    )
     p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.idf:
+        try:
+            idf_source(a.idf)  # an unusable --idf is one error line (the parse is cached for FakeSMS)
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 2
     sms = FakeSMS(
         a.host,
         a.port,
@@ -326,6 +346,7 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
         gap_seconds=a.gap_seconds,
         speed=a.speed,
         replay=a.replay,
+        idf=a.idf,
         instrument=a.instrument,
         proposal=a.proposal,
         title=a.title,

@@ -1,5 +1,6 @@
-"""Detector geometry for the ADARA listener: the GEOMETRY packet's IDF subset read into a `Geometry`, and the
-detector id → workspace index map that turns buffered events' pixel ids into spectrum indices at extract.
+"""Detector geometry for the ADARA listener: the GEOMETRY packet (a real Mantid IDF, read by
+livereduce.instrument, or the small subset the fake SMS sends) read into a `Geometry`, and the detector id →
+workspace index map that turns buffered events' pixel ids into spectrum indices at extract.
 
 Pure: no locks, no logging, no I/O (the listener calls `map_events` outside its lock).
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livereduce.instrument import InstrumentGeometry, parse_idf
 from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
 from livereduce.listeners.base import ChunkEvents
 
@@ -24,9 +26,13 @@ class Geometry:
     two_theta: np.ndarray  # rad
     azimuthal: np.ndarray  # rad
     monitors: tuple[int, ...]
+    note: str = ""  # why a real IDF gave no pixels (the reader's error), for the log
 
 
 MAX_GEOMETRY_DETECTORS = 1 << 19  # pixels the IDF subset may declare in all (a few tens of MB of arrays)
+# a real IDF: SNAP has 1.2 M pixels, TOPAZ/MANDI ~1.6 M; the reader totals declared counts before allocating
+# (~60 B per pixel while reading, so at most ~130 MB for this bound)
+MAX_IDF_DETECTORS = 1 << 21
 MAX_GEOMETRY_XML = 4 << 20  # bytes: packets.PAYLOAD_BOUNDS[GEOMETRY]
 
 
@@ -40,15 +46,42 @@ def parse_geometry(text: str, limit: int = MAX_GEOMETRY_XML) -> Geometry:
           <monitor id="1"/>                                            ADARA monitor 1 = detector id -1
         </instrument>
 
-    Spectra are ordered by detector id. A real IDF (components, types, idlists) yields its name and no pixels,
-    so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML, on XML over `limit`
-    bytes (refused before parsing) and on more than MAX_GEOMETRY_DETECTORS pixels in all (refused before any
-    array is made: a few hundred bytes of XML must not cost seconds or gigabytes).
+    Spectra are ordered by detector id. A real IDF (an <instrument> with <component>s or <type>s, as an SMS
+    sends) is read by livereduce.instrument.parse_idf (cached by the text's hash, so each run's identical
+    packet costs a hash): every detector's L2, 2θ and φ, L1 from the source and sample, and its negative
+    monitor ids as ADARA monitors (-1 → 1). One the reader refuses yields its name, no pixels and the reason in
+    `note`, so the listener falls back to the `pixels` rule. Raises ValueError on unreadable XML, on XML over
+    `limit` bytes (refused before parsing) and on more than MAX_GEOMETRY_DETECTORS pixels in all in the subset
+    (refused before any array is made: a few hundred bytes of XML must not cost seconds or gigabytes).
     """
     try:
-        return _geometry(parse_xml(text, limit))
+        root = parse_xml(text, limit)
+        if any(local_tag(el) in ("component", "type") for el in root):
+            return _from_idf(root.get("name", ""), text, limit)
+        return _geometry(root)
     except (ET.ParseError, KeyError, ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"geometry XML: {exc!r}") from None
+
+
+def from_instrument(g: InstrumentGeometry) -> Geometry:
+    """The listener's Geometry of an IDF reader's result (arrays copied: the reader's are shared, read-only)."""
+    return Geometry(
+        g.name,
+        g.l1,
+        g.det_ids.copy(),
+        g.l2.copy(),
+        g.two_theta.copy(),
+        g.azimuthal.copy(),
+        tuple(sorted(-int(m) for m in g.monitor_ids if m < 0)),  # SNS monitor ids are -1, -2, ...
+    )
+
+
+def _from_idf(name: str, text: str, limit: int) -> Geometry:
+    try:
+        return from_instrument(parse_idf(text, max_pixels=MAX_IDF_DETECTORS, limit=limit))
+    except ValueError as exc:
+        empty = np.empty(0)
+        return Geometry(name, float("nan"), np.empty(0, np.int64), empty, empty, empty, (), note=str(exc))
 
 
 def _geometry(root: ET.Element) -> Geometry:
