@@ -374,3 +374,72 @@ def test_workspace_methods_scripts_call():
     hist = registry.call("Rebin", ws, OutputWorkspace="h", Params="0,400,400", PreserveEvents=False)
     with pytest.raises(RuntimeError, match="no pulse times"):
         hist.getPulseTimeMin()
+
+
+# -- 4. WorkspaceGroup -----------------------------------------------------------------------------------------
+
+
+def test_group_api_as_mantids_documentation_shows_it(ads):
+    from livereduce.workspace.group import WorkspaceGroup
+
+    # WorkspaceGroup docs: GroupWorkspaces of ws1, ws2, ws3 → getNames() == ['ws1', 'ws2', 'ws3']
+    ns = run(
+        "ws1 = CloneWorkspace(src)\nws2 = CloneWorkspace(src)\nws3 = CloneWorkspace(src)\n"
+        "wsGroup = GroupWorkspaces([ws1, ws2, ws3])\n"
+        "names = wsGroup.getNames()\n"
+        "entries = [wsGroup.getItem(i).getName() for i in range(wsGroup.getNumberOfEntries())]\n"
+        "looped = [ws.name() for ws in wsGroup]\n"
+        "found = ['ws2' in wsGroup, 'ws9' in wsGroup]\n",
+        src=four_events(),
+    )
+    group = ns["wsGroup"]
+    assert ns["names"] == ns["entries"] == ns["looped"] == ["ws1", "ws2", "ws3"]
+    assert ns["found"] == [True, False] and group.size() == len(group) == 3 and group.id() == "WorkspaceGroup"
+    assert group[1] is ns["ws2"] and group.getItem("ws3") is ns["ws3"]
+    with pytest.raises(IndexError):
+        group[3]
+    # docs: workspaces added to a group outside the ADS have no names (['', '', '']) until the group is
+    # added, when they become group1_1, group1_2, group1_3
+    loose = WorkspaceGroup()
+    for _ in range(3):
+        loose.addWorkspace(four_events())
+    assert loose.getNames() == ["", "", ""]
+    ads.add("group1", loose)
+    assert loose.getNames() == ["group1_1", "group1_2", "group1_3"] and ads.doesExist("group1_2")
+    # add by name: the workspace of the ADS joins the group
+    ads.addOrReplace("extra", four_events())
+    loose.add("extra")
+    assert loose.getNumberOfEntries() == 4 and "extra" in loose
+
+
+def test_an_algorithm_on_a_group_runs_per_member_with_mantids_output_names(ads):
+    # Mantid's group processing: a group whose members are all "<group>_<n>" (similar names) gives outputs
+    # "<out>_<n>"; otherwise "<input member name>_<out>". Each member is rebinned on its own: 0,500,1000 →
+    # 2 bins holding [3, 1] (events at 50, 150, 150 | 950).
+    ads.add("period", run_group := _group_of_two())
+    assert run_group.getNames() == ["period_1", "period_2"]  # similar names
+    ns = run(
+        "binned = Rebin(mtd['period'], Params='0,500,1000')\n"
+        "ws1 = CloneWorkspace(src)\nws2 = CloneWorkspace(src)\n"
+        "wsGroup = GroupWorkspaces('ws1,ws2')\n"
+        "wsRebinned = Rebin(wsGroup, Params='0,500,1000')\n",
+        src=four_events(),
+    )
+    binned = ns["binned"]
+    assert binned.getNames() == ["binned_1", "binned_2"] and ads["binned"] is binned
+    assert [ads[n].readY(0).tolist() for n in binned.getNames()] == [[3, 1], [3, 1]]
+    # ws1, ws2 are not named wsGroup_<n>: the member names lead
+    assert ns["wsRebinned"].getNames() == ["ws1_wsRebinned", "ws2_wsRebinned"]
+    assert ads["ws1_wsRebinned"].blocksize() == 2 and ads["ws1"].blocksize() == 1  # inputs untouched
+    # the output named as the input group: members are replaced under their own names
+    run("Rebin(InputWorkspace='period', OutputWorkspace='period', Params='0,250,1000')\n")
+    assert ads["period"].getNames() == ["period_1", "period_2"] and ads["period_1"].blocksize() == 4
+    # DeleteWorkspace on a group removes its members too (Mantid docs: "To Delete an entire group")
+    run("DeleteWorkspace('wsGroup')\n")
+    assert not ads.doesExist("wsGroup") and not ads.doesExist("ws1") and not ads.doesExist("ws2")
+
+
+def _group_of_two():
+    from livereduce.workspace.group import WorkspaceGroup
+
+    return WorkspaceGroup([four_events(), four_events()])

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from livereduce.workspace import group as _group_module
 from livereduce.workspace.group import WorkspaceGroup
 
 
@@ -155,3 +156,4 @@ class ActiveRegistry:
 
 
 mtd = ActiveRegistry()
+_group_module.RESOLVE = lambda name: active().retrieve(name)  # WorkspaceGroup.add(name)

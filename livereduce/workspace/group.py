@@ -1,13 +1,22 @@
-"""WorkspaceGroup: what multi-period data (ISIS DAE) arrives as. Algorithms apply member by member."""
+"""WorkspaceGroup: what multi-period data (ISIS DAE) arrives as. Algorithms apply member by member.
+
+Mantid's API: iteration, indexing, `getItem(index or name)`, `getNumberOfEntries`/`size`, `getNames`,
+`name in group`, `add(name)` (a workspace of the registry), `addWorkspace(ws)`, `remove(name)`, `isEmpty`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+# `group.add("name")` looks the name up in the active registry; livereduce.workspace.ads installs the lookup
+# (the registry imports this module, so this one cannot import it back).
+RESOLVE: Callable[[str], Any] | None = None
 
 
 class WorkspaceGroup:
-    def __init__(self, members: list):
-        self.members: list[Any] = list(members)
+    def __init__(self, members: list | None = None):
+        self.members: list[Any] = list(members or [])
         self._name = ""
 
     def name(self) -> str:
@@ -30,9 +39,45 @@ class WorkspaceGroup:
         return iter(self.members)
 
     def __getitem__(self, i: int):
+        if not -len(self.members) <= i < len(self.members):
+            raise IndexError(
+                f"index {i} out of range for group '{self._name}' of {len(self.members)} members"
+            )
         return self.members[i]
 
-    getItem = __getitem__
+    def getItem(self, key: int | str):
+        """The member at an index, or the member with a name."""
+        if isinstance(key, str):
+            for m in self.members:
+                if m.name() == key:
+                    return m
+            raise KeyError(f"'{key}' is not a member of group '{self._name}'; it holds {self.getNames()}")
+        return self[key]
+
+    def __contains__(self, item) -> bool:
+        """`"name" in group` (by name, as Mantid's "in"), or a workspace object."""
+        if isinstance(item, str):
+            return any(m.name() == item for m in self.members)
+        return any(m is item for m in self.members)
+
+    contains = __contains__
+
+    def isEmpty(self) -> bool:
+        return not self.members
+
+    def add(self, name: str) -> None:
+        """Add the workspace called `name` in the workspace list."""
+        if RESOLVE is None:
+            raise RuntimeError("WorkspaceGroup.add needs the workspace registry (livereduce.workspace.ads)")
+        self.addWorkspace(RESOLVE(name))
+
+    def addWorkspace(self, ws) -> None:
+        if ws not in self:
+            self.members.append(ws)
+
+    def remove(self, name: str) -> None:
+        """Take the member called `name` out of the group (it stays in the workspace list)."""
+        self.members = [m for m in self.members if m.name() != name]
 
     def areNamesSimilar(self) -> bool:
         """Every member is called `<group name>_<suffix>` (Mantid's rule for naming group-processing outputs)."""
