@@ -395,6 +395,13 @@ def test_group_api_as_mantids_documentation_shows_it(ads):
     group = ns["wsGroup"]
     assert ns["names"] == ns["entries"] == ns["looped"] == ["ws1", "ws2", "ws3"]
     assert ns["found"] == [True, False] and group.size() == len(group) == 3 and group.id() == "WorkspaceGroup"
+    kinds = run(
+        "from mantid.api import Workspace, MatrixWorkspace, WorkspaceGroup\n"
+        "kinds = [isinstance(g, Workspace), isinstance(g, MatrixWorkspace), isinstance(g, WorkspaceGroup),\n"
+        "         isinstance(g[0], Workspace), isinstance(g[0], MatrixWorkspace), isinstance(1, Workspace)]\n",
+        g=group,
+    )["kinds"]
+    assert kinds == [True, False, True, True, True, False]  # Mantid: both derive from Workspace
     assert group[1] is ns["ws2"] and group.getItem("ws3") is ns["ws3"]
     with pytest.raises(IndexError):
         group[3]
@@ -443,3 +450,12 @@ def _group_of_two():
     from livereduce.workspace.group import WorkspaceGroup
 
     return WorkspaceGroup([four_events(), four_events()])
+
+
+def test_store_in_ads_false_keeps_the_output_out_of_mtd(ads):
+    # simpleapi's StoreInADS=False: the algorithm runs as a child; its output is returned, not registered,
+    # and needs no name (neither OutputWorkspace nor an assignment target).
+    ns = run("kept = Rebin(src, Params='0,500,1000', StoreInADS=False)\n", src=four_events())
+    assert ns["kept"].readY(0).tolist() == [3, 1] and ads.getObjectNames() == []
+    assert run("print(Rebin(src, Params='0,500,1000', StoreInADS=False).blocksize())\n", src=four_events())
+    assert ads.getObjectNames() == []

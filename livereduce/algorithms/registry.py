@@ -200,8 +200,9 @@ def _names_from_lhs(outs: list[Prop], lhs) -> dict[str, str]:
 
 
 def _run(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> Any:
-    values = _prepare(alg, args, kwargs, lhs)
-    produced = _execute(alg, values, store=True)
+    store = bool(kwargs.pop("StoreInADS", True))  # Mantid's magic keyword: False keeps outputs out of mtd
+    values = _prepare(alg, args, kwargs, lhs, named=store)
+    produced = _execute(alg, values, store=store)
     return _returns(alg, values, produced, lhs)
 
 
@@ -210,12 +211,7 @@ def execute(name: str, properties: dict, *, store: bool = True) -> tuple[dict, d
     property values and the outputs produced. With store false (a child algorithm) nothing goes into mtd
     and output workspaces need no name."""
     alg = spec(name)
-    properties = dict(properties)
-    if not store:
-        for p in alg.outputs:
-            if p.kind == OUT and properties.get(p.name) in (None, ""):
-                properties[p.name] = f"__child_{name}_{p.name}"
-    values = _prepare(alg, (), properties, ())
+    values = _prepare(alg, (), dict(properties), (), named=store)
     return values, _execute(alg, values, store=store)
 
 
@@ -227,14 +223,14 @@ def _execute(alg: Algorithm, values: dict, *, store: bool) -> dict[str, Any]:
     return produced
 
 
-def _prepare(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> dict[str, Any]:
+def _prepare(alg: Algorithm, args: tuple, kwargs: dict, lhs, named: bool = True) -> dict[str, Any]:
     """The value of every (non-output-value) property: keywords in any case, assignment targets, positional
-    arguments, defaults; input workspaces resolved, output workspaces as names."""
+    arguments, defaults; input workspaces resolved, output workspaces as names (with `named` false, outputs
+    that stay out of mtd need none: they get a placeholder)."""
     names = {p.name.lower(): p.name for p in alg.props}  # property names match in any case, as in Mantid
     kwargs = {names.get(k.lower(), k): v for k, v in kwargs.items()}
     kwargs.pop("Version", None)
     kwargs.pop("EnableLogging", None)
-    kwargs.pop("StoreInADS", None)
     unknown = [k for k in kwargs if alg.prop(k) is None]
     if unknown:
         raise TypeError(
@@ -264,6 +260,8 @@ def _prepare(alg: Algorithm, args: tuple, kwargs: dict, lhs) -> dict[str, Any]:
             continue  # set by the algorithm; a value passed in is ignored, as in Mantid
         if p.name in kwargs and kwargs[p.name] is not None:
             v = kwargs[p.name]
+        elif p.kind == OUT and not p.optional_ws and not named:
+            v = f"__{alg.name}_{p.name}"
         elif p.kind == OUT and not p.optional_ws:
             raise AlgorithmError(
                 f"{alg.name}: no name for {p.name}: pass {p.name}='name' or assign the result "

@@ -25,7 +25,17 @@ from livereduce.workspace.events import EventWorkspace as IEventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
 
 AnalysisDataService = mtd  # Mantid's AnalysisDataService is the singleton instance
-Workspace = MatrixWorkspace
+
+
+class _AnyWorkspace(type):
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, (MatrixWorkspace, WorkspaceGroup))
+
+
+class Workspace(metaclass=_AnyWorkspace):
+    """Mantid's base of every workspace: `isinstance(x, Workspace)` holds for workspaces and groups."""
+
+
 Algorithm = PythonAlgorithm  # `class X(Algorithm)` is how some Python algorithms are written
 IAlgorithm = AlgorithmHandle
 
