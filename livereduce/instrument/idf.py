@@ -469,13 +469,16 @@ _cache: OrderedDict[tuple[str, int], InstrumentGeometry] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def parse_idf(text: str, *, max_pixels: int = MAX_PIXELS, limit: int = MAX_IDF_BYTES) -> InstrumentGeometry:
+def parse_idf(
+    text: str, *, max_pixels: int = MAX_PIXELS, limit: int = MAX_IDF_BYTES, cache: bool = True
+) -> InstrumentGeometry:
     """The geometry an IDF's text defines. Results are cached by the text's SHA-256 (the last CACHE_SIZE
-    texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash. ValueError, naming the
-    element, for anything unreadable, unsupported, inconsistent or over `max_pixels` / `limit` bytes."""
+    texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash; `cache=False` reads it
+    afresh (benchmarks). ValueError, naming the element, for anything unreadable, unsupported, inconsistent or
+    over `max_pixels` / `limit` bytes."""
     key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), max_pixels)
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache.get(key) if cache else None
         if hit is not None:
             _cache.move_to_end(key)
             return hit
