@@ -260,7 +260,8 @@ class Session:
             self._run_start = chunk.run.startTime()
         n = chunk.n_events
         st.events_last_chunk, st.events_received = n, st.events_received + n
-        st.event_rate = n / max(t0 - self._last_extract, 1e-9)
+        # the first chunk holds what was buffered before this session existed: its rate is not known
+        st.event_rate = n / max(t0 - self._last_extract, 1e-9) if st.cycles > 1 else 0.0
         self._last_extract = t0
         self.records.emit(
             RecordKind.CHUNK, st.cycles, events=n, run_status=status.name, run_number=st.run_number

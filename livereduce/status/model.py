@@ -150,7 +150,8 @@ class StatusModel:
         }
         s["accumulation_bytes"] = d.accumulation_bytes
         s["last_cycle_time"] = record.time
-        self._rates.append((record.time, d.event_rate))
+        if record.cycle > 1:  # a session's first chunk has no rate of its own
+            self._rates.append((record.time, d.event_rate))
 
     def _on_waiting(self, record: Record) -> None:
         self._s["phase"], self._s["waiting_reason"] = "waiting for data", record.data.reason

@@ -56,8 +56,10 @@ async function refreshPlots(workspace) {
     const rates = await getJSON("/rates.json");
     Plotly.react("rates", [{
       x: rates.map((r) => new Date(r.time * 1000)), y: rates.map((r) => r.rate), mode: "lines", type: "scatter",
-    }], { margin: { t: 10, r: 10 }, yaxis: { title: { text: "events/s" } } });
-    $("log").textContent = (await getJSON("/log.json")).join("\n");
+    }], { margin: { t: 10, r: 10 }, yaxis: { title: { text: "events/s" }, rangemode: "tozero" } });
+    const log = $("log");
+    log.textContent = (await getJSON("/log.json")).join("\n");
+    log.scrollTop = log.scrollHeight;  // the newest line in view
   } catch (err) {
     console.warn(err);
   }
