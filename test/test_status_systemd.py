@@ -125,3 +125,37 @@ def test_ready_status_and_watchdog_follow_the_session_and_stop_while_a_script_is
         daemon.stop()
         notify.close()
     assert notify.messages[-1][1] == "STOPPING=1"
+
+
+def test_ready_waits_for_the_das_then_comes_after_the_grace_with_a_status_saying_why(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port where nothing listens: the DAS is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "reduce_PG3_live_proc.py").write_text("pass\n")
+    notify = NotifySocket()
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + notify.name)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    started = time.monotonic()
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "POWGEN",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(tmp_path / "scripts"),
+            "update_every": 0.5,
+            "system_mem_limit_perc": 0,
+            "ready_grace": 3,
+        },
+    )
+    try:
+        wait_for(lambda: any(m == "READY=1" for _, m in notify.messages), 30, "READY=1", daemon)
+        ready_at = next(t for t, m in notify.messages if m == "READY=1")
+        assert ready_at - started >= 3, "READY before the grace although the DAS never answered"
+        assert any("(the DAS was not reachable within 3 s)" in s for s in notify.statuses()), (
+            notify.statuses()
+        )
+        daemon.wait_for("telling systemd the service is ready although", timeout=10)
+    finally:
+        daemon.stop()
+        notify.close()
