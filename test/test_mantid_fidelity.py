@@ -230,7 +230,8 @@ class ScaleCounts(PythonAlgorithm):
         self.setProperty("Total", float(scaled.readY(0).sum()))
 
 AlgorithmFactory.subscribe(ScaleCounts)
-out, total = ScaleCounts(src, Factor=2.0)
+import mantid.simpleapi as sapi
+out, total = sapi.ScaleCounts(src, Factor=2.0)
 from mantid.simpleapi import ScaleCounts as imported
 pm = PropertyManager()
 pm.declareProperty("vanadium", 1234)
@@ -252,7 +253,10 @@ def test_python_algorithm_subscribed_is_callable_with_mantid_rules(ads, monkeypa
         assert ns["total"] == 8.0 and ns["out"].readY(0).tolist() == [8.0] and str(ns["out"]) == "out"
         assert ns["imported"] is registry.get("ScaleCounts") and ns["van"] == 1234
         with pytest.raises(AlgorithmError, match="Factor"):  # FloatBoundedValidator(lower=0)
-            run("bad = ScaleCounts(src, Factor=-1.0)\n", src=four_events())
+            run(
+                "import mantid.simpleapi as sapi\nbad = sapi.ScaleCounts(src, Factor=-1.0)\n",
+                src=four_events(),
+            )
     finally:
         vars(simpleapi).pop("ScaleCounts", None)
         simpleapi._ALGS.pop("ScaleCounts", None)

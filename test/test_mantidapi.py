@@ -209,3 +209,15 @@ def test_mantid_is_imported_in_a_script_without_an_import(tmp_path, ads):
     ads.addOrReplace("result", ws)
     run_script(script, ws, "result")
     assert script.namespace["mantid"].__version__.endswith("livereduce")
+
+
+def test_unsupported_calls_knows_algorithms_the_script_subscribes():
+    source = (
+        "from mantid.api import AlgorithmFactory, PythonAlgorithm\n"
+        "import mantid.simpleapi as api\n"
+        "class CountAll(PythonAlgorithm):\n    pass\n"
+        "AlgorithmFactory.subscribe(CountAll)\n"
+        "api.CountAll(input)\n"
+        "api.Other(input)\n"
+    )
+    assert unsupported_calls(source) == [("Other", 7)]

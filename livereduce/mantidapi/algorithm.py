@@ -4,13 +4,13 @@
   getProperty(name).value, as scripts use for child algorithms (`setChild(True)` / `setAlwaysStoreInADS(False)`
   keeps outputs out of mtd).
 - `class MyAlg(PythonAlgorithm)` with PyInit (declareProperty) and PyExec (getProperty / setProperty), then
-  `AlgorithmFactory.subscribe(MyAlg)`: the algorithm becomes callable by name like any other, with Mantid's
-  calling rules (it is added to the registry and to mantid.simpleapi).
+  `AlgorithmFactory.subscribe(MyAlg)`: the algorithm becomes callable like any other, with Mantid's calling
+  rules, as `mantid.simpleapi.MyAlg(...)` and through AlgorithmManager (in the script, `MyAlg` stays the
+  class, as in Mantid).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from livereduce.algorithms import registry
@@ -244,10 +244,7 @@ class _AlgorithmFactory:
         function = registry.register(registry.Algorithm(name, tuple(props), impl, True, impl.__doc__))
         from livereduce.mantidapi import simpleapi
 
-        simpleapi.publish(name, function)
-        caller = sys._getframe(1).f_globals
-        if caller.get("Rebin") is registry.get("Rebin"):  # the script star-imported the algorithms
-            caller[name] = function
+        simpleapi.publish(name, function)  # the script's own name still means the class, as in Mantid
 
     def exists(self, name: str, version: int = -1) -> bool:
         return name in registry.supported()

@@ -2,7 +2,8 @@
 
 A call is reported when it names an algorithm-looking function (CapitalisedName, not a Python builtin) that
 is not supported and that the script neither defines nor imports from a module other than mantid; calls
-through a mantid module alias (`simpleapi.FitPeak(...)`, `mantid.simpleapi.FitPeak(...)`) count too.
+through a mantid module alias (`simpleapi.FitPeak(...)`, `mantid.simpleapi.FitPeak(...)`) count too, except
+algorithms the script itself registers with `AlgorithmFactory.subscribe(Name)`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class _Scan(ast.NodeVisitor):
         self.mantid_alias: dict[str, str] = {}  # local name → module ("mantid" or "mantid.simpleapi")
         self.foreign_star = False
         self.calls: list[tuple[str, int, bool]] = []  # (name, line, via a mantid module attribute)
+        self.subscribed: set[str] = set()  # AlgorithmFactory.subscribe(X): X is callable by name afterwards
 
     def visit_Import(self, node):
         for a in node.names:
@@ -78,6 +80,8 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Call(self, node):
         f = node.func
+        if isinstance(f, ast.Attribute) and f.attr == "subscribe":
+            self.subscribed |= {a.id for a in node.args if isinstance(a, ast.Name)}
         if isinstance(f, ast.Name):
             self.calls.append((f.id, node.lineno, False))
         elif isinstance(f, ast.Attribute):
@@ -101,7 +105,7 @@ def unsupported_calls(source: str) -> list[tuple[str, int]]:
     supported = _supported()
     out = []
     for name, line, via_module in scan.calls:
-        if not _ALGO.match(name) or name in supported:
+        if not _ALGO.match(name) or name in supported or name in scan.subscribed:
             continue
         if not via_module:
             if hasattr(builtins, name) or (name in scan.defined and name not in scan.from_mantid):
