@@ -449,6 +449,45 @@ def test_bad_definitions_are_clear_value_errors(body, message):
         parse_idf(idf_text(body))
 
 
+def test_a_deep_chain_of_single_placements_does_not_keep_a_copy_per_level():
+    """40 types each placing the next once (moved, so each level is a new array) around a 500 × 1000 panel:
+    keeping every level's block would hold 40 × 17 MB; only the blocks of types placed twice are kept."""
+    import tracemalloc
+
+    chain = "".join(
+        f'<type name="t{k}"><component type="t{k + 1}"><location x="0.01"/></component></type>'
+        for k in range(40)
+    )
+    text = idf_text(
+        '<component type="t0"><location/></component>'
+        + chain
+        + '<type name="t40"><component type="panel" idstart="0"><location/></component></type>'
+        '<type name="panel" is="RectangularDetector" type="pixel" xpixels="500" xstart="0" xstep="0.001" '
+        'ypixels="1000" ystart="0" ystep="0.001"/>'
+    )
+    tracemalloc.start()
+    try:
+        g = parse_idf(text, cache=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert g.n_pixels == 500_000 and g.positions[0] == pytest.approx([40 * 0.01, 0, 0])
+    assert peak < 250e6, peak
+
+
+def test_bounds_hold_before_the_cache_and_for_locations():
+    text = idf_text(
+        '<component type="pixel" idlist="d"><location/></component><idlist idname="d"><id val="1"/></idlist>'
+    )
+    parse_idf(text)  # cached under the default limit
+    with pytest.raises(ValueError, match="over the 100-byte bound"):
+        parse_idf(text, limit=100)
+    with pytest.raises(ValueError, match="n-elements=70000"):
+        parse_idf(
+            idf_text('<component type="pixel"><locations n-elements="70000" x="0" x-end="1"/></component>')
+        )
+
+
 def test_malformed_xml_and_an_empty_instrument():
     with pytest.raises(ValueError, match="not readable XML"):
         parse_idf("<instrument name='x'><component>")

@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from livereduce.instrument.model import InstrumentGeometry, ParameterValue, ReferenceFrame
+from livereduce.instrument.attrs import ParameterValue, describe, integer, number, parameter_value
+from livereduce.instrument.model import InstrumentGeometry, ReferenceFrame
 from livereduce.instrument.transforms import IDENTITY, place, rotation, spherical
 from livereduce.listeners.adara.xmlutil import parse_xml
 
 MAX_PIXELS = 1 << 22  # 4.2 M detectors: above any SNS instrument (SNAP 1.2 M); ~250 MB of arrays at most
 MAX_IDF_BYTES = 64 << 20
 MAX_DEPTH = 100  # nesting of types
+MAX_LOCATIONS = 1 << 16  # per <locations> element (expanded in Python; real files: a tube's few hundred)
 CACHE_SIZE = 8
 
 _LEAF_KINDS = {"detector": "detector", "monitor": "monitor", "source": "source", "samplepos": "sample"}
@@ -76,54 +78,6 @@ class _Block:
         )
 
 
-def _describe(el: ET.Element) -> str:
-    keys = ("name", "type", "idname", "is")
-    attrs = " ".join(f'{k}="{el.get(k)}"' for k in keys if el.get(k) is not None)
-    return f"<{el.tag}{' ' + attrs if attrs else ''}>"
-
-
-def _num(el: ET.Element, attr: str, default: float | None = None) -> float:
-    raw = el.get(attr)
-    if raw is None:
-        if default is None:
-            raise ValueError(f"{_describe(el)}: missing {attr}")
-        return default
-    try:
-        v = float(raw)
-    except ValueError:
-        raise ValueError(f"{_describe(el)}: {attr}={raw!r} is not a number") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{_describe(el)}: {attr}={raw!r} is not finite")
-    return v
-
-
-def _int(el: ET.Element, attr: str, default: int | None = None) -> int:
-    raw = el.get(attr)
-    if raw is None:
-        if default is None:
-            raise ValueError(f"{_describe(el)}: missing {attr}")
-        return default
-    try:
-        return int(raw.strip().lstrip("+"))
-    except ValueError:
-        raise ValueError(f"{_describe(el)}: {attr}={raw!r} is not an integer") from None
-
-
-def _value(par: ET.Element) -> ParameterValue | None:
-    """A <parameter>'s first <value val>, typed by its type attribute; None when it has none (log-driven)."""
-    v = par.find("value")
-    if v is None or v.get("val") is None:
-        return None
-    raw, kind = v.get("val", ""), par.get("type", "double")
-    if kind == "string":
-        return raw
-    if kind == "bool":
-        return raw.strip().lower() in ("true", "1", "yes")
-    if kind == "int":
-        return _int(v, "val")
-    return _num(v, "val")
-
-
 class _Reader:
     def __init__(self, root: ET.Element, max_pixels: int):
         for el in root.iter():  # namespaces off: the IDF schema's is on every tag
@@ -138,13 +92,14 @@ class _Reader:
         for t in root.findall("type"):
             name = t.get("name")
             if not name:
-                raise ValueError(f"{_describe(t)} without a name")
+                raise ValueError(f"{describe(t)} without a name")
             if name in self.types:
-                raise ValueError(f"{_describe(t)} defined twice")
+                raise ValueError(f"{describe(t)} defined twice")
             self.types[name] = t
         self.idlists = {el.get("idname", ""): el for el in root.findall("idlist")}
         self.parameters: dict[str, dict[str, ParameterValue]] = {}
         self._counts: dict[str, int] = {}
+        self._refs: dict[str, int] = {}  # places each type is put, in the XML (not multiplied out)
         self._blocks: dict[tuple, _Block] = {}
 
     # ---- defaults ------------------------------------------------------------------------------------------
@@ -179,10 +134,10 @@ class _Reader:
     def _type(self, el: ET.Element) -> tuple[str, ET.Element]:
         name = el.get("type")
         if not name:
-            raise ValueError(f"{_describe(el)} has no type attribute")
+            raise ValueError(f"{describe(el)} has no type attribute")
         t = self.types.get(name)
         if t is None:
-            raise ValueError(f"{_describe(el)}: no <type name={name!r}>")
+            raise ValueError(f"{describe(el)}: no <type name={name!r}>")
         return name, t
 
     @staticmethod
@@ -190,7 +145,7 @@ class _Reader:
         """assembly, rect, detector, monitor, source, sample or plain (placed, but no leaves)."""
         is_ = (t.get("is") or "").lower().replace("_", "")
         if is_ in _UNSUPPORTED:
-            raise ValueError(f"{_describe(t)}: {_UNSUPPORTED[is_]} is not supported")
+            raise ValueError(f"{describe(t)}: {_UNSUPPORTED[is_]} is not supported")
         if is_ in _RECT:
             return "rect"
         if t.find("component") is not None and t.find("combine-components-into-one-shape") is None:
@@ -207,15 +162,17 @@ class _Reader:
             raise ValueError(f"types nested over {MAX_DEPTH} deep at <type name={name!r}>")
         k = self.kind(t)
         if k == "rect":
-            xp, yp = _int(t, "xpixels"), _int(t, "ypixels")
+            xp, yp = integer(t, "xpixels"), integer(t, "ypixels")
             if xp < 0 or yp < 0:
-                raise ValueError(f"{_describe(t)}: xpixels={xp} ypixels={yp}")
+                raise ValueError(f"{describe(t)}: xpixels={xp} ypixels={yp}")
             n = xp * yp
         elif k == "assembly":
             n = 0
             for comp in t.findall("component"):
                 child_name, child = self._type(comp)
-                n += self.n_locations(comp) * self.count(child_name, child, (*stack, name))
+                places = self.n_locations(comp)
+                self._refs[child_name] = self._refs.get(child_name, 0) + places
+                n += places * self.count(child_name, child, (*stack, name))
                 if n > self.max_pixels:
                     break
         else:
@@ -226,7 +183,7 @@ class _Reader:
     def n_locations(self, comp: ET.Element) -> int:
         n = len(comp.findall("location"))
         for many in comp.findall("locations"):
-            n += max(0, _int(many, "n-elements"))
+            n += max(0, integer(many, "n-elements"))
         return n
 
     # ---- locations -----------------------------------------------------------------------------------------
@@ -238,15 +195,15 @@ class _Reader:
             if el.tag == "location":
                 out.append((*self.location(el.attrib, el), el.get("name") or default, el))
             elif el.tag == "locations":
-                n = _int(el, "n-elements")
-                if n < 1 or n > self.max_pixels:
-                    raise ValueError(f"{_describe(el)}: n-elements={n}")
-                start, step = _int(el, "name-count-start", 0), _int(el, "name-count-increment", 1)
+                n = integer(el, "n-elements")
+                if n < 1 or n > MAX_LOCATIONS:
+                    raise ValueError(f"{describe(el)}: n-elements={n}")
+                start, step = integer(el, "name-count-start", 0), integer(el, "name-count-increment", 1)
                 for i in range(n):
                     attrs = dict(el.attrib)
                     for key in ("x", "y", "z", "r", "t", "p", "rot"):
                         if f"{key}-end" in el.attrib:
-                            a, b = _num(el, key, 0.0), _num(el, f"{key}-end")
+                            a, b = number(el, key, 0.0), number(el, f"{key}-end")
                             attrs[key] = repr(a + (b - a) * i / (n - 1) if n > 1 else a)
                     name: str = f"{el.get('name')}{start + i * step}" if el.get("name") else default
                     out.append((*self.location(attrs, el), name or "", el))
@@ -255,7 +212,7 @@ class _Reader:
     def location(self, attrs, el: ET.Element) -> tuple[np.ndarray, np.ndarray]:
         """A <location>'s rotation and translation in its parent's frame."""
         if el.find("facing") is not None:
-            raise ValueError(f"{_describe(el)}: <facing> is not supported")
+            raise ValueError(f"{describe(el)}: <facing> is not supported")
         probe = ET.Element(el.tag, attrs)
         rot = self._rot(probe) if "rot" in attrs else IDENTITY
         trans = self._point(probe)
@@ -273,7 +230,7 @@ class _Reader:
         for par in el.findall("parameter"):
             name = par.get("name", "")
             if name in _POSITION_PARAMS:
-                v = _value(par)
+                v = parameter_value(par)
                 if v is not None:
                     params[name] = float(v)
         if "r-position" in params:  # t and p count only with r (Mantid's rule)
@@ -291,28 +248,28 @@ class _Reader:
         return rot, trans
 
     def _rot(self, el: ET.Element, attr: str = "rot") -> np.ndarray:
-        axis = (_num(el, "axis-x", 0.0), _num(el, "axis-y", 0.0), _num(el, "axis-z", 1.0))
+        axis = (number(el, "axis-x", 0.0), number(el, "axis-y", 0.0), number(el, "axis-z", 1.0))
         try:
-            return rotation(_num(el, attr, 0.0) * self.deg, axis)
+            return rotation(number(el, attr, 0.0) * self.deg, axis)
         except ValueError as exc:
-            raise ValueError(f"{_describe(el)}: {exc}") from None
+            raise ValueError(f"{describe(el)}: {exc}") from None
 
     def _point(self, el: ET.Element) -> np.ndarray:
         if any(k in el.attrib for k in ("r", "t", "p")):
             d = self.deg
-            return spherical(_num(el, "r", 0.0), _num(el, "t", 0.0) * d, _num(el, "p", 0.0) * d)
-        return np.array([_num(el, "x", 0.0), _num(el, "y", 0.0), _num(el, "z", 0.0)])
+            return spherical(number(el, "r", 0.0), number(el, "t", 0.0) * d, number(el, "p", 0.0) * d)
+        return np.array([number(el, "x", 0.0), number(el, "y", 0.0), number(el, "z", 0.0)])
 
     # ---- leaves --------------------------------------------------------------------------------------------
     def component(self, comp: ET.Element, depth: int = 0, skip: frozenset[str] = frozenset()) -> _Block:
         """Every leaf one <component> element places (all its locations but those named in `skip`, the
         parent's <exclude>s), in its parent's frame."""
         if depth > MAX_DEPTH:
-            raise ValueError(f"types nested over {MAX_DEPTH} deep at {_describe(comp)}")
+            raise ValueError(f"types nested over {MAX_DEPTH} deep at {describe(comp)}")
         name, t = self._type(comp)
         places = self.locations(comp)
         if not places:
-            raise ValueError(f"{_describe(comp)} has no <location>")
+            raise ValueError(f"{describe(comp)} has no <location>")
         places = [p for p in places if p[2] not in skip]
         self._params(comp, comp.get("name") or name)
         k = self.kind(t)
@@ -346,44 +303,44 @@ class _Reader:
         return out
 
     def assembly(self, name: str, t: ET.Element, excludes: frozenset[str], depth: int) -> _Block:
-        """The leaves of one placement of an assembly type, in its own frame (computed once per type)."""
-        key = ("assembly", name, excludes)
-        if key not in self._blocks:
+        """The leaves of one placement of an assembly type, in its own frame: computed once and kept for types
+        the XML places more than once (a type placed once is inside one that is kept, or is a one-off: keeping
+        it too would hold a copy per nesting level)."""
+        key = (name, excludes)
+        block = self._blocks.get(key)
+        if block is None:
             self._params(t, name)
-            parts = [self.component(c, depth + 1, excludes) for c in t.findall("component")]
-            self._blocks[key] = _Block.concat(parts)
-        return self._blocks[key]
+            block = _Block.concat([self.component(c, depth + 1, excludes) for c in t.findall("component")])
+            if self._refs.get(name, 0) > 1:
+                self._blocks[key] = block
+        return block
 
     def rect(self, name: str, t: ET.Element, comp: ET.Element) -> _Block:
         """A RectangularDetector's pixels: (x, y) = (xstart + i·xstep, ystart + j·ystep, 0); ids from the
         component: y first (default) gives idstart + i·idstepbyrow + j·idstep, x first the reverse."""
-        xp, yp = _int(t, "xpixels"), _int(t, "ypixels")
+        xp, yp = integer(t, "xpixels"), integer(t, "ypixels")
         fill = (comp.get("idfillbyfirst") or "y").strip().lower()
         if fill not in ("x", "y"):
-            raise ValueError(f"{_describe(comp)}: idfillbyfirst={fill!r}")
-        start, step = _int(comp, "idstart", 0), _int(comp, "idstep", 1)
-        by_row = _int(comp, "idstepbyrow", yp if fill == "y" else xp)
-        key = ("rect", name, fill, start, step, by_row)
-        if key not in self._blocks:
-            pixel = t.get("type")
-            if not pixel or pixel not in self.types:
-                raise ValueError(f"{_describe(t)}: pixel type {pixel!r} is not defined")
-            i = np.repeat(np.arange(xp), yp)  # pixel (i, j): i along x, j along y
-            j = np.tile(np.arange(yp), xp)
-            pos = np.zeros((i.size, 3))
-            pos[:, 0] = _num(t, "xstart") + i * _num(t, "xstep")
-            pos[:, 1] = _num(t, "ystart") + j * _num(t, "ystep")
-            ids = start + (i * by_row + j * step if fill == "y" else j * by_row + i * step)
-            n = i.size
-            self._blocks[key] = _Block(pos, ids.astype(np.int64), np.zeros(n, bool), np.zeros(n, bool), [])
-        return self._blocks[key]
+            raise ValueError(f"{describe(comp)}: idfillbyfirst={fill!r}")
+        start, step = integer(comp, "idstart", 0), integer(comp, "idstep", 1)
+        by_row = integer(comp, "idstepbyrow", yp if fill == "y" else xp)
+        pixel = t.get("type")
+        if not pixel or pixel not in self.types:
+            raise ValueError(f"{describe(t)}: pixel type {pixel!r} is not defined")
+        i = np.repeat(np.arange(xp), yp)  # pixel (i, j): i along x, j along y
+        j = np.tile(np.arange(yp), xp)
+        pos = np.zeros((i.size, 3))
+        pos[:, 0] = number(t, "xstart") + i * number(t, "xstep")
+        pos[:, 1] = number(t, "ystart") + j * number(t, "ystep")
+        ids = start + (i * by_row + j * step if fill == "y" else j * by_row + i * step)
+        return _Block(pos, ids.astype(np.int64), np.zeros(i.size, bool), np.zeros(i.size, bool), [])
 
     def assign(self, block: _Block, comp: ET.Element) -> _Block:
         """Hand out the component's idlist to its leaves still without an id, in document order."""
         name = comp.get("idlist", "")
         el = self.idlists.get(name)
         if el is None:
-            raise ValueError(f"{_describe(comp)}: no <idlist idname={name!r}>")
+            raise ValueError(f"{describe(comp)}: no <idlist idname={name!r}>")
         ids = self.idlist(el)
         n = int(block.need.sum())
         if ids.size != n:
@@ -396,18 +353,18 @@ class _Reader:
         parts, total = [], 0
         for i in el.findall("id"):
             if i.get("val") is not None:
-                parts.append(np.array([_int(i, "val")], np.int64))
+                parts.append(np.array([integer(i, "val")], np.int64))
             else:
-                a, b, step = _int(i, "start"), _int(i, "end"), _int(i, "step", 1)
+                a, b, step = integer(i, "start"), integer(i, "end"), integer(i, "step", 1)
                 if step == 0 and a != b:
-                    raise ValueError(f"{_describe(el)} <id start={a} end={b} step=0>: step is zero")
+                    raise ValueError(f"{describe(el)} <id start={a} end={b} step=0>: step is zero")
                 if step and ((b - a) % step or (b - a) // step < 0):
                     raise ValueError(
-                        f"{_describe(el)} <id start={a} end={b} step={step}>: no whole steps lead from start to end"
+                        f"{describe(el)} <id start={a} end={b} step={step}>: no whole steps lead from start to end"
                     )
                 n = (b - a) // step + 1 if step else 1
                 if total + n > self.max_pixels:
-                    raise ValueError(f"{_describe(el)}: over {self.max_pixels} ids")
+                    raise ValueError(f"{describe(el)}: over {self.max_pixels} ids")
                 parts.append(a + step * np.arange(n, dtype=np.int64))
             total += parts[-1].size
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
@@ -418,7 +375,7 @@ class _Reader:
             pname = par.get("name", "")
             if pname in skip:
                 continue
-            v = _value(par)
+            v = parameter_value(par)
             if v is not None:
                 self.parameters.setdefault(owner, {}).setdefault(pname, v)
 
@@ -428,7 +385,9 @@ class _Reader:
         total = 0
         for comp in tops:  # bound every array before making any
             name, t = self._type(comp)
-            total += self.n_locations(comp) * self.count(name, t)
+            places = self.n_locations(comp)
+            self._refs[name] = self._refs.get(name, 0) + places
+            total += places * self.count(name, t)
             if total > self.max_pixels:
                 raise ValueError(f"declares over {self.max_pixels} detectors and monitors")
         self._params(self.root, self.name)
@@ -476,6 +435,10 @@ def parse_idf(
     texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash; `cache=False` reads it
     afresh (benchmarks). ValueError, naming the element, for anything unreadable, unsupported, inconsistent or
     over `max_pixels` / `limit` bytes."""
+    if (
+        len(text) > limit
+    ):  # before the cache: a smaller limit must still refuse a text cached under a larger one
+        raise ValueError(f"IDF: {len(text)} characters, over the {limit}-byte bound")
     key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), max_pixels)
     with _cache_lock:
         hit = _cache.get(key) if cache else None

@@ -12,9 +12,9 @@ from types import MappingProxyType
 
 import numpy as np
 
+from livereduce.instrument.attrs import ParameterValue
 from livereduce.instrument.transforms import scattering_angles
 
-ParameterValue = float | int | bool | str
 AXES = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]), "z": np.array([0.0, 0.0, 1.0])}
 
 
