@@ -143,15 +143,16 @@ class EventColumns:
         return sum(a.nbytes for a in (self._index, self._x, self._pulse, self._w, self._e2) if a is not None)
 
 
-def default_edges(x: np.ndarray) -> np.ndarray:
+def default_edges(x: np.ndarray, x_range: tuple[float, float] | None = None) -> np.ndarray:
     """One bin spanning all events (Mantid's default event binning), widened so the largest event counts.
 
     Only finite values count: a NaN or infinite x can never make the bin [nan, nan] or infinitely wide (such
-    events fall outside it). No finite values: [0, 1]."""
+    events fall outside it). No finite values: [0, 1]. `x_range`: (np.min(x), np.max(x)) when the caller
+    has them already (no pass over x then, unless one is not finite)."""
     x = np.asarray(x)
     if x.size == 0:
         return np.array([0.0, 1.0])
-    lo, hi = float(np.min(x)), float(np.max(x))
+    lo, hi = (float(np.min(x)), float(np.max(x))) if x_range is None else x_range
     if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or ±inf somewhere: look at the finite ones only
         finite = x[np.isfinite(x)]
         if finite.size == 0:
@@ -175,9 +176,38 @@ class EventWorkspace(MatrixWorkspace):
     ):
         super().__init__(spectra, run, unit_id, monitors)
         self.events = events
-        self.edges = default_edges(events.x) if edges is None else np.asarray(edges, dtype=np.float64)
+        # default edges are made when first read (a chunk that Rebin bins with its own Params, or that is
+        # histogrammed into an accumulator's bins, never pays the passes over its events); until then, the
+        # events they must span: those given here, whatever is appended later
+        self._edges: np.ndarray | tuple[EventColumns, int] = (
+            (events, len(events)) if edges is None else np.asarray(edges, dtype=np.float64)
+        )
+        self._range: tuple[EventColumns, int, float, float] | None = None
         self._order: np.ndarray | None = None
         self._order_n = -1
+
+    @property
+    def edges(self) -> np.ndarray:
+        if isinstance(self._edges, tuple):
+            events, n = self._edges
+            if events is self.events and n == len(events):
+                self._edges = default_edges(events.x, self._x_range())
+            else:  # events appended or replaced since: appending never changes the first n
+                self._edges = default_edges(events.x[:n])
+        return self._edges
+
+    @edges.setter
+    def edges(self, edges: np.ndarray) -> None:
+        self._edges = edges
+
+    def _x_range(self) -> tuple[float, float]:
+        """(np.min, np.max) of the events' x (0, 0 for none), computed once per events object and length:
+        Rebin asks for both, and default edges need them too."""
+        ev, c = self.events, self._range
+        if c is None or c[0] is not ev or c[1] != len(ev):
+            x = ev.x
+            c = self._range = (ev, len(ev), *((float(x.min()), float(x.max())) if len(ev) else (0.0, 0.0)))
+        return c[2], c[3]
 
     def id(self) -> str:
         return "EventWorkspace"
@@ -187,10 +217,10 @@ class EventWorkspace(MatrixWorkspace):
         return len(self.events)
 
     def getTofMin(self) -> float:
-        return float(self.events.x.min()) if len(self.events) else 0.0
+        return self._x_range()[0]
 
     def getTofMax(self) -> float:
-        return float(self.events.x.max()) if len(self.events) else 0.0
+        return self._x_range()[1]
 
     def getEventType(self) -> str:
         return "TOF" if self.events.weights is None else "WEIGHTED"
@@ -198,6 +228,7 @@ class EventWorkspace(MatrixWorkspace):
     def drop_oldest(self, n: int) -> None:
         """Forget the first n events (the oldest: events are kept in arrival order)."""
         if n > 0:
+            self.edges  # noqa: B018  # the default binning, made before the events change
             self.events = self.events.take(slice(min(n, len(self.events)), None)).copy()
             self._order = None
 
@@ -208,6 +239,7 @@ class EventWorkspace(MatrixWorkspace):
                 f"cannot add events of {other.getNumberHistograms()} spectra to "
                 f"{self.getNumberHistograms()} spectra with a different layout"
             )
+        self.edges  # noqa: B018  # the default binning, made before the events change
         self.events.append(other.events)
         self._order = None
 
