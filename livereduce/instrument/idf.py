@@ -396,27 +396,33 @@ class _Reader:
         block = _Block.concat([self.component(c) for c in tops])
         if block.need.any():
             raise ValueError(f"{int(block.need.sum())} detectors/monitors are in no component with an idlist")
-        order = np.argsort(block.ids, kind="stable")
-        ids = block.ids[order]
-        dup = ids[1:][ids[1:] == ids[:-1]]
-        if dup.size:
-            raise ValueError(f"detector id {int(dup[0])} is used twice")
+        ids, mon = block.ids, block.monitor
+        if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # sorted already (most files): no copies
+            order = np.argsort(ids, kind="stable")
+            ids, mon = ids[order], mon[order]
+            dup = ids[1:][ids[1:] == ids[:-1]]
+            if dup.size:
+                raise ValueError(f"detector id {int(dup[0])} is used twice")
+            block = _Block(block.pos[order], ids, block.need, mon, block.marks)
         marks: dict[str, np.ndarray] = {}
         for k, p in block.marks:
             marks.setdefault(k, p)
         sample = marks.get("sample", np.zeros(3))
         source = marks.get("source", np.full(3, np.nan))
-        det, mon = order[~block.monitor[order]], order[block.monitor[order]]  # each sorted by id
-        pos = block.pos - sample
+        det = ~mon
+        pos, mpos = (block.pos, block.pos[mon]) if det.all() else (block.pos[det], block.pos[mon])
+        if sample.any():  # positions relative to the sample (new arrays: pos may be a kept block)
+            pos = pos - sample
+            mpos = mpos - sample
         return InstrumentGeometry(
             name=self.name,
             frame=self.frame,
             source=source,
             sample=sample,
-            det_ids=block.ids[det],
-            positions=pos[det],
-            monitor_ids=block.ids[mon],
-            monitor_positions=pos[mon],
+            det_ids=ids[det] if not det.all() else ids,
+            positions=pos,
+            monitor_ids=ids[mon],
+            monitor_positions=mpos,
             parameters=self.parameters,
             valid_from=self.root.get("valid-from", ""),
             valid_to=self.root.get("valid-to", ""),

@@ -64,14 +64,15 @@ def parse_geometry(text: str, limit: int = MAX_GEOMETRY_XML) -> Geometry:
 
 
 def from_instrument(g: InstrumentGeometry) -> Geometry:
-    """The listener's Geometry of an IDF reader's result (arrays copied: the reader's are shared, read-only)."""
+    """The listener's Geometry of an IDF reader's result. Its arrays are the reader's, shared with its cache and
+    read-only (Spectra copies what it keeps), so a 10^6-pixel geometry is not held twice."""
     return Geometry(
         g.name,
         g.l1,
-        g.det_ids.copy(),
-        g.l2.copy(),
-        g.two_theta.copy(),
-        g.azimuthal.copy(),
+        g.det_ids,
+        g.l2,
+        g.two_theta,
+        g.azimuthal,
         tuple(sorted(-int(m) for m in g.monitor_ids if m < 0)),  # SNS monitor ids are -1, -2, ...
     )
 
