@@ -232,6 +232,23 @@ def test_corelli(idf):
     assert 145 < tt.max() < 155 and -31 < elevation.min() < -25 and 25 < elevation.max() < 31
 
 
+def test_corelli_packs_match_the_instrument_teams_table(idf):
+    """mantidgeometry's CORELLI_geom.txt (the table the IDF was generated from): per pack, rows A1..C29 in the
+    order of banks 1..91, its centre (Xsci, Ysci, Zsci in mm) and its turn Yrot about y. The pack's 4096 pixels
+    are symmetric about its centre (tubes at ±0.006985..±0.104775, pixels at ±0.001765625..±0.450234375), so
+    their mean is the centre; the tubes run along the pack's local x, which Ry(Yrot) turns to (cos, 0, -sin)."""
+    g = idf("CORELLI_Definition_2017-04-04.xml")
+    lines = shared_path("instruments/mantidgeometry/CORELLI_geom.txt").read_text().split("\n")[1:]
+    rows = [line.split() for line in lines if line.strip()]
+    assert len(rows) == 91
+    for k, row in enumerate(rows):
+        pack = g.positions[4096 * k : 4096 * (k + 1)]
+        assert pack.mean(axis=0) == pytest.approx([float(v) / 1000 for v in row[4:7]], abs=1e-9), row[0]
+        along = pack[15 * 256] - pack[0]  # tube16 pixel1 − tube1 pixel1
+        yrot = math.radians(float(row[8]))
+        assert along / np.linalg.norm(along) == pytest.approx([math.cos(yrot), 0, -math.sin(yrot)], abs=1e-12)
+
+
 # ---- hand-written snippets -------------------------------------------------------------------------------------
 
 
@@ -312,6 +329,14 @@ def test_locations_shorthand_and_exclude():
     )
     # p0, p1, p2 at y = 0, 0.5, 1; p1 excluded, so ids 1, 2 go to y = 0 and 1
     assert g.det_ids.tolist() == [1, 2] and g.positions[:, 1].tolist() == [0.0, 1.0]
+    # <facing> on a single pixel turns it but cannot move it: accepted, position as located
+    g = parse_idf(
+        idf_text(
+            '<component type="pixel" idlist="d"><location x="2"><facing x="0" y="0" z="0"/></location></component>'
+            '<idlist idname="d"><id val="1"/></idlist>'
+        )
+    )
+    assert g.positions[0] == pytest.approx([2, 0, 0])
 
 
 @pytest.mark.parametrize(
@@ -441,6 +466,11 @@ def test_non_default_reference_frame_and_radians():
         (
             '<component type="s"><location/></component><type name="s" is="StructuredDetector"/>',
             "not supported",
+        ),
+        (
+            '<component type="t" idlist="d"><location x="1"><facing x="0" y="0" z="0"/></location></component>'
+            '<type name="t"><component type="pixel"><location y="1"/></component></type>',
+            "<facing> is supported only on single detectors",
         ),
     ],
 )

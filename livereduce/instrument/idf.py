@@ -5,8 +5,9 @@ x/y/z or r/t/p, rot + axis-x/y/z with nested <rot>/<trans> chains; <parameter>s 
 x/y/z, r/t/p-position or rotx/y/z from a <value>; <exclude sub-part>; <idlist> (val, start/end/step) handed
 out in document order; RectangularDetector (idstart, idfillbyfirst, idstepbyrow, idstep); monitors
 (is="monitor", mark-as="monitor"); Source and SamplePos; <defaults> angle unit and reference frame;
-<parameter>s in components, types and <component-link>s (values only). Refused with a ValueError: <facing>
-and components-are-facing, <offsets spherical="delta">, Structured and Grid detectors. Log-driven parameters
+<parameter>s in components, types and <component-link>s (values only). Refused with a ValueError: <facing> on
+anything but a single detector or monitor (it turns the component, which moves only its parts) and
+components-are-facing, <offsets spherical="delta">, Structured and Grid detectors. Log-driven parameters
 (<logfile>) have no value without run logs and are skipped.
 
 Speed: each assembly type's leaves are computed once, in the type's own frame, and placed with one matrix
@@ -211,8 +212,6 @@ class _Reader:
 
     def location(self, attrs, el: ET.Element) -> tuple[np.ndarray, np.ndarray]:
         """A <location>'s rotation and translation in its parent's frame."""
-        if el.find("facing") is not None:
-            raise ValueError(f"{describe(el)}: <facing> is not supported")
         probe = ET.Element(el.tag, attrs)
         rot = self._rot(probe) if "rot" in attrs else IDENTITY
         trans = self._point(probe)
@@ -273,6 +272,8 @@ class _Reader:
         places = [p for p in places if p[2] not in skip]
         self._params(comp, comp.get("name") or name)
         k = self.kind(t)
+        if k not in ("detector", "monitor") and any(el.find("facing") is not None for *_, el in places):
+            raise ValueError(f"{describe(comp)}: <facing> is supported only on single detectors and monitors")
         for _, _, loc_name, el in places:
             if el is not None and el.tag == "location":
                 self._params(el, loc_name, skip=_POSITION_PARAMS)
