@@ -19,8 +19,8 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -56,6 +56,11 @@ def packet_head(data: bytes | PooledPacket) -> bytes:
 def packet_parts(data: bytes | PooledPacket) -> tuple:
     """The buffers to send, in order, for a packet (no copy)."""
     return (data.head, data.body) if isinstance(data, PooledPacket) else (data,)
+
+
+def detector_events(pkt: P.BankedEventPkt) -> int:
+    """Events of a BankedEvent outside the error banks (what the SMS counts as sent)."""
+    return sum(len(b.tof) for s in pkt.sources for b in s.banks if b.bank_id not in P.ERROR_BANKS)
 
 
 def restamp(packet: bytes, time_ns: int, cycle: int) -> bytearray:
@@ -119,9 +124,11 @@ class SyntheticRuns:
     pause_for: float = 1.0
     error_events: float = 0.5  # error-bank events per pulse
     monitor_rate: float = 100.0  # monitor events per second
+    # a fuller pulse is sent as several packets (not a field: subclasses add fields, callers pass them by name)
+    max_payload: ClassVar[int] = P.max_payload(P.Type.BANKED_EVENT)
 
     def __post_init__(self) -> None:
-        self._pool: tuple[list[bytes], list[int], list[bytes]] | None = None
+        self._pool: tuple[list[list[tuple[bytes, int]]], list[bytes]] | None = None
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         for t, data in self.stream():
@@ -168,7 +175,7 @@ class SyntheticRuns:
             if (self.pause_at is not None)
             else (-1, -1)
         )
-        events, counts, monitors = self.pool()
+        events, monitors = self.pool()
         picks = rng.integers(0, len(events), pulses)  # which pool entry each pulse replays
         for i in range(pulses):
             t, k = t0 + i * PULSE_NS, picks[i]
@@ -177,31 +184,60 @@ class SyntheticRuns:
                 yield t, frame(P.AnnotationPkt(marker, 0, f"run {run} {marker.name.lower()}"), t)
             if i % 60 == 0:
                 yield t, frame(P.VariableDoublePkt(1, 1, value=300.0 + rng.normal(0, 0.1)), t)
-            packet = events[k]
-            yield t, PooledPacket(bytes(restamp(packet, t, i % 600)), memoryview(packet)[32:], counts[k])
+            for packet, count in events[k]:
+                yield t, PooledPacket(bytes(restamp(packet, t, i % 600)), memoryview(packet)[32:], count)
             monitor = monitors[k]
             yield t, bytes(restamp(monitor, t, i % 600) + monitor[32:])
         t = t0 + pulses * PULSE_NS
         yield t, frame(P.AnnotationPkt(M.SCAN_STOP, 1, f"run {run} scan 1 done"), t)
         yield t, frame(P.RunStatusPkt(run, epics, P.RunStatusCode.END_RUN), t)
 
-    def pool(self) -> tuple[list[bytes], list[int], list[bytes]]:
-        """The framed event packets, their detector event counts and the framed monitor packets of the pool
-        (built on first use; time and cycle are patched per pulse). Its size: as many pulses as POOL_BYTES
-        holds at the mean rate, within POOL_PULSES, so a run rarely replays the same pulse twice in a row."""
+    def pool(self) -> tuple[list[list[tuple[bytes, int]]], list[bytes]]:
+        """Per pool pulse, its framed event packets with their detector event counts (one packet, or several
+        when the pulse would exceed `max_payload`); and per pool pulse its framed monitor packet. Built on
+        first use; time and cycle are patched per pulse. Its size: as many pulses as POOL_BYTES holds at the
+        mean rate, within POOL_PULSES, so a run rarely replays the same pulse twice in a row."""
         if self._pool is None:
             per_pulse = 8 * self.rate / 60 + 64
             size = int(min(max(POOL_BYTES // per_pulse, POOL_PULSES[0]), POOL_PULSES[1]))
-            pulses = [self._events(i) for i in range(size)]
             self._pool = (
-                [P.encode(p) for p in pulses],
                 [
-                    sum(len(b.tof) for s in p.sources for b in s.banks if b.bank_id not in P.ERROR_BANKS)
-                    for p in pulses
+                    [(P.encode(part), detector_events(part)) for part in self._split(self._events(i))]
+                    for i in range(size)
                 ],
                 [P.encode(self._monitor(i)) for i in range(size)],
             )
         return self._pool
+
+    def _split(self, pkt: P.BankedEventPkt) -> list[P.BankedEventPkt]:
+        """The pulse as packets of at most `max_payload` bytes, banks in order (a bank too large for one
+        packet continues in the next with the same id), all with the pulse's words."""
+        fixed = 32 + 8  # pulse words and source header, and one bank header
+        room = (self.max_payload - fixed) // 8  # events per packet
+        if room < 1:
+            raise ValueError(f"max_payload {self.max_payload} holds no event")
+        (source,) = pkt.sources
+        parts: list[list[P.EventBank]] = [[]]
+        left = room
+        for bank in source.banks:
+            start = 0
+            while True:
+                take = min(left, len(bank.tof) - start)
+                parts[-1].append(
+                    P.EventBank(
+                        bank.bank_id, bank.tof[start : start + take], bank.pixel[start : start + take]
+                    )
+                )
+                start, left = start + take, left - take
+                if start == len(bank.tof):
+                    break
+                parts.append([])
+                left = room
+            left -= 1  # each bank header (8 bytes) costs one event's room
+            if left < 1:
+                parts.append([])
+                left = room
+        return [replace(pkt, sources=[replace(source, banks=banks)]) for banks in parts if banks]
 
     def _events(self, pulse: int) -> P.BankedEventPkt:
         """One pulse's detector events, sorted by pixel into banks; error-bank events first, if any."""
