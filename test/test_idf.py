@@ -464,6 +464,16 @@ def test_non_default_reference_frame_and_radians():
         ('<component type="pixel" idlist="d"><location rot="9" axis-z="0"/></component>', "no direction"),
         ('<component type="pixel"/>', "has no <location>"),
         (
+            '<component type="p" idstart="2147483000"><location/></component><type name="p" is="RectangularDetector" '
+            'type="pixel" xpixels="100" xstart="0" xstep="1" ypixels="100" ystart="0" ystep="1"/>',
+            "outside 32 bits",
+        ),
+        (
+            '<component type="p"><location/></component><type name="p" is="RectangularDetector" '
+            'type="pixel" xpixels="2" xstart="0" xstep="1e308" ypixels="1" ystart="0" ystep="1"/>',
+            "placed beyond 1e+06 m",
+        ),
+        (
             '<component type="s"><location/></component><type name="s" is="StructuredDetector"/>',
             "not supported",
         ),
@@ -516,6 +526,31 @@ def test_bounds_hold_before_the_cache_and_for_locations():
         parse_idf(
             idf_text('<component type="pixel"><locations n-elements="70000" x="0" x-end="1"/></component>')
         )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_real_files_give_a_geometry_or_a_value_error(seed):
+    """Attribute values of REF_L and POWGEN replaced by odd ones (empty, NaN, 1e400, 2^31, text, ...) or bytes
+    cut out: parsing gives a geometry or a ValueError, nothing else, and no numpy warnings (errors here)."""
+    import random
+
+    rng = random.Random(seed)
+    texts = [
+        shared_path(IDF + n).read_text() for n in ("REF_L_Definition.xml", "POWGEN_Definition_2018-05-05.xml")
+    ]
+    odd = ["", "-1", "1e400", "nan", "inf", "99999999999999999999", "0", "-0.5", "abc", "2147483647", "0x10"]
+    for _ in range(60):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 3)):
+            m = rng.choice(list(re.finditer(r'="([^"]*)"', text)))
+            if rng.random() < 0.8:
+                text = text[: m.start(1)] + rng.choice(odd) + text[m.end(1) :]
+            else:
+                text = text[: m.start(1)] + text[m.start(1) + rng.randint(1, 40) :]
+        try:
+            parse_idf(text, cache=False)
+        except ValueError:
+            pass
 
 
 def test_malformed_xml_and_an_empty_instrument():

@@ -35,6 +35,8 @@ from livereduce.listeners.adara.xmlutil import parse_xml
 MAX_PIXELS = 1 << 22  # 4.2 M detectors: above any SNS instrument (SNAP 1.2 M); ~250 MB of arrays at most
 MAX_IDF_BYTES = 64 << 20
 MAX_DEPTH = 100  # nesting of types
+ID_MIN, ID_MAX = -(2**31), 2**31 - 1  # detector ids are 32-bit (Mantid's detid_t, ADARA's pixel word)
+MAX_COORDINATE = 1e6  # metres: positions beyond are a unit or typing error (or overflowed)
 MAX_LOCATIONS = 1 << 16  # per <locations> element (expanded in Python; real files: a tube's few hundred)
 CACHE_SIZE = 8
 
@@ -77,6 +79,13 @@ class _Block:
             np.concatenate([b.monitor for b in blocks]),
             [m for b in blocks for m in b.marks],
         )
+
+
+def _ids_fit(el: ET.Element, *values: int) -> None:
+    """Refuse ids (or id arithmetic) outside 32 bits before numpy sees them (it would overflow)."""
+    for v in values:
+        if not ID_MIN <= v <= ID_MAX:
+            raise ValueError(f"{describe(el)}: detector id {v} is outside 32 bits")
 
 
 class _Reader:
@@ -325,6 +334,14 @@ class _Reader:
             raise ValueError(f"{describe(comp)}: idfillbyfirst={fill!r}")
         start, step = integer(comp, "idstart", 0), integer(comp, "idstep", 1)
         by_row = integer(comp, "idstepbyrow", yp if fill == "y" else xp)
+        a, b = (by_row, step) if fill == "y" else (step, by_row)  # id = start + a·i + b·j
+        _ids_fit(
+            comp,
+            start,
+            step,
+            by_row,
+            *(start + a * i + b * j for i in (0, max(xp - 1, 0)) for j in (0, max(yp - 1, 0))),
+        )
         pixel = t.get("type")
         if not pixel or pixel not in self.types:
             raise ValueError(f"{describe(t)}: pixel type {pixel!r} is not defined")
@@ -354,9 +371,12 @@ class _Reader:
         parts, total = [], 0
         for i in el.findall("id"):
             if i.get("val") is not None:
-                parts.append(np.array([integer(i, "val")], np.int64))
+                v = integer(i, "val")
+                _ids_fit(i, v)
+                parts.append(np.array([v], np.int64))
             else:
                 a, b, step = integer(i, "start"), integer(i, "end"), integer(i, "step", 1)
+                _ids_fit(i, a, b, step)
                 if step == 0 and a != b:
                     raise ValueError(f"{describe(el)} <id start={a} end={b} step=0>: step is zero")
                 if step and ((b - a) % step or (b - a) // step < 0):
@@ -397,6 +417,11 @@ class _Reader:
         block = _Block.concat([self.component(c) for c in tops])
         if block.need.any():
             raise ValueError(f"{int(block.need.sum())} detectors/monitors are in no component with an idlist")
+        far = ~(np.abs(block.pos) <= MAX_COORDINATE)  # NaN too: numbers that overflowed on the way
+        if far.any():
+            raise ValueError(
+                f"detector {int(block.ids[far.any(axis=1)][0])} is placed beyond {MAX_COORDINATE:g} m"
+            )
         ids, mon = block.ids, block.monitor
         if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # sorted already (most files): no copies
             order = np.argsort(ids, kind="stable")
@@ -453,7 +478,8 @@ def parse_idf(
             _cache.move_to_end(key)
             return hit
     try:
-        geometry = _Reader(parse_xml(text, limit), max_pixels).read()
+        with np.errstate(all="ignore"):  # overflowing numbers are caught as positions out of bounds
+            geometry = _Reader(parse_xml(text, limit), max_pixels).read()
     except ET.ParseError as exc:
         raise ValueError(f"IDF: not readable XML: {exc}") from None
     except RecursionError:
