@@ -92,3 +92,21 @@ def test_pulse_times_grow_in_place_and_each_event_keeps_its_pulse():
     assert acc.pulse_time().tolist() == expected
     assert acc.take(slice(-2, None)).pulse_time().tolist() == [299_002, 299_002]
     assert acc.copy().pulse_times.size == 601
+
+
+def test_a_copy_is_independent_both_ways_without_copying_at_once():
+    log = TimeSeries("proton_charge")
+    for i in range(10):
+        log.append(i, float(i))
+    copy = log.copy()
+    assert np.shares_memory(copy.values, log.values)  # O(1): borrowed until it appends
+    log.append(10, 10.0)  # the original goes on growing in place
+    assert copy.size() == 10 and copy.lastValue() == 9.0 and log.size() == 11
+    copy.append(20, -1.0)  # the copy takes its own buffers first
+    assert copy.times.tolist() == [*range(10), 20] and copy.values[-1] == -1.0
+    assert log.times.tolist() == list(range(11)) and log.values[-1] == 10.0
+    assert not np.shares_memory(copy.values, log.values)
+    again = copy.copy()
+    again.append(21, 5.0)
+    copy.append(22, 6.0)
+    assert again.values[-2:].tolist() == [-1.0, 5.0] and copy.values[-2:].tolist() == [-1.0, 6.0]

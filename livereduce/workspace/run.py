@@ -35,13 +35,16 @@ def _room(buffer: np.ndarray, used: int, need: int, dtype=None) -> np.ndarray:
 class TimeSeries:
     """A log: values at times (ns since Unix epoch). Appending is amortised O(1): both columns live in buffers
     whose capacity doubles, and `times` / `values` are views of their filled part, so a reader's view keeps
-    its length and contents while later appends go past its end."""
+    its length and contents while later appends go past its end. For the same reason a copy is O(1): it
+    borrows the buffers (nothing in them up to its length ever changes) and takes its own at its first append,
+    so algorithms that copy a workspace's run each call do not pay for the run's length."""
 
     def __init__(self, name: str, unit: str = "", times=None, values=None):
         self.name, self.unit = name, unit
         self._times = np.empty(0, np.int64) if times is None else np.atleast_1d(np.asarray(times, np.int64))
         self._values = np.empty(0) if values is None else np.atleast_1d(np.asarray(values))
         self._n = self._times.size
+        self._borrowed = False  # the buffers are another log's too: take own ones before appending
 
     @property
     def times(self) -> np.ndarray:
@@ -60,6 +63,8 @@ class TimeSeries:
         if t.size != v.size:  # one time for many values or the reverse: the single one applies to all
             t, v = np.broadcast_arrays(t, v)
         n, m = self._n, t.size
+        if self._borrowed:
+            self._times, self._values, self._borrowed = self._times[:n].copy(), self._values[:n].copy(), False
         # the first values set the dtype; later ones promote as concatenate would (a longer string widens
         # the dtype instead of being truncated), at the cost of one copy when that happens
         dtype = v.dtype if n == 0 else np.concatenate([self._values[:0], v[:0]]).dtype
@@ -78,7 +83,9 @@ class TimeSeries:
         return TimeSeries(self.name, self.unit, self.times[-1:].copy(), self.values[-1:].copy())
 
     def copy(self) -> TimeSeries:
-        return TimeSeries(self.name, self.unit, self.times.copy(), self.values.copy())
+        out = TimeSeries(self.name, self.unit)
+        out._times, out._values, out._n, out._borrowed = self._times, self._values, self._n, True
+        return out
 
     # Mantid TimeSeriesProperty API used by scripts
     @property
