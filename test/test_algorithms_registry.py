@@ -160,5 +160,10 @@ def test_docs_list_exactly_the_supported_algorithms():
     from livereduce import algorithms
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "algorithms.md").read_text()
-    listed = [line[3:-1] for line in doc.splitlines() if line.startswith("- `")]
+    sections = doc.split("\n### `")[1:]
+    listed = [sec.split("`", 1)[0] for sec in sections]
     assert listed == algorithms.SUPPORTED
+    for name, sec in zip(listed, sections, strict=True):  # each lists every property it takes
+        props_line = next(line for line in sec.splitlines() if line.startswith("Properties: "))
+        documented = [p.strip("`").split("=")[0].split(" ")[0] for p in props_line[12:-1].split(", ")]
+        assert documented == [p.name for p in registry.spec(name).props], name
