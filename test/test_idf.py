@@ -109,6 +109,27 @@ def test_snap(idf):
     assert np.allclose(np.degrees(g.two_theta), 90.0)
 
 
+def test_snap_with_its_detector_arm_logs():
+    """SNAP's arms are placed by run logs: East (Column1..3) has r-position = 0.5 + det_lin2, t-position =
+    det_arc2 and roty = 180 + det_arc2 (Mantid: t/p count only with r; rotx/y/z replace the rotation)."""
+    path = shared_path(IDF + "SNAP_Definition.xml")
+    g = read_idf(path, logs={"det_arc2": 65.0, "det_lin2": 0.1, "det_arc1": -65.0, "det_lin1": 0.0})
+    # East at r = 0.6, t = 65°, p = 0: (0.6 sin 65°, 0, 0.6 cos 65°), turned by Ry(245°). bank22 (Column2, trans
+    # 0,0, idstart 262144): pixel (10, 20) is local (-0.078795 + 10·0.000618, -0.078795 + 20·0.000618, 0)
+    east = (0.6 * math.sin(math.radians(65)), 0.0, 0.6 * math.cos(math.radians(65)))
+    local = (-0.078795 + 10 * 0.000618, -0.078795 + 20 * 0.000618, 0.0)
+    check_pixel(g, 262144 + 256 * 10 + 20, add(east, ry(245.0, local)))
+    # West at r = 0.5, t = -65°, turned by Ry(115°); bank52 (Column5, trans 0,0, idstart 851968), pixel (128, 128)
+    # sits 0.000309 m off the panel centre in x and y: 2θ within a tenth of a degree of 65°
+    west = (0.5 * math.sin(math.radians(-65)), 0.0, 0.5 * math.cos(math.radians(-65)))
+    local = (-0.078795 + 128 * 0.000618, -0.078795 + 128 * 0.000618, 0.0)
+    check_pixel(g, 851968 + 256 * 128 + 128, add(west, ry(115.0, local)))
+    k = g.index_of([851968 + 256 * 128 + 128])[0]
+    assert math.degrees(g.two_theta[k]) == pytest.approx(65.0, abs=0.1)
+    # without the logs the same file is the unplaced geometry (cached separately)
+    assert read_idf(path).two_theta[k] == pytest.approx(math.pi / 2)
+
+
 def test_powgen(idf):
     g = idf("POWGEN_Definition_2018-05-05.xml")
     text = shared_path(IDF + "POWGEN_Definition_2018-05-05.xml").read_text()
@@ -396,6 +417,24 @@ def test_parameters_and_position_parameters():
     assert g.positions == pytest.approx(np.array([[3, 1, 0], [1, 0, 0.5]]))
 
 
+def test_logfile_parameters_and_their_formulas():
+    body = (
+        '<component-link name="TEST"><parameter name="height"><logfile id="h" eq="2*sin(value*_pi/180)^2 + 1"/>'
+        '</parameter><parameter name="raw"><logfile id="h"/></parameter></component-link>'
+        '<component type="pixel" idlist="d"><location><parameter name="x"><logfile id="h" eq="value/100"/>'
+        '</parameter></location></component><idlist idname="d"><id val="1"/></idlist>'
+    )
+    g = parse_idf(idf_text(body), logs={"h": 30.0})
+    # 2·sin²(30°) + 1 = 2·0.25 + 1 = 1.5; no eq: the log's value; x = 30/100
+    assert g.number_parameter("height") == [pytest.approx(1.5)] and g.number_parameter("raw") == [30.0]
+    assert g.positions[0] == pytest.approx([0.3, 0, 0])
+    assert parse_idf(idf_text(body)).positions[0] == pytest.approx([0, 0, 0])  # no logs: x is not set
+    for eq in ("__import__('os')", "value.real", "(lambda: 1)()", "sqrt(-value)", "1/0", "10^400"):
+        bad = body.replace("value/100", eq)
+        with pytest.raises(ValueError, match="eq="):
+            parse_idf(idf_text(bad), logs={"h": 30.0})
+
+
 def test_monitors_are_kept_apart():
     g = parse_idf(
         idf_text(
@@ -604,6 +643,18 @@ def test_cli_json_for_ref_l():
     assert p["L2"] == pytest.approx(math.dist(xyz, (0, 0, 0))) and p["two_theta_deg"] == pytest.approx(
         two_theta_deg(xyz)
     )
+
+
+def test_cli_with_logs_places_snaps_arms():
+    path = shared_path(IDF + "SNAP_Definition.xml")
+    centre = (
+        262144 + 256 * 128 + 128
+    )  # bank22, 0.000309 m off its centre: see test_snap_with_its_detector_arm_logs
+    r = run_cli(str(path), "--log", "det_arc2=65", "--log", "det_lin2=0", "--ids", str(centre), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pixels"][str(centre)]["two_theta_deg"] == pytest.approx(65.0, abs=0.1)
+    r = run_cli(str(path), "--log", "det_arc2")
+    assert r.returncode == 2 and "NAME=NUMBER" in r.stderr
 
 
 def test_cli_text_and_errors(tmp_path):

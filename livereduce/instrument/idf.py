@@ -8,7 +8,7 @@ out in document order; RectangularDetector (idstart, idfillbyfirst, idstepbyrow,
 <parameter>s in components, types and <component-link>s (values only). Refused with a ValueError: <facing> on
 anything but a single detector or monitor (it turns the component, which moves only its parts) and
 components-are-facing, <offsets spherical="delta">, Structured and Grid detectors. Log-driven parameters
-(<logfile>) have no value without run logs and are skipped.
+(<logfile>) take their value from `logs` (through the logfile's eq formula) and are skipped without.
 
 Speed: each assembly type's leaves are computed once, in the type's own frame, and placed with one matrix
 product per placement, so 10^5–10^6 pixels cost one numpy pass each, not a Python loop per pixel. Every pixel
@@ -22,6 +22,7 @@ import math
 import threading
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,13 +90,13 @@ def _ids_fit(el: ET.Element, *values: int) -> None:
 
 
 class _Reader:
-    def __init__(self, root: ET.Element, max_pixels: int):
+    def __init__(self, root: ET.Element, max_pixels: int, logs: Mapping[str, float]):
         for el in root.iter():  # namespaces off: the IDF schema's is on every tag
             if isinstance(el.tag, str) and "}" in el.tag:
                 el.tag = el.tag.rsplit("}", 1)[1]
         if root.tag != "instrument":
             raise ValueError(f"root element is <{root.tag}>, not <instrument>")
-        self.root, self.max_pixels = root, max_pixels
+        self.root, self.max_pixels, self.logs = root, max_pixels, logs
         self.name = root.get("name", "")
         self.deg = self._defaults()
         self.types: dict[str, ET.Element] = {}
@@ -238,7 +239,7 @@ class _Reader:
         for par in el.findall("parameter"):
             name = par.get("name", "")
             if name in _POSITION_PARAMS:
-                v = parameter_value(par)
+                v = parameter_value(par, self.logs)
                 if v is not None:
                     params[name] = float(v)
         if "r-position" in params:  # t and p count only with r (Mantid's rule)
@@ -396,7 +397,7 @@ class _Reader:
             pname = par.get("name", "")
             if pname in skip:
                 continue
-            v = parameter_value(par)
+            v = parameter_value(par, self.logs)
             if v is not None:
                 self.parameters.setdefault(owner, {}).setdefault(pname, v)
 
@@ -456,22 +457,32 @@ class _Reader:
 
 
 # ---- public API with a cache -------------------------------------------------------------------------------
-_cache: OrderedDict[tuple[str, int], InstrumentGeometry] = OrderedDict()
+_cache: OrderedDict[tuple, InstrumentGeometry] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
 def parse_idf(
-    text: str, *, max_pixels: int = MAX_PIXELS, limit: int = MAX_IDF_BYTES, cache: bool = True
+    text: str,
+    *,
+    logs: Mapping[str, float] | None = None,
+    max_pixels: int = MAX_PIXELS,
+    limit: int = MAX_IDF_BYTES,
+    cache: bool = True,
 ) -> InstrumentGeometry:
     """The geometry an IDF's text defines. Results are cached by the text's SHA-256 (the last CACHE_SIZE
     texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash; `cache=False` reads it
-    afresh (benchmarks). ValueError, naming the element, for anything unreadable, unsupported, inconsistent or
-    over `max_pixels` / `limit` bytes."""
-    if (
-        len(text) > limit
-    ):  # before the cache: a smaller limit must still refuse a text cached under a larger one
+    afresh (benchmarks). `logs` (log name → value, e.g. SNAP's det_arc1) feed the <logfile> parameters that
+    place components; without them such parameters are skipped. ValueError, naming the element, for anything
+    unreadable, unsupported, inconsistent or over `max_pixels` / `limit` bytes."""
+    # the bound before the cache: a smaller limit must still refuse a text cached under a larger one
+    if len(text) > limit:
         raise ValueError(f"IDF: {len(text)} characters, over the {limit}-byte bound")
-    key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), max_pixels)
+    logs = {str(k): float(v) for k, v in (logs or {}).items()}
+    key = (
+        hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        max_pixels,
+        tuple(sorted(logs.items())),
+    )
     with _cache_lock:
         hit = _cache.get(key) if cache else None
         if hit is not None:
@@ -479,7 +490,7 @@ def parse_idf(
             return hit
     try:
         with np.errstate(all="ignore"):  # overflowing numbers are caught as positions out of bounds
-            geometry = _Reader(parse_xml(text, limit), max_pixels).read()
+            geometry = _Reader(parse_xml(text, limit), max_pixels, logs).read()
     except ET.ParseError as exc:
         raise ValueError(f"IDF: not readable XML: {exc}") from None
     except RecursionError:
@@ -493,7 +504,9 @@ def parse_idf(
     return geometry
 
 
-def read_idf(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> InstrumentGeometry:
+def read_idf(
+    path: str | Path, *, logs: Mapping[str, float] | None = None, max_pixels: int = MAX_PIXELS
+) -> InstrumentGeometry:
     """parse_idf of a file; ValueError (naming the file) if it cannot be read or is too large."""
     p = Path(path)
     try:
@@ -504,6 +517,6 @@ def read_idf(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> InstrumentGeo
     except OSError as exc:
         raise ValueError(f"{p}: {exc.strerror or exc}") from None
     try:
-        return parse_idf(text, max_pixels=max_pixels)
+        return parse_idf(text, logs=logs, max_pixels=max_pixels)
     except ValueError as exc:
         raise ValueError(f"{p}: {exc}") from None

@@ -24,6 +24,13 @@ def add_parser(sub) -> None:
     p.add_argument("idf", metavar="IDF_FILE", help="a Mantid instrument definition (XML)")
     p.add_argument("--ids", default="", help="detector ids to print, comma-separated (e.g. 1,2,3)")
     p.add_argument("--json", action="store_true", help="print JSON (metres, degrees)")
+    p.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run log value for <logfile> parameters (e.g. SNAP's det_arc1=-65); repeatable",
+    )
     p.set_defaults(func=cmd_geometry)
 
 
@@ -32,6 +39,19 @@ def _ids(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"--ids {text!r}: comma-separated integers expected") from None
+
+
+def _logs(items: list[str]) -> dict[str, float]:
+    logs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            logs[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--log {item!r}: NAME=NUMBER expected") from None
+    return logs
 
 
 def _finite(v: float) -> float | None:
@@ -81,7 +101,7 @@ def _text(doc: dict, g: InstrumentGeometry) -> str:
 def cmd_geometry(args: argparse.Namespace) -> int:
     try:
         ids = _ids(args.ids)
-        g = read_idf(args.idf)
+        g = read_idf(args.idf, logs=_logs(args.log))
         doc = report(g, ids)
     except (ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
