@@ -405,6 +405,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     ascii,
     binning,
     focus,
+    math_ops,
     nexus,
     sample,
     spectra_ops,
