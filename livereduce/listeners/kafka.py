@@ -76,6 +76,7 @@ EXTRA_HINT = "pip install livereduce[kafka]"
 PER_RUN = ("run_number", "run_start", "run_end", "run_title", "instrument_name", "filename", "job_id")
 FALLBACK_MAX_PIXELS = 1 << 22
 TOPIC_ROLES = ("events", "logs", "run_control")
+BATCH = 256  # messages taken from the consumer per call
 _ROLE_ALIASES = {
     "run_info": "run_control",
     "runinfo": "run_control",
@@ -633,33 +634,37 @@ class KafkaListener(RunStateMixin):
             if self._try_end_run():
                 continue
             asked = (time.time_ns(), time.monotonic())
-            msg = consumer.poll(0.1)
-            if msg is None:  # everything fetched by `asked` has been read
+            batch = consumer.consume(BATCH, 0.05)
+            if len(batch) < BATCH:  # it waited and the queue ran dry: everything fetched by `asked` is read
                 self._empty_poll = asked
+            if not batch:
                 self._check_silence()
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == ck.KafkaError._PARTITION_EOF:
-                    part = self._parts.get((msg.topic(), msg.partition()))
-                    if part is not None:
-                        if part.eof_since is None:
-                            part.eof_since = time.monotonic()
-                        part.position = max(part.position, msg.offset())
-                else:
-                    self._on_error(error)
-                continue
-            self.connected = True
-            self._last_message, self._silent_logged = time.monotonic(), False
-            try:
-                self._on_message(msg)
-            except Exception as exc:  # a handler bug loses this message, never the consumer
-                with self._lock:
-                    self._counts["handler_errors"] += 1
-                    self.last_error = f"handler: {exc!r}"
-                log.exception(
-                    "dropped a message from %s[%d] at offset %d", msg.topic(), msg.partition(), msg.offset()
-                )
+            for msg in batch:
+                self._receive(msg)
+
+    def _receive(self, msg) -> None:
+        error = msg.error()
+        if error is not None:
+            if error.code() == ck.KafkaError._PARTITION_EOF:
+                part = self._parts.get((msg.topic(), msg.partition()))
+                if part is not None:
+                    if part.eof_since is None:
+                        part.eof_since = time.monotonic()
+                    part.position = max(part.position, msg.offset())
+            else:
+                self._on_error(error)
+            return
+        self.connected = True
+        self._last_message, self._silent_logged = time.monotonic(), False
+        try:
+            self._on_message(msg)
+        except Exception as exc:  # a handler bug loses this message, never the consumer
+            with self._lock:
+                self._counts["handler_errors"] += 1
+                self.last_error = f"handler: {exc!r}"
+            log.exception(
+                "dropped a message from %s[%d] at offset %d", msg.topic(), msg.partition(), msg.offset()
+            )
 
     def _check_silence(self) -> None:
         quiet = time.monotonic() - self._last_message
