@@ -17,29 +17,22 @@ count is totalled from the declared numbers before any array is made (`max_pixel
 
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from livereduce.instrument.attrs import ParameterValue, describe, integer, number, parameter_value
 from livereduce.instrument.model import InstrumentGeometry, ReferenceFrame
 from livereduce.instrument.transforms import IDENTITY, place, rotation, spherical
-from livereduce.listeners.adara.xmlutil import parse_xml
 
 MAX_PIXELS = 1 << 22  # 4.2 M detectors: above any SNS instrument (SNAP 1.2 M); ~250 MB of arrays at most
-MAX_IDF_BYTES = 64 << 20
 MAX_DEPTH = 100  # nesting of types
 ID_MIN, ID_MAX = -(2**31), 2**31 - 1  # detector ids are 32-bit (Mantid's detid_t, ADARA's pixel word)
 MAX_COORDINATE = 1e6  # metres: positions beyond are a unit or typing error (or overflowed)
 MAX_LOCATIONS = 1 << 16  # per <locations> element (expanded in Python; real files: a tube's few hundred)
-CACHE_SIZE = 8
 
 _LEAF_KINDS = {"detector": "detector", "monitor": "monitor", "source": "source", "samplepos": "sample"}
 _RECT = {"rectangulardetector"}
@@ -456,67 +449,11 @@ class _Reader:
         )
 
 
-# ---- public API with a cache -------------------------------------------------------------------------------
-_cache: OrderedDict[tuple, InstrumentGeometry] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def parse_idf(
-    text: str,
-    *,
-    logs: Mapping[str, float] | None = None,
-    max_pixels: int = MAX_PIXELS,
-    limit: int = MAX_IDF_BYTES,
-    cache: bool = True,
+def read_root(
+    root: ET.Element, max_pixels: int = MAX_PIXELS, logs: Mapping[str, float] | None = None
 ) -> InstrumentGeometry:
-    """The geometry an IDF's text defines. Results are cached by the text's SHA-256 (the last CACHE_SIZE
-    texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash; `cache=False` reads it
-    afresh (benchmarks). `logs` (log name → value, e.g. SNAP's det_arc1) feed the <logfile> parameters that
-    place components; without them such parameters are skipped. ValueError, naming the element, for anything
-    unreadable, unsupported, inconsistent or over `max_pixels` / `limit` bytes."""
-    # the bound before the cache: a smaller limit must still refuse a text cached under a larger one
-    if len(text) > limit:
-        raise ValueError(f"IDF: {len(text)} characters, over the {limit}-byte bound")
-    logs = {str(k): float(v) for k, v in (logs or {}).items()}
-    key = (
-        hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-        max_pixels,
-        tuple(sorted(logs.items())),
-    )
-    with _cache_lock:
-        hit = _cache.get(key) if cache else None
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
-    try:
-        with np.errstate(all="ignore"):  # overflowing numbers are caught as positions out of bounds
-            geometry = _Reader(parse_xml(text, limit), max_pixels, logs).read()
-    except ET.ParseError as exc:
-        raise ValueError(f"IDF: not readable XML: {exc}") from None
-    except RecursionError:
-        raise ValueError("IDF: nested too deep") from None
-    except ValueError as exc:
-        raise ValueError(f"IDF {exc}" if str(exc).startswith("<") else f"IDF: {exc}") from None
-    with _cache_lock:
-        _cache[key] = geometry
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return geometry
-
-
-def read_idf(
-    path: str | Path, *, logs: Mapping[str, float] | None = None, max_pixels: int = MAX_PIXELS
-) -> InstrumentGeometry:
-    """parse_idf of a file; ValueError (naming the file) if it cannot be read or is too large."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_IDF_BYTES:
-            raise ValueError(f"{p}: {size} bytes, over the {MAX_IDF_BYTES}-byte bound")
-        text = p.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise ValueError(f"{p}: {exc.strerror or exc}") from None
-    try:
-        return parse_idf(text, logs=logs, max_pixels=max_pixels)
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
+    """The geometry of a parsed IDF (namespaces are stripped from `root` in place). ValueError naming the
+    element for anything unsupported or inconsistent; numpy's overflow warnings are off (overflowed numbers
+    are caught as positions out of bounds)."""
+    with np.errstate(all="ignore"):
+        return _Reader(root, max_pixels, logs or {}).read()

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from livereduce.instrument.idf import read_idf
+from livereduce.instrument.load import read_idf
 from livereduce.instrument.model import InstrumentGeometry
 
 EXIT_BAD_INPUT = 2
