@@ -405,6 +405,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     ascii,
     binning,
     focus,
+    grouping,
     math_ops,
     nexus,
     sample,
