@@ -404,6 +404,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     arithmetic,
     ascii,
     binning,
+    filtering,
     focus,
     grouping,
     math_ops,
