@@ -96,7 +96,7 @@ SERVERS = {
     "fake-kafka": ("livereduce.servers.fake_kafka", "", "fake Kafka producer (ESS FlatBuffers topics)"),
 }
 SERVER_NAMES = {alias: name for name, (_, old, _) in SERVERS.items() for alias in (name, old) if alias}
-COMMANDS = {"run", "check", "geometry", "status", *SERVER_NAMES}
+COMMANDS = {"run", "check", "try", "geometry", "status", *SERVER_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from livereduce.instrument.report import add_parser as add_geometry
 
     add_geometry(sub)  # livereduce geometry IDF_FILE [--ids ...] [--json]
+    from livereduce.trial import add_parser as add_try
+
+    add_try(sub)  # livereduce try [CONFIG] --replay FILE [--speed N] [--cycles K] [--scripts DIR] ...
     for name, (_, old, text) in SERVERS.items():
         sub.add_parser(name, aliases=[old] if old else [], help=f"{text} (see {name} --help)")
     return parser
