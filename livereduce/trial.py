@@ -105,6 +105,38 @@ class ReplaySMS(FakeSMS):
         self.bytes_queued += sum(len(part) for part in packet_parts(data))
 
 
+class ProductScan:
+    """Which files in the products directory each cycle wrote (by modification time; a product rewritten
+    every cycle is reported once, with its last cycle). Files there from an earlier trial are not ours."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.written: dict[str, int] = {}  # name → the last cycle that wrote it
+        self._mtimes = self._stat()
+
+    def _stat(self) -> dict[str, int]:
+        # hidden names are product_file's temporary files
+        files = (p for p in self.directory.iterdir() if not p.name.startswith(".") and p.is_file())
+        return {p.name: p.stat().st_mtime_ns for p in files}
+
+    def scan(self, cycle: int) -> None:
+        now = self._stat()
+        for name, mtime in now.items():
+            if self._mtimes.get(name) != mtime:
+                self.written[name] = cycle
+        self._mtimes = now
+
+    def report(self) -> None:
+        if not self.written:
+            log.info("no products were written to %s", self.directory)
+            return
+        log.info("products in %s:", self.directory)
+        for name, cycle in sorted(self.written.items()):
+            path = self.directory / name
+            size = path.stat().st_size if path.exists() else 0
+            log.info("  %s (%s bytes, last written in cycle %d)", name, f"{size:,}", cycle)
+
+
 @dataclasses.dataclass
 class Trial:
     """What one `livereduce try` tries: the config, the (possibly candidate) script directory, the file."""
@@ -172,13 +204,13 @@ class Trial:
 
     def _cycles(self, session, listener: AdaraListener, sms: ReplaySMS, outcome: Outcome) -> None:
         ended, at_end = 0, {}  # runs whose END_RUN was processed; run → events accumulated at its last cycle
-        written: dict[str, tuple[int, int]] = {}
+        products = ProductScan(self.products)
 
         def note(record: Record) -> None:
             nonlocal ended
             if record.kind is RecordKind.CYCLE:
                 at_end[record.data.run_number] = record.data.events_accumulated
-                self._products_written(record.cycle, written)
+                products.scan(record.cycle)
             elif record.kind is RecordKind.SCRIPT_ERROR:
                 outcome.script_errors += 1
             elif record.kind is RecordKind.RUN_TRANSITION:
@@ -226,24 +258,7 @@ class Trial:
         finally:
             outcome.cycles = session.state.cycles
             outcome.events = sum(at_end.values())
-            self._report_products(written)
-
-    def _products_written(self, cycle: int, written: dict[str, tuple[int, int]]) -> None:
-        for path in sorted(self.products.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
-                continue  # product_file's hidden temporary files
-            stat = path.stat()
-            if written.get(path.name, (0, 0))[1] != stat.st_mtime_ns:
-                written[path.name] = (cycle, stat.st_mtime_ns)
-
-    def _report_products(self, written: dict[str, tuple[int, int]]) -> None:
-        if not written:
-            log.info("no products were written to %s", self.products)
-            return
-        log.info("products in %s:", self.products)
-        for name, (cycle, _) in sorted(written.items()):
-            size = (self.products / name).stat().st_size if (self.products / name).exists() else 0
-            log.info("  %s (%s bytes, last written in cycle %d)", name, f"{size:,}", cycle)
+            products.report()
 
 
 @contextlib.contextmanager

@@ -249,6 +249,15 @@ def test_products_go_to_a_scratch_directory_not_to_the_scripts_paths(tmp_path, c
             histogram_values(scratch / "TRY_live.nxs"), expected_histogram(ids, tofs)
         )
         assert f"products in {scratch}:" in lines
+        # a candidate script directory against the same config, into the same directory: the files there
+        # from the first trial are not reported as this one's
+        candidate = scripts_dir(tmp_path, name="candidate")
+        code, lines = try_(
+            capsys, cfg, "--replay", str(recording), "--scripts", str(candidate), "--products", str(scratch)
+        )
+        assert code == 0, "\n".join(lines)
+        assert f"trying the scripts in {candidate} " in lines[0]
+        assert f"no products were written to {scratch}" in lines
     finally:
         shutil.rmtree(scratch)
 
