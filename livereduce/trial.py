@@ -177,26 +177,23 @@ class Trial:
     def run(self) -> Outcome:
         """One trial over the whole file; SetupError when nothing can be tried."""
         outcome = Outcome()
+        spec = self.spec()
+        sms = ReplaySMS(self.replay, self.speed)
+        listener: AdaraListener | None = None
+        options = self.config.listener_options if self.runtime.listener is ListenerKind.ADARA else {}
         try:
-            spec = self.spec()
-            sms = ReplaySMS(self.replay, self.speed)
-            options = self.config.listener_options if self.runtime.listener is ListenerKind.ADARA else {}
             listener = AdaraListener(f"127.0.0.1:{sms.start()}", **options)
-        except ConfigError as exc:
-            raise SetupError(f"configuration error: {exc}") from None
-        try:
-            try:
-                session = build_session(spec, listener)
-            except ScriptError as exc:  # a script that does not compile: its file and line
-                log.error("script error before the first cycle: %s\n%s", exc, exc.traceback_text.rstrip())
-                outcome.script_errors += 1
-                return outcome
-            except ConfigError as exc:
-                raise SetupError(f"configuration error: {exc}") from None
+            session = build_session(spec, listener)
             with _sandbox(self.products):
                 self._cycles(session, listener, sms, outcome)
+        except ScriptError as exc:  # a script that does not compile: its file and line
+            log.error("script error before the first cycle: %s\n%s", exc, exc.traceback_text.rstrip())
+            outcome.script_errors += 1
+        except ConfigError as exc:
+            raise SetupError(f"configuration error: {exc}") from None
         finally:
-            listener.close()
+            if listener is not None:
+                listener.close()
             sms.stop()
         if sms.failure is not None:
             raise SetupError(f"cannot replay {self.replay}: {sms.failure}")

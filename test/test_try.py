@@ -217,6 +217,14 @@ def test_a_missing_or_unreadable_replay_file_exits_2(tmp_path, capsys):
     code, lines = try_(capsys, cfg, "--replay", str(not_nexus))
     assert code == 2
     assert f"ERROR: cannot replay {not_nexus}: not an HDF5 (NeXus) file" in lines
+    broken = tmp_path / "TRY_3.nxs.h5"  # HDF5, but its event group lacks event_time_offset
+    with h5py.File(broken, "w") as f:
+        f.create_group("entry").create_group("bank1_events").attrs["NX_class"] = "NXevent_data"
+    code, lines = try_(capsys, cfg, "--replay", str(broken))
+    assert code == 2
+    assert any(
+        line.startswith(f"ERROR: cannot try the scripts: cannot replay {broken}: ") for line in lines
+    ), lines
 
 
 def test_no_scripts_exits_2(tmp_path, capsys):
