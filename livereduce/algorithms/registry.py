@@ -277,8 +277,10 @@ def _prepare(alg: Algorithm, args: tuple, kwargs: dict, lhs, named: bool = True)
             v = _output_name(v, alg.name, p.name)
         values[p.name] = v
     sandbox = SAVE_SANDBOX.get()
-    if sandbox is not None and alg.name.startswith("Save") and values.get("Filename"):
-        values["Filename"] = os.path.join(sandbox, os.path.basename(str(values["Filename"])))
+    if sandbox is not None and alg.name.startswith("Save"):
+        for key in ("Filename", "OutputFilename"):  # SavePlot1D names its file OutputFilename
+            if values.get(key):
+                values[key] = os.path.join(sandbox, os.path.basename(str(values[key])))
     return values
 
 
@@ -409,6 +411,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     grouping,
     math_ops,
     nexus,
+    plots_xye,
     sample,
     spectra_ops,
     units,
