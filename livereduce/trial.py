@@ -43,7 +43,6 @@ from livereduce.listeners.adara.client import AdaraListener
 from livereduce.listeners.base import StartFrom
 from livereduce.progress import ProgressLog
 from livereduce.records import Record, RecordKind
-from livereduce.script_parameters import ParameterError, load_parameters, parameters_path
 from livereduce.scripts import find_scripts, read_script, script_kind
 from livereduce.servers.adara import MAX_GAP_NS, FakeSMS
 from livereduce.servers.adara_replay import NEXUS_SUFFIXES
@@ -151,6 +150,9 @@ class Trial:
 
     def spec(self) -> WorkerSpec:
         """The worker spec the daemon would build (no state directory: nothing to checkpoint or restore)."""
+        # imported where used: every command's parser is built from this module (cli), and none needs it
+        from livereduce.script_parameters import ParameterError, load_parameters
+
         cfg, where = self.config, self.runtime.script_dir
         try:
             found = find_scripts(where, self.runtime.script_names)
@@ -379,6 +381,7 @@ def _try(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def _watch(trial: Trial, config: Config, stop: threading.Event) -> int:
     """Try, then again on every save of a script (or of the parameters file), until Ctrl-C (exit 0)."""
+    from livereduce.script_parameters import parameters_path
     from livereduce.watch import Watcher  # watchfiles: only for --watch
 
     where, names = trial.runtime.script_dir, trial.runtime.script_names
