@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,12 @@ SUMMARY = re.compile(r"^tried (\d+) cycles: (\d+) events accumulated, (\d+) scri
 PROC = """from mantid.simpleapi import Rebin
 Rebin(InputWorkspace=input, OutputWorkspace=output, Params="0,100,20000", PreserveEvents=False)
 """
+
+
+@pytest.fixture(autouse=True)
+def scratch_in_tmp_path(tmp_path, monkeypatch):
+    """`try` without --products makes a scratch directory (kept for the user): here, under tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def recorded_run(path: Path, *, pulses: int = 120, pixels: int = 32, seed: int = 5, run: int = 7) -> tuple:
@@ -250,6 +257,7 @@ def test_products_go_to_a_scratch_directory_not_to_the_scripts_paths(tmp_path, c
     code, lines = try_(capsys, cfg, "--replay", str(recording))
     assert code == 0, "\n".join(lines)
     scratch = Path(re.search(r"Save\* products go to (\S+) ", lines[0])[1])
+    assert scratch.parent == tmp_path and scratch.name.startswith("livereduce-try-")
     try:
         assert sorted(os.listdir(deployed)) == []
         assert sorted(p.name for p in scratch.iterdir()) == ["TRY_live.csv", "TRY_live.nxs"]
@@ -290,7 +298,7 @@ def test_watch_tries_again_when_a_script_is_saved(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "livereduce", "try", cfg, "--replay", str(recording), "--watch"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
