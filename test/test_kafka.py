@@ -533,3 +533,101 @@ def test_daemon_three_runs_back_to_back(tansu, tmp_path):
     finally:
         daemon.stop()
         fake.stop()
+
+
+def produce_by_hand(bootstrap: str, partitions: int, pulses: int, per_pulse: int) -> dict[int, int]:
+    """A finished run 5 produced straight away (all in the past): the events topic has `partitions`
+    partitions, bank k's source writes to partition k. Returns events produced per partition."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [NewTopic("HAND_events", partitions, 1)]
+    topics += [NewTopic(t, 1, 1) for t in ("HAND_sampleEnv", "HAND_runInfo")]
+    for future in admin.create_topics(topics).values():
+        future.result(15)
+    out = ck.Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1})
+    start_ms = time.time_ns() // 1_000_000 - 60_000
+    out.produce("HAND_runInfo", pl72(5, start_ms, pixels=None), partition=0)
+    rng = np.random.default_rng(5)
+    produced = collections.Counter()
+    for i in range(pulses):
+        t = start_ms * 1_000_000 + 1_000_000 + i * 16_666_667
+        for k in range(partitions):
+            n = int(rng.integers(1, per_pulse))
+            value = sdt.serialise_ev44(f"bank{k}", i + 1, [t], [0], np.full(n, 5000), rng.integers(0, 64, n))
+            out.produce("HAND_events", value, partition=k)
+            produced[k] += n
+    assert out.flush(30) == 0
+    produced["stop_ms"] = start_ms + 1 + pulses * 17
+    return produced
+
+
+def stop_run(bootstrap: str, stop_ms: int) -> None:
+    """Run 5's stop, once the listeners have found the run on (a run that ended is not replayed at start)."""
+    out = ck.Producer({"bootstrap.servers": bootstrap, "batch.num.messages": 1})
+    out.produce(
+        "HAND_runInfo", sdt.serialise_6s4t(job_id="job5", run_name="5", stop_time=stop_ms), partition=0
+    )
+    assert out.flush(30) == 0
+
+
+def test_partitions_split_an_instrument_and_the_sum_is_whole(tansu):
+    produced = produce_by_hand(tansu.bootstrap, partitions=2, pulses=120, per_pulse=200)
+    listeners = {
+        "all": KafkaListener(tansu.bootstrap, instrument="HAND", pixels=64, stop_grace=0.3, group_id="all"),
+        0: KafkaListener(
+            tansu.bootstrap, instrument="HAND", pixels=64, stop_grace=0.3, partitions={"events": [0]}
+        ),
+        1: KafkaListener(
+            tansu.bootstrap, instrument="HAND", pixels=64, stop_grace=0.3, partitions={"events": [1]}
+        ),
+    }
+    collectors = {name: Collector(listener) for name, listener in listeners.items()}
+    try:
+        for listener in listeners.values():
+            listener.start(StartFrom("start_of_run"))
+        for listener in listeners.values():
+            assert listener._initialised.wait(20)
+        stop_run(tansu.bootstrap, produced["stop_ms"])
+        for name, got in collectors.items():
+            got.until(lambda got=got: ("END_RUN", 5) in got.statuses, 30, f"END_RUN of run 5 ({name})")
+        assert collectors[0].events[5] == produced[0]
+        assert collectors[1].events[5] == produced[1]
+        assert (
+            collectors["all"].events[5] == produced[0] + produced[1]
+        )  # a run ends once both partitions are done
+        for listener in listeners.values():
+            assert listener.state()["messages_lost"] == 0  # ids are followed per partition and source
+    finally:
+        for listener in listeners.values():
+            listener.close()
+
+
+def test_a_consumer_crash_is_reported_and_a_new_consumer_goes_on(tansu, monkeypatch, caplog):
+    produced = produce_by_hand(tansu.bootstrap, partitions=1, pulses=300, per_pulse=100)
+    original, calls = KafkaListener._check_partitions, []
+
+    def crash_once(self, consumer, full):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("injected consumer failure")
+        return original(self, consumer, full)
+
+    monkeypatch.setattr(KafkaListener, "_check_partitions", crash_once)
+    listener = KafkaListener(
+        tansu.bootstrap, instrument="HAND", pixels=64, stop_grace=0.3, backoff=(0.1, 1.0)
+    )
+    got = Collector(listener)
+    try:
+        listener.start(StartFrom("start_of_run"))
+        assert listener._initialised.wait(20)
+        stop_run(tansu.bootstrap, produced["stop_ms"])
+        got.until(lambda: ("END_RUN", 5) in got.statuses, 30, "END_RUN of run 5")
+        assert listener.state()["consumer_restarts"] == 1
+        assert "injected consumer failure" in caplog.text and "starting another" in caplog.text
+        assert (
+            got.events[5] == produced[0]
+        )  # the new consumer went on from the positions read: no loss, no double
+        assert got.statuses == [("BEGIN_RUN", 5), ("END_RUN", 5)]
+    finally:
+        listener.close()

@@ -4,7 +4,8 @@ Topics (listener_options `topics`, defaults from the instrument name): `events` 
 producers: detector events), `logs` (f144 sample-environment values → time-series logs), `run_control` (pl72 run
 start, 6s4t run stop). `address` is the bootstrap servers. Partitions are assigned explicitly (`assign()`, no
 group rebalancing: one daemon reads every partition of its instrument's topics); partitions that appear later
-are picked up from their start. The group id (`group_id`) only names where offsets are committed for
+are picked up from their start (`partitions` limits a role to some partitions: one daemon per group of
+detector banks). The group id (`group_id`) only names where offsets are committed for
 monitoring; where reading starts is decided here, never by committed offsets (see docs/kafka.md).
 
 Where reading starts (`start_from`, the daemon's start unless the option says otherwise): the run-control topic's
@@ -237,6 +238,7 @@ class KafkaListener(RunStateMixin):
         start_from=None,
         group_id: str | None = None,
         pixels: int | None = None,
+        partitions: dict | None = None,
         kafka: dict | None = None,
         stop_grace: float = 2.0,
         lookback: int = 1000,
@@ -263,6 +265,18 @@ class KafkaListener(RunStateMixin):
         self._start_option = parse_start(start_from)
         self.group_id = group_id or f"livereduce-{self.instrument}-{socket.gethostname()}"
         self.pixels = None if pixels is None else int(pixels)
+        if len(set(self.topics.values())) != len(self.topics):
+            raise ConfigError("listener_options.topics", "a different topic for each role", self.topics)
+        self.partitions: dict[str, set[int]] = {}  # role → the only partitions to read (split an instrument)
+        for role, numbers in (partitions or {}).items():
+            role = _ROLE_ALIASES.get(str(role).lower().replace("-", "_"), str(role).lower())
+            if role not in TOPIC_ROLES or not isinstance(numbers, list | tuple):
+                raise ConfigError(
+                    "listener_options.partitions",
+                    '{"events": [partition numbers]} (roles as in topics)',
+                    partitions,
+                )
+            self.partitions[role] = {int(n) for n in numbers}
         self._kafka_settings = dict(kafka or {})  # security settings: never logged
         self.stop_grace = float(stop_grace)
         self.lookback = max(1, int(lookback))
@@ -461,10 +475,12 @@ class KafkaListener(RunStateMixin):
         """Partitions of our topics ({} for a topic not there yet)."""
         topics = consumer.list_topics(timeout=self.timeout).topics
         self.connected = True
-        return {
-            t: sorted(topics[t].partitions) if t in topics and not topics[t].error else []
-            for t in set(self.topics.values())
-        }
+        found = {}
+        for role, t in self.topics.items():
+            there = sorted(topics[t].partitions) if t in topics and not topics[t].error else []
+            only = self.partitions.get(role)
+            found[t] = [p for p in there if only is None or p in only]
+        return found
 
     def _setup(self, consumer) -> None:
         """Find the partitions, decide where each starts, assign them."""
