@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from livereduce.workspace.dates import DateAndTime
+
 EPICS_EPOCH_OFFSET_S = 631_152_000  # seconds from 1970-01-01 to 1990-01-01 (EPICS / ADARA / Mantid epoch)
 
 
@@ -30,6 +32,37 @@ def _room(buffer: np.ndarray, used: int, need: int, dtype=None) -> np.ndarray:
     new = np.empty(max(need, 2 * buffer.size, 16), dtype)
     new[:used] = buffer[:used]
     return new
+
+
+class RunTime(str, DateAndTime):
+    """Run.startTime()/endTime(): Mantid's DateAndTime (totalNanoseconds, arithmetic, ordering) that stays
+    its ISO8601 text for code that keeps it as a string (equality, JSON); "" when the run has none."""
+
+    def __new__(cls, text: str) -> RunTime:
+        return str.__new__(cls, text)
+
+    def __init__(self, text: str):
+        self.unix_ns = 0
+        if text:
+            try:
+                DateAndTime.__init__(self, text)
+            except ValueError:  # not ISO8601: still the text, but no time to compute with
+                pass
+
+    __str__ = str.__str__
+    __hash__ = str.__hash__
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, DateAndTime) and not isinstance(other, str):
+            return bool(self) and self.unix_ns == other.unix_ns
+        return str.__eq__(self, other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __add__ = DateAndTime.__add__
+    __lt__, __le__ = DateAndTime.__lt__, DateAndTime.__le__
+    __gt__, __ge__ = DateAndTime.__gt__, DateAndTime.__ge__
 
 
 class TimeSeries:
@@ -198,13 +231,27 @@ class Run:
             self.set(name, value)
 
     def getProtonCharge(self) -> float:
-        """Integrated proton charge in µA·h, from the `gd_prtn_chrg` property or the `proton_charge` log (pC)."""
+        """Integrated proton charge in µA·h: the `gd_prtn_chrg` property, else the `proton_charge` log summed
+        (as integrateProtonCharge, without storing it: the log still grows), else 0."""
         if "gd_prtn_chrg" in self._entries:
             return float(self._entries["gd_prtn_chrg"].value)
-        log = self._entries.get("proton_charge")
-        if isinstance(log, TimeSeries):
-            return float(np.sum(log.values)) * 1e-12 / 3.6e-3  # pC -> µA·h (1 µA·h = 3.6e-3 C)
-        return 0.0
+        total = self._charge("proton_charge")
+        return 0.0 if total is None else total
+
+    def integrateProtonCharge(self, logname: str = "proton_charge") -> None:
+        """Mantid's: sum the log (pC → µA·h when its unit is picoCoulomb) into `gd_prtn_chrg` (uA.hour)."""
+        total = self._charge(logname)
+        if total is not None:
+            self.set("gd_prtn_chrg", total, "uA.hour")
+
+    def _charge(self, logname: str) -> float | None:
+        log = self._entries.get(logname)
+        if not isinstance(log, TimeSeries):
+            return None
+        total = float(np.sum(log.values))
+        # Mantid converts picoCoulomb and keeps uAh; a log without a unit is taken as picoCoulomb here
+        # (the unit SNS proton_charge logs carry)
+        return total * 1e-6 / 3600 if "picoCoulomb" in log.unit or not log.unit else total
 
     def getRunNumber(self) -> int:
         entry = self._entries.get("run_number")
@@ -213,6 +260,18 @@ class Run:
         except (TypeError, ValueError):
             return 0
 
-    def startTime(self) -> str:
-        entry = self._entries.get("run_start")
-        return str(entry.value) if entry is not None else ""
+    def startTime(self) -> RunTime:
+        """The run's start (`start_time`, else `run_start`): a DateAndTime that is also its ISO8601 text;
+        "" when neither is set (Mantid raises instead)."""
+        return self._time("start_time", "run_start")
+
+    def endTime(self) -> RunTime:
+        """The run's end (`end_time`, else `run_end`), as startTime."""
+        return self._time("end_time", "run_end")
+
+    def _time(self, *names: str) -> RunTime:
+        for name in names:
+            entry = self._entries.get(name)
+            if entry is not None and str(getattr(entry, "value", "")).strip():
+                return RunTime(str(entry.value).strip())
+        return RunTime("")
