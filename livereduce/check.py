@@ -18,6 +18,7 @@ from livereduce.errors import ConfigError, ScriptError
 from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
 from livereduce.mantidapi import unsupported_calls
 from livereduce.records import RecordKind
+from livereduce.script_parameters import ParameterError, describe, load_parameters
 from livereduce.scripts import compile_script, find_scripts
 from livereduce.session import Session
 
@@ -49,6 +50,13 @@ def run_check(config_arg: str | None, out=None) -> int:
         found = find_scripts(runtime.script_dir, runtime.script_names)
     except ScriptError as exc:
         say(f"ERROR scripts: {exc}")
+        return 2
+    try:
+        parameters = load_parameters(config.parameters, runtime.script_dir)
+        if config.parameters is not None:
+            say(f"OK {describe(parameters)}")
+    except ParameterError as exc:
+        say(f"ERROR {exc}")
         return 2
     scripts = {}
     for kind, file in (("proc", found.proc), ("post_proc", found.post_proc)):
@@ -104,6 +112,7 @@ def _dry_run(config, runtime, scripts, say) -> list[str]:
             update_every=1,
             run_transition=config.run_transition,
             output_name=config.output_name,
+            parameters=load_parameters(config.parameters, runtime.script_dir).values,
         )
         errors: list[str] = []
         session.records.subscribe(

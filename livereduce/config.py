@@ -41,7 +41,8 @@ class Field:
 
     key: str  # JSON key; "a.b" is key b of object a
     attr: str  # the Config attribute
-    kind: str  # str | number | int | bool | int_list | object | choice | address (host:port)
+    # str | number | int | bool | int_list | object | parameters (object or path) | choice | address (host:port)
+    kind: str
     default: object
     doc: str
     choices: tuple = ()
@@ -162,6 +163,16 @@ class Config:
         minimum=20,
         maximum=DAY_S,
         json_key="watchdog.threshold",
+    )
+    parameters: dict | str | None = _key(  # noqa: RUF009 - its default is None; _key only declares it
+        None,
+        'Values scripts read as `parameters["key"]` (or `livereduce.parameters["key"]`): a JSON object, or '
+        "the path of a TOML or JSON file (relative: from script_dir). A file is watched: an edit is validated "
+        "and applied from the next cycle without a restart (a key the proc script names restarts the session, "
+        "as a proc edit does); a bad edit is rejected and the running values stay. See "
+        "docs/processing-scripts.md.",
+        "parameters",
+        nullable=True,
     )
     status_enabled: bool = _key(
         True,
@@ -396,6 +407,13 @@ def _check(field: Field, value, source: str | None):
         if not all(_within(field, v) for v in value):
             bad("integers" + _range_text(field))
         return tuple(value)
+    if field.kind == "parameters":
+        if isinstance(value, str) and value.strip():
+            return value
+        if not isinstance(value, dict):
+            bad("a JSON object of values, or the path of a TOML or JSON file")
+        _check_options(field.key, value, source)
+        return dict(value)
     if field.kind == "object":
         if not isinstance(value, dict):
             bad("a JSON object")

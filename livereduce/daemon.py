@@ -159,7 +159,7 @@ class Daemon:
         self.worker: Worker | None = None
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
         self.restarts = 0
-        self._watching_scripts = self._watching_config = False
+        self._watching_scripts = self._watching_config = self._watching_parameters = False
         self._log_retry_at, self._log_retry_delay = 0.0, SYSTEMD_EVERY_S
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
         self._memory_interval = config.memory_restart_interval
@@ -167,7 +167,7 @@ class Daemon:
         self.events_dropped = 0  # chunks dropped after workers hung or died on them
         self.started = threading.Event()  # set once the first session runs (tests wait on it)
         self._worker_started = 0.0
-        self.scripts = ScriptSet(runtime, config.allow_insecure_scripts)
+        self.scripts = ScriptSet(runtime, config.allow_insecure_scripts, config.parameters)
         self.state_dir = str(state_dir_path(config.state_dir))
         self.step_timeout = config.step_timeout or max(10 * config.update_every, 300.0)
         self._guards: list[Guard] = []
@@ -324,6 +324,7 @@ class Daemon:
                 output_name=cfg.output_name,
                 start=StartFrom(cfg.start_from),
                 max_carried_events=cfg.max_carried_events,
+                parameters=self.scripts.parameters.values,
             ),
             cumulative=self.runtime.listener.cumulative,
             state_dir=self.state_dir,
@@ -478,8 +479,10 @@ class Daemon:
             if script is not None:
                 self.handle_script_changed(script.path, restart=False)
         after = self.scripts.md5s()
+        parameters = self.scripts.parameters_changed() if self.scripts.parameters_file else None
+        proc_changed = before["proc"] != after["proc"] or bool(parameters and parameters.restart)
         # a new proc needs the run replayed through it; otherwise a fresh worker resumes where this one was
-        self.restart_session("SIGHUP", resume=before["proc"] == after["proc"])
+        self.restart_session("SIGHUP", resume=not proc_changed)
 
     def handle_usr1(self, _payload) -> None:
         if logs.reopen():
@@ -565,6 +568,24 @@ class Daemon:
         else:
             self.restart_session(f"{change.kind} script changed", resume=change.kind == "post_proc")
 
+    def handle_parameters_changed(self, _path) -> None:
+        """A parameters edit: values only post_proc uses swap in at the next cycle; a key the proc script names
+        restarts the session as a proc edit does (every chunk of the run through the same proc)."""
+        if self.scripts.waiting is not None:
+            self.scripts.retry_now()
+            return
+        change = self.scripts.parameters_changed()
+        if change is None:
+            return
+        keys = ", ".join(sorted(change.changed))
+        if change.restart or self.worker is None:
+            self.restart_session(
+                f"parameters the proc script uses changed ({', '.join(sorted(change.restart))})", resume=False
+            )
+            return
+        self.worker.request("set_parameters", change.parameters.values)
+        log.info("parameters changed (%s): applied from the next cycle, without a restart", keys)
+
     # -- guards and systemd -----------------------------------------------------------------------
     def _start_watcher(self) -> None:
         """Watch the script directory and the config file; a script directory that does not exist yet is
@@ -576,6 +597,14 @@ class Daemon:
         if self.config_path and not self._watching_config:
             watched.append(Path(self.config_path))
             self._watching_config = True
+        parameters = self.scripts.parameters_file
+        if (
+            parameters
+            and not self._watching_parameters
+            and Path(parameters).parent != Path(self.runtime.script_dir)
+        ):
+            watched.append(Path(parameters))  # in the script directory it is watched with the scripts
+            self._watching_parameters = True
         watch = self.parts.watch
         if watched and watch is not None:
             self._start_guard(lambda: watch(watched, self._on_file_change))
@@ -602,6 +631,10 @@ class Daemon:
         path = str(path)
         if self.config_path and os.path.abspath(path) == os.path.abspath(self.config_path):
             self.requests.put(("config_changed", path))
+        elif self.scripts.parameters_file and os.path.abspath(path) == os.path.abspath(
+            self.scripts.parameters_file
+        ):
+            self.requests.put(("parameters_changed", path))
         elif script_kind(path, self.runtime.script_names) is not None:
             self.requests.put(("script_changed", path))
 

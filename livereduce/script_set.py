@@ -9,6 +9,7 @@ that fails is rejected with its file and line and the running version stays.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
@@ -17,6 +18,14 @@ from pathlib import Path
 
 from livereduce.config import Runtime
 from livereduce.errors import ScriptError
+from livereduce.script_parameters import (
+    ParameterError,
+    Parameters,
+    describe,
+    load_parameters,
+    mentioned_keys,
+    parameters_path,
+)
 from livereduce.scripts import (
     FoundScripts,
     Script,
@@ -31,6 +40,27 @@ from livereduce.scripts import (
 log = logging.getLogger("livereduce.daemon")
 
 KINDS = ("proc", "post_proc")
+MAX_DIFF_LINES = 60  # what changed at 02:13, without a rewritten script flooding the log
+
+
+def script_diff(old: bytes, new: bytes, path: str) -> str:
+    """A unified diff of a script edit for the log (after a newline; empty when nothing is to show), cut at
+    MAX_DIFF_LINES lines with how many more there were."""
+    lines = list(
+        difflib.unified_diff(
+            old.decode(errors="replace").splitlines(),
+            new.decode(errors="replace").splitlines(),
+            f"{path} (before)",
+            f"{path} (now)",
+            n=2,
+            lineterm="",
+        )
+    )
+    if not lines:
+        return ""
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more diff lines not shown"]
+    return "\n" + "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -43,9 +73,21 @@ class Change:
     previous: Script | None
 
 
+@dataclass(frozen=True)
+class ParametersChange:
+    """The parameters file changed and was accepted: `restart` names the changed keys the proc script uses."""
+
+    parameters: Parameters
+    changed: set[str]
+    restart: set[str]
+
+
 class ScriptSet:
-    def __init__(self, runtime: Runtime, allow_insecure: bool):
+    def __init__(self, runtime: Runtime, allow_insecure: bool, parameters: dict | str | None = None):
         self.runtime, self.allow_insecure = runtime, allow_insecure
+        self.parameters_spec = parameters
+        self.parameters_file = parameters_path(parameters, runtime.script_dir)
+        self.parameters = Parameters()
         self.scripts: dict[str, Script | None] = dict.fromkeys(KINDS)
         self.texts: dict[str, bytes] = {}
         self.loaded_at: dict[str, float] = {}  # kind → wall time its current script was accepted
@@ -86,9 +128,13 @@ class ScriptSet:
                 if path:
                     text = read_script(path)
                     loaded[kind] = (compile_script(path, kind, text), text)
-        except ScriptError as exc:
+            parameters = load_parameters(self.parameters_spec, self.runtime.script_dir)
+        except (ScriptError, ParameterError) as exc:
             self._wait(str(exc))
             return False
+        if self.parameters_spec is not None:
+            log.info("using %s", describe(parameters))
+        self.parameters = parameters
         for kind in KINDS:
             if kind in loaded:
                 script, self.texts[kind] = loaded[kind]
@@ -124,6 +170,22 @@ class ScriptSet:
         self.waiting = why
         self._retry_at = now + self._retry_delay
         self._retry_delay = min(2 * self._retry_delay, 60.0)
+
+    def parameters_changed(self) -> ParametersChange | None:
+        """The parameters file changed: the new values when they are good and differ, else None (a rejection
+        is said in the log with the key and the reason; the running values stay)."""
+        try:
+            new = load_parameters(self.parameters_spec, self.runtime.script_dir)
+        except ParameterError as exc:
+            log.error("rejected the new parameters: %s; the running values stay", exc)
+            return None
+        changed = self.parameters.changed_keys(new)
+        if not changed:
+            log.info("%s changed on disk but its values did not; nothing to do", self.parameters_file)
+            return None
+        restart = mentioned_keys(self.texts.get("proc", b""), changed)
+        self.parameters = new
+        return ParametersChange(new, changed, restart)
 
     def changed(self, path: str) -> Change | None:
         """What a change to `path` means, once checked; None when there is nothing to do (not a script of
@@ -164,7 +226,12 @@ class ScriptSet:
             )
             return None
         log.info(
-            "%s script %s changed (md5 %s -> %s)", kind, path, current.md5 if current else "none", script.md5
+            "%s script %s changed (md5 %s -> %s)%s",
+            kind,
+            path,
+            current.md5 if current else "none",
+            script.md5,
+            script_diff(self.texts.get(kind, b""), text, path),
         )
         self.scripts[kind], self.texts[kind] = script, text
         self.loaded_at[kind] = time.time()

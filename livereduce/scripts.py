@@ -128,7 +128,7 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
     """
     with script_imports():
         ns = script.namespace
-        if not ns:
+        if _ENTRY not in ns:  # the first run (a namespace others put a name into is not yet set up)
             ns.update(_simpleapi_names())
             # as under Mantid's live data, whose host process has imported mantid: `mantid.X` works unimported
             ns["mantid"] = importlib.import_module("mantid")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from livereduce import script_parameters
 from livereduce.accumulate import Incompatible, Method, accumulate
 from livereduce.checkpoint import Checkpoint
 from livereduce.chunks import workspace_from_chunk
@@ -119,6 +120,7 @@ class Session:
         start: StartFrom | None = None,
         max_carried_events: int = MAX_CARRIED_EVENTS,
         ads: AnalysisDataService | None = None,
+        parameters: dict | None = None,
         dispatcher: Dispatcher | None = None,
         logger: logging.Logger | None = None,
     ):
@@ -132,6 +134,7 @@ class Session:
         self.preserve_events, self.update_every = bool(preserve_events), float(update_every)
         self.run_transition, self.output_name = run_transition, output_name
         self.max_carried_events = int(max_carried_events)
+        self.parameters = dict(parameters or {})  # config `parameters`: what scripts read as parameters[...]
         self.accumulation_name = "accumulation" if post_proc is not None else output_name
         self.input_name = f"__livereduce_input_{output_name}"
         self.start_from = start or StartFrom()
@@ -171,6 +174,10 @@ class Session:
                 self.log.info(
                     "post_proc script swapped in: %s (md5 %s); accumulation kept", payload.name, payload.md5
                 )
+            elif action == "set_parameters":
+                self.parameters = dict(payload)
+                script_parameters.set_active(self.parameters)
+                self.log.info("parameters in use from this cycle: %s", ", ".join(sorted(payload)) or "none")
             elif action == "clear":
                 self.clear(payload or "requested")
             elif action == "compress":
@@ -224,7 +231,8 @@ class Session:
 
     def step(self) -> bool:
         """Run one cycle. Returns False when the session should end (run_transition Stop at an EndRun)."""
-        with using(self.ads):  # scripts and algorithms see this session's registry as `mtd`
+        # scripts and algorithms see this session's registry as `mtd`, its parameters as livereduce.parameters
+        with using(self.ads), script_parameters.active(self.parameters):
             return self._step()
 
     def _step(self) -> bool:
@@ -398,7 +406,9 @@ class Session:
         t = time.monotonic()
         self.state.proc_seconds = None
         try:
-            out = run_script(self.proc, chunk_ws, self.input_name)
+            out = run_script(
+                self.proc, chunk_ws, self.input_name, extra={"parameters": dict(self.parameters)}
+            )
             result = self._resolve_output(out, self.proc)
         except ScriptError as exc:
             self.state.proc_errors += 1
@@ -479,7 +489,12 @@ class Session:
         t = time.monotonic()
         self.state.post_proc_seconds = None
         try:
-            out = run_script(self.post_proc, acc, self.output_name, extra={"accumulation": acc})
+            out = run_script(
+                self.post_proc,
+                acc,
+                self.output_name,
+                extra={"accumulation": acc, "parameters": dict(self.parameters)},
+            )
             if out is not None and not isinstance(out, str) and hasattr(out, "id"):
                 self.ads.addOrReplace(self.output_name, out)
         except ScriptError as exc:

@@ -37,3 +37,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def running(tmp_path, caplog):
+    """Start a daemon in-process (test/inprocess.py: `running(scripts, **config)`); stopped after the test."""
+    import logging
+
+    from inprocess import Running
+
+    caplog.set_level(logging.INFO)
+    started = []
+
+    def start(scripts, **config):
+        started.append(Running(tmp_path, scripts, **config))
+        return started[-1]
+
+    yield start
+    for r in started:
+        if r.thread.is_alive():
+            r.stop()
