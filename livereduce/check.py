@@ -1,13 +1,17 @@
 """`livereduce check [CONFIG]`: the seed's "test before deploying", as one command.
 
-Validates the config, finds and compiles the scripts, lists every algorithm a script calls that the embedded
-engine lacks, and dry-runs the scripts for a few cycles on synthetic data shaped like the configured source.
+Validates the config, finds and compiles the scripts, lists every algorithm a script calls and every `mantid`
+name it uses that the embedded engine lacks (in code that runs: module statements and the functions they
+use), and dry-runs the scripts for a few cycles on synthetic data shaped like the configured source: events
+over the instrument's real detectors when its definition (IDF) is found, else 16 synthetic spectra.
 Exit 0 only when all is well; every problem is printed with its file and line.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -17,15 +21,21 @@ from livereduce.config import load_config, resolve, resolve_config_path
 from livereduce.errors import ConfigError, ScriptError
 from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
 from livereduce.mantidapi import unsupported_calls
+from livereduce.mantidapi.static import unsupported_names
 from livereduce.records import RecordKind
 from livereduce.script_parameters import ParameterError, describe, load_parameters
 from livereduce.scripts import compile_script, find_scripts
 from livereduce.session import Session
 
 DRY_RUN_CYCLES = 3
+SYNTHETIC_SPECTRA = 16  # the dry run's spectra when the instrument's geometry is not known
+# where Mantid installs keep instrument definitions (<NAME>_Definition*.xml); the script directory first
+IDF_DIRS = ("{script_dir}", "~/.mantid/instrument", "/opt/mantid*/instrument", "/opt/Mantid*/instrument")
 
 
-def run_check(config_arg: str | None, out=None) -> int:
+def run_check(config_arg: str | None, out=None, idf: str | None = None) -> int:
+    """Check a config and its scripts; `idf`: the instrument definition to dry-run on (default: searched
+    in IDF_DIRS by the instrument's name)."""
     out = out or sys.stdout
     problems: list[str] = []
 
@@ -70,7 +80,7 @@ def run_check(config_arg: str | None, out=None) -> int:
             continue
         problems.extend(_unsupported(file))
     if len(scripts) == sum(1 for f in (found.proc, found.post_proc) if f):
-        problems.extend(_dry_run(config, runtime, scripts, say))
+        problems.extend(_dry_run(config, runtime, scripts, say, idf))
     for line in problems:
         say(line)
     say("check passed" if not problems else f"check failed: {len(problems)} problem(s)")
@@ -78,23 +88,55 @@ def run_check(config_arg: str | None, out=None) -> int:
 
 
 def _unsupported(file: str) -> list[str]:
-
     source = Path(file).read_text(encoding="utf-8", errors="replace")
+    found = [(line, name) for name, line in unsupported_calls(source)]
+    found += [(line, name) for name, line in unsupported_names(source)]
     return [
         f"ERROR {file}:{line}: {name} is not provided by the embedded engine (use engine 'mantid' where "
         f"Mantid is installed, or see `docs/algorithms.md` for the supported list)"
-        for name, line in unsupported_calls(source)
+        for line, name in sorted(found)
     ]
 
 
-def _dry_run(config, runtime, scripts, say) -> list[str]:
+def find_idf(name: str, script_dir: str) -> str | None:
+    """The newest-named `<name>_Definition*.xml` in IDF_DIRS (Mantid names files by instrument and date)."""
+    for pattern in IDF_DIRS:
+        folder = os.path.expanduser(pattern.format(script_dir=script_dir or "."))
+        base = folder if "*" in folder else glob.escape(folder)  # a script dir is a path, not a pattern
+        hits = sorted(glob.glob(os.path.join(base, f"{name}_Definition*.xml")))
+        if hits:
+            return hits[-1]
+    return None
 
-    histogram_source = runtime.listener.cumulative
-    listener = (
-        FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
-        if histogram_source
-        else FakeEventListener(events_per_extract=10_000, nspectra=16, seed=1)
+
+def _geometry_spectra(path: str):
+    """Spectra over every detector of the IDF at `path` (one spectrum per pixel, with its geometry)."""
+    from livereduce.instrument import read_idf
+    from livereduce.workspace.spectra import Spectra
+
+    g = read_idf(path)
+    s = Spectra.one_to_one(
+        g.det_ids, l1=g.l1, l2=g.l2, two_theta=g.two_theta, azimuthal=g.azimuthal, instrument=g.name
     )
+    s.geometry = g
+    return s
+
+
+def _dry_run(config, runtime, scripts, say, idf: str | None = None) -> list[str]:
+    histogram_source = runtime.listener.cumulative
+    shape = f"{SYNTHETIC_SPECTRA} synthetic spectra"
+    listener: FakeHistogramListener | FakeEventListener
+    if histogram_source:
+        listener = FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
+    else:
+        listener = FakeEventListener(events_per_extract=10_000, nspectra=SYNTHETIC_SPECTRA, seed=1)
+        path = idf or find_idf(runtime.name, runtime.script_dir)
+        if path:  # a script that assumes the real detector count must see it
+            try:
+                listener.spectra = _geometry_spectra(path)
+                shape = f"the {len(listener.spectra)} detectors of {path}"
+            except (OSError, ValueError) as exc:
+                say(f"WARNING instrument definition {path} unreadable ({exc}); dry run on {shape}")
     quiet = logging.getLogger("livereduce.session")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # errors are reported below, once each
@@ -132,7 +174,8 @@ def _dry_run(config, runtime, scripts, say) -> list[str]:
         scratch.cleanup()
     if not errors:
         say(
-            f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic {'histograms' if histogram_source else 'events'} "
+            f"OK dry run: {DRY_RUN_CYCLES} cycles on synthetic "
+            f"{'histograms' if histogram_source else 'events over ' + shape} "
             f"(files from Save* algorithms went to a scratch directory)"
         )
     return list(dict.fromkeys(errors))
