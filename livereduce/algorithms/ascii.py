@@ -1,8 +1,10 @@
-"""SaveAscii (Mantid's version 2 layout): a header line, then per spectrum its number and X, Y, E rows.
+"""SaveAscii and LoadAscii (Mantid's version 2 layout): a header line, then per spectrum its number and X, Y, E rows.
 
 X is the bin centre for histogram data (as Mantid writes); columns are joined by the Separator (default CSV
 ","); numbers use 6 significant digits unless Precision is given, as a C++ stream does by default.
 WriteXError adds a DX column, which is 0 here (livereduce workspaces carry no x resolution).
+LoadAscii reads that layout back; its X are points, which become bin edges by ConvertToHistogram's rule
+(exactly the saved edges when the bins were uniform), as livereduce workspaces hold bin edges.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import numpy as np
 
 from livereduce.algorithms._util import index_range, int_list
 from livereduce.algorithms.product_file import product_file
-from livereduce.algorithms.registry import IN, Prop, algorithm
+from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
+from livereduce.workspace.base import UNITS
 from livereduce.workspace.events import EventWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.spectra import Spectra
 
 SEPARATORS = {"CSV": ",", "Tab": "\t", "Space": " ", "Colon": ":", "SemiColon": ";"}
 
@@ -121,4 +126,128 @@ def _save_ascii_alg(
         bool(ColumnHeader),
         idx,
         bool(AppendToFile),
+    )
+
+
+# -- LoadAscii (version 2) ----------------------------------------------------------------------------
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    return [p for p in (line.split() if sep is None else line.split(sep)) if p.strip()]
+
+
+def _guess_separator(lines: list[str]) -> str | None:
+    """Automatic: the first of , tab ; : that a data line holds, else whitespace."""
+    for line in lines:
+        for sep in (",", "\t", ";", ":"):
+            if sep in line:
+                return sep
+    return None
+
+
+def points_to_edges(x: np.ndarray) -> np.ndarray:
+    """Bin edges around points (ConvertToHistogram's rule): midpoints between neighbours, the ends half a step
+    out; one point gets the bin [x - 0.5, x + 0.5]."""
+    if x.size == 1:
+        return np.array([x[0] - 0.5, x[0] + 0.5])
+    mid = 0.5 * (x[1:] + x[:-1])
+    return np.concatenate([[2 * x[0] - mid[0]], mid, [2 * x[-1] - mid[-1]]])
+
+
+def load_ascii(
+    filename: str, separator: str, custom: str, comment: str, unit: str, skip: int, distribution: bool
+):
+    if not os.path.isfile(filename):
+        raise AlgorithmError(f"LoadAscii: file '{filename}' does not exist")
+    with open(filename, encoding="utf-8", errors="replace") as fh:
+        lines = [ln.rstrip("\n") for ln in fh][int(skip or 0) :]
+    lines = [ln for ln in lines if not (comment and ln.lstrip().startswith(comment))]
+    if separator == "Automatic":
+        sep = _guess_separator([ln for ln in lines if ln.strip()])
+    elif separator == "UserDefined":
+        sep = custom or None
+    elif separator in SEPARATORS:
+        sep = None if separator == "Space" else SEPARATORS[separator]
+    else:
+        raise AlgorithmError(f"LoadAscii: unknown Separator {separator!r}")
+    numbers: list[int] = []
+    blocks: list[list[list[float]]] = []
+    for n, line in enumerate(lines, 1 + int(skip or 0)):
+        cells = _split(line, sep)
+        if not cells:  # a blank line starts a new spectrum
+            if blocks and blocks[-1]:
+                blocks.append([])
+                numbers.append(len(numbers) + 1)
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            raise AlgorithmError(f"LoadAscii: line {n} of '{filename}' is not numbers: {line!r}") from None
+        if len(values) == 1:  # a spectrum number
+            if blocks and not blocks[-1]:
+                numbers[-1] = int(values[0])
+            else:
+                blocks.append([])
+                numbers.append(int(values[0]))
+            continue
+        if not 2 <= len(values) <= 4:
+            raise AlgorithmError(f"LoadAscii: line {n} has {len(values)} columns; expected X, Y[, E[, DX]]")
+        if not blocks:
+            blocks.append([])
+            numbers.append(1)
+        blocks[-1].append(values)
+    while blocks and not blocks[-1]:
+        blocks.pop()
+        numbers.pop()
+    if not blocks:
+        raise AlgorithmError(f"LoadAscii: no data in '{filename}'")
+    sizes = {len(b) for b in blocks}
+    widths = {len(r) for b in blocks for r in b}
+    if len(sizes) != 1 or len(widths) != 1:
+        raise AlgorithmError("LoadAscii: every spectrum must have the same number of rows and columns")
+    data = np.array(blocks, float)  # [spectrum, row, column]
+    x, y = data[:, :, 0], data[:, :, 1]
+    e = data[:, :, 2] if data.shape[2] > 2 else np.zeros_like(y)
+    edges = np.array([points_to_edges(row) for row in x])
+    if np.all(edges == edges[0]):
+        edges = edges[0]
+    unit_id = unit if unit in UNITS else "Empty"
+    spectra = Spectra.one_to_one(np.arange(1, len(numbers) + 1), numbers=numbers)
+    return HistogramWorkspace(y, e * e, edges, spectra, None, unit_id, distribution=distribution)
+
+
+@algorithm(
+    "LoadAscii",
+    [
+        Prop("Filename"),
+        Prop("OutputWorkspace", kind=OUT),
+        Prop("Separator", "Automatic"),
+        Prop("CustomSeparator", ""),
+        Prop("CommentIndicator", "#"),
+        Prop("Unit", "Energy"),
+        Prop("SkipNumLines", 0),
+        Prop("ForceDistributionTrue", False),
+    ],
+    per_member=False,
+)
+def _load_ascii_alg(
+    Filename,
+    OutputWorkspace,
+    Separator,
+    CustomSeparator,
+    CommentIndicator,
+    Unit,
+    SkipNumLines,
+    ForceDistributionTrue,
+):
+    """Read X, Y[, E[, DX]] columns, one block per spectrum (a line with one integer, or a blank line, starts
+    the next), as SaveAscii writes them."""
+    return load_ascii(
+        str(Filename),
+        str(Separator),
+        str(CustomSeparator),
+        str(CommentIndicator),
+        str(Unit),
+        int(SkipNumLines or 0),
+        bool(ForceDistributionTrue),
     )

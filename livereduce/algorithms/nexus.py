@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from livereduce.algorithms._util import index_range, int_list
+from livereduce.algorithms.ascii import load_ascii
 from livereduce.algorithms.processed_nexus import next_entry, read_file, write_entry
 from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
@@ -136,11 +137,14 @@ def _load_processed(LoadHistory, FastMultiPeriod, **kw):
     per_member=False,
 )
 def _load_any(Filename, OutputWorkspace, LoaderName, LoaderVersion):
-    """Load a file: processed NeXus (.nxs / .h5), as Mantid or livereduce wrote it."""
+    """Load a file: processed NeXus (.nxs / .h5), as Mantid or livereduce wrote it, or columns of text
+    (.txt / .dat / .csv, as LoadAscii)."""
     name = str(Filename)
+    if name.lower().endswith((".txt", ".dat", ".csv")):
+        return load_ascii(name, "Automatic", "", "#", "Energy", 0, False)
     if not name.lower().endswith((".nxs", ".h5", ".hdf5", ".nx5", ".hdf")):
         raise AlgorithmError(
-            f"Load: the embedded engine loads only processed NeXus files (.nxs), not '{name}'; "
-            f"run with engine 'mantid' where Mantid is installed for other formats"
+            f"Load: the embedded engine loads processed NeXus (.nxs) and text (.txt, .dat, .csv) files, not "
+            f"'{name}'; run with engine 'mantid' where Mantid is installed for other formats"
         )
     return load(name)
