@@ -110,3 +110,20 @@ def test_a_copy_is_independent_both_ways_without_copying_at_once():
     again.append(21, 5.0)
     copy.append(22, 6.0)
     assert again.values[-2:].tolist() == [-1.0, 5.0] and copy.values[-2:].tolist() == [-1.0, 6.0]
+
+
+def test_pickles_hold_the_entries_only():
+    import pickle
+
+    log = TimeSeries("proton_charge", "pC")
+    for i in range(1000):
+        log.append(i, float(i))
+    copy = log.copy()
+    log.append(np.arange(1000, 100_000), np.ones(99_000))  # the copy's borrowed buffer now holds 10^5
+    back = pickle.loads(pickle.dumps(copy))  # noqa: S301  # our own bytes
+    assert (back.name, back.unit, back.size()) == ("proton_charge", "pC", 1000) and back.lastValue() == 999.0
+    assert len(pickle.dumps(copy)) < 20 * 1000
+    cols = EventColumns.empty()
+    cols.append(chunk([5, 6], 3, 0.0))
+    again = pickle.loads(pickle.dumps(cols))  # noqa: S301  # our own bytes
+    assert again.pulse_time().tolist() == [5, 5, 5, 6, 6, 6] and again.x.tolist() == [0, 1, 2, 3, 4, 5]

@@ -49,6 +49,10 @@ class EventColumns:
             None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
         )
 
+    def __reduce__(self):
+        """Pickled (worker pipe, checkpoints) as its rows only, not the columns' spare capacity."""
+        return (EventColumns, (self.index, self.x, self.pulse, self.pulse_times, self.weights, self.err2))
+
     @classmethod
     def empty(cls) -> EventColumns:
         return cls(np.empty(0, np.uint32), np.empty(0))

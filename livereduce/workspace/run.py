@@ -87,6 +87,10 @@ class TimeSeries:
     def values(self) -> np.ndarray:
         return self._values[: self._n]
 
+    def __reduce__(self):
+        """Pickled (worker pipe, checkpoints) as its entries only, not the buffers' spare or borrowed room."""
+        return (TimeSeries, (self.name, self.unit, self.times, self.values))
+
     def __repr__(self) -> str:
         return f"TimeSeries({self.name!r}, {self.unit!r}, {self.times!r}, {self.values!r})"
 
