@@ -34,6 +34,7 @@ class Checkpoint:
     last_pulse_ns: int  # the latest pulse time accumulated (0: unknown)
     counters: dict[str, Any] = field(default_factory=dict)  # SessionState fields worth keeping
     accumulation: str | None = None  # file name of the accumulation, beside the index
+    run_ended: bool = False  # written after the run's END_RUN: nothing of it can be missing
     written: float = field(default_factory=time.time)
     format: int = FORMAT
 

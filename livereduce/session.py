@@ -339,7 +339,10 @@ class Session:
         """What a restarted session needs to go on: the run, the counters and the accumulation."""
         st = self.state
         counters = {k: getattr(st, k) for k in self.CHECKPOINTED}
-        return Checkpoint(st.run_number, self._run_start, st.cycles, st.last_pulse_ns, counters), self._acc
+        ended = st.run_status in (RunStatus.END_RUN.name, RunStatus.NO_RUN.name)
+        checkpoint = Checkpoint(st.run_number, self._run_start, st.cycles, st.last_pulse_ns, counters)
+        checkpoint.run_ended = ended
+        return checkpoint, self._acc
 
     def restore(self, checkpoint: Checkpoint, accumulation) -> None:
         """Take up a checkpoint. Whether it applies is known at the first chunk that names its run: the same
@@ -364,6 +367,24 @@ class Session:
     def _resumed(self, chunk: Chunk, status: RunStatus) -> tuple[Chunk, RunStatus]:
         checkpoint = self._resume
         run = chunk.run.getRunNumber()
+        if checkpoint is not None and not run and status == RunStatus.NO_RUN and not checkpoint.run_ended:
+            self._resume = None  # its run ended while no session ran: a DAS does not send a finished run again
+            self.log.error(
+                "run %d ended while livereduce was down or disconnected: the DAS does not send a finished run "
+                "again, so what it sent after the last checkpoint (cycle %d, %d events accumulated) is missing "
+                "from the accumulation of run %d",
+                checkpoint.run_number,
+                checkpoint.cycle,
+                self.state.events_accumulated,
+                checkpoint.run_number,
+            )
+            self.records.emit(
+                RecordKind.EVENTS_DROPPED,
+                self.state.cycles,
+                events=0,
+                reason=f"run {checkpoint.run_number} ended while livereduce was down (count unknown)",
+            )
+            return chunk, status
         if checkpoint is None or not run:
             return chunk, status  # between runs: not known yet
         self._resume = None

@@ -70,6 +70,35 @@ def wait_run(out, run: int, expected: int, timeout: float = 60.0) -> dict:
     return record
 
 
+def test_a_run_that_ends_while_the_daemon_is_down_is_reported_incomplete(tmp_path):
+    """A DAS does not send a finished run again: killed mid-run and started after the run's end, the daemon
+    cannot get the events since its last checkpoint. It must say so, not pass the partial run off as whole."""
+    out, scripts = setup(tmp_path)
+    sms = FakeSMS(
+        port=0, rate=20_000, run_seconds=4.0, runs=1, instrument="POWGEN", seed=9, wait_for_client=True
+    )
+    port = sms.start()
+    cfg = config(port, scripts, tmp_path)
+    daemon = DaemonProcess(tmp_path, cfg)
+    try:
+        daemon.wait_for("cycle ", timeout=60, count=3)  # past the first checkpoint (checkpoint_every 2)
+        daemon.proc.kill()
+        daemon.proc.wait(10)
+        daemon.stop()
+        assert sms.done.wait(60), "the fake SMS did not finish its run"
+        daemon = DaemonProcess(tmp_path, cfg)
+        log = daemon.wait_for("ended while livereduce was down or disconnected", timeout=60)
+        assert (
+            "run 1 ended while livereduce was down" in log
+            and "is missing from the accumulation of run 1" in log
+        )
+        record = json.loads((out / "run_1.json").read_text())
+        assert record["events"] < sms.sent_events_per_run[1]  # the loss is real, and now it is said
+    finally:
+        daemon.stop()
+        sms.stop()
+
+
 def test_a_hung_script_is_stopped_and_the_run_is_complete(tmp_path):
     out, scripts = setup(tmp_path, HANG_ONCE)
     sms = FakeSMS(
@@ -110,7 +139,7 @@ def test_kill_9_then_restart_resumes_the_run_with_nothing_lost_or_doubled(tmp_pa
     """kill -9 at points spread over the run; after each, a new daemon resumes from the checkpoint. The long
     version (LIVEREDUCE_KILL_TRIALS=20) is in docs/reliability.md."""
     out, scripts = setup(tmp_path)
-    run_seconds = 2.0 + 1.2 * trials
+    run_seconds = 4.0 + 3.5 * trials  # every restart lands inside the run (after it, see the next test)
     sms = FakeSMS(
         port=0,
         rate=20_000,
