@@ -13,7 +13,8 @@ import numpy as np
 
 from livereduce.algorithms._util import index_range, int_list
 from livereduce.algorithms.ascii import load_ascii
-from livereduce.algorithms.processed_nexus import next_entry, read_file, write_entry
+from livereduce.algorithms.event_nexus import load_event_nexus
+from livereduce.algorithms.processed_nexus import next_entry, read_file, text, write_entry
 from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.algorithms.spectra_ops import extract
@@ -137,8 +138,8 @@ def _load_processed(LoadHistory, FastMultiPeriod, **kw):
     per_member=False,
 )
 def _load_any(Filename, OutputWorkspace, LoaderName, LoaderVersion):
-    """Load a file: processed NeXus (.nxs / .h5), as Mantid or livereduce wrote it, or columns of text
-    (.txt / .dat / .csv, as LoadAscii)."""
+    """Load a file: processed NeXus (.nxs / .h5) as Mantid or livereduce wrote it, raw event NeXus (as
+    LoadEventNexus), or columns of text (.txt / .dat / .csv, as LoadAscii)."""
     name = str(Filename)
     if name.lower().endswith((".txt", ".dat", ".csv")):
         return load_ascii(name, "Automatic", "", "#", "Energy", 0, False)
@@ -147,4 +148,24 @@ def _load_any(Filename, OutputWorkspace, LoaderName, LoaderVersion):
             f"Load: the embedded engine loads processed NeXus (.nxs) and text (.txt, .dat, .csv) files, not "
             f"'{name}'; run with engine 'mantid' where Mantid is installed for other formats"
         )
+    if _is_event_file(name):
+        return load_event_nexus(name, "", [], True)
     return load(name)
+
+
+def _is_event_file(name: str) -> bool:
+    """A raw event NeXus file (NXevent_data banks, no processed entry): Load hands it to LoadEventNexus."""
+    try:
+        with h5py.File(name, "r") as f:
+            if any(k.startswith("mantid_workspace_") for k in f):
+                return False
+            return any(
+                isinstance(e, h5py.Group)
+                and any(
+                    isinstance(g, h5py.Group) and text(g.attrs.get("NX_class", "")) == "NXevent_data"
+                    for g in e.values()
+                )
+                for e in f.values()
+            )
+    except OSError:
+        return False
