@@ -146,7 +146,7 @@ def test_unsupported_calls_finds_only_missing_algorithms():
         "class Thing:\n    pass\n"
         "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='1,1,2')\n"
         "FitPeak(InputWorkspace=output)\n"
-        "api.LoadEventNexus(Filename='x')\n"
+        "api.LoadEventAndCompress(Filename='x')\n"
         "simpleapi.SumSpectra(input)\n"
         "mantid.simpleapi.AlignDetectors(input)\n"
         "Helper(1); Thing(); ReduceRefl(); ValueError('x'); print('x')\n"
@@ -155,7 +155,7 @@ def test_unsupported_calls_finds_only_missing_algorithms():
     )
     assert unsupported_calls(source) == [
         ("FitPeak", 11),
-        ("LoadEventNexus", 12),
+        ("LoadEventAndCompress", 12),
         ("AlignDetectors", 14),
         ("StripPeaks", 16),
     ]
