@@ -53,11 +53,7 @@ def cmd_run(args) -> int:
         # one daemon per state directory, for its whole life (both engines: they would fight over products)
         with InstanceLock(state_dir_path(config.state_dir)) as lock:
             log.info("holding %s", lock.path)
-            if engine == "mantid":
-                from livereduce.engines.mantid import run_mantid  # imports Mantid: only when chosen
-
-                return run_mantid(config, runtime)
-            return build_daemon(config, runtime, config_path=path).run()
+            return build_daemon(config, runtime, config_path=path, engine=engine).run()
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_SETUP

@@ -20,6 +20,7 @@ tests build a `Daemon` with their own and run it in-process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -36,6 +37,7 @@ import psutil
 from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
 from livereduce.config import SOFT_MEMORY_FRACTION, Config, Runtime, state_dir_path
+from livereduce.engines import mantid  # imports no Mantid itself: its worker does, in its own process
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
 from livereduce.memory import MemoryGuard
@@ -88,7 +90,7 @@ class Guard(Protocol):
 class Parts:
     """What the daemon is built from. Tests replace any of these."""
 
-    make_listener: Callable[[], Listener]
+    make_listener: Callable[[], Listener] | None  # None: the engine reads the DAS itself (Mantid's listener)
     watch: Callable[[list[Path], Callable[[Path], None]], Guard] | None = None
     memory_guard: Callable[[Callable, Callable], Guard] | None = None
     notifier: Notifier = systemd  # a module with the Notifier functions
@@ -96,6 +98,8 @@ class Parts:
     extra_subscribers: list[Callable] = field(default_factory=list)  # more record subscribers per session
     worker: Callable[..., Worker] = ProcessWorker  # ThreadWorker in tests of the daemon's logic
     status_server: Callable[[StatusModel], Server] | None = None
+    engine: str = "embedded"  # what runs in the worker: our session, or Mantid's StartLiveData
+    engine_options: dict = field(default_factory=dict)  # handed to the worker (WorkerSpec.engine)
     watchdog_every: float | None = field(default_factory=systemd.watchdog_every)  # None: no systemd watchdog
 
 
@@ -107,8 +111,12 @@ def _memory_limits(limit_perc: float | None) -> tuple[float, float] | None:
     return SOFT_MEMORY_FRACTION * hard, hard
 
 
-def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = None) -> Daemon:
-    """The daemon with its real parts: the configured listener, the inotify watcher, the memory guard."""
+def build_daemon(
+    config: Config, runtime: Runtime, *, config_path: str | None = None, engine: str = "embedded"
+) -> Daemon:
+    """The daemon with its real parts: the configured listener, the inotify watcher, the memory guard, and the
+    engine's worker (the embedded session; or, for engine "mantid", Mantid's StartLiveData reading the DAS with
+    its own listener)."""
     options = dict(config.listener_options)
     if config.periods:
         options.setdefault("periods", list(config.periods))
@@ -136,6 +144,10 @@ def build_daemon(config: Config, runtime: Runtime, *, config_path: str | None = 
         memory_guard=memory,
         status_server=server,
     )
+    if engine == "mantid":
+        parts.make_listener = None
+        parts.worker = functools.partial(ProcessWorker, target=mantid.worker_main)
+        parts.engine, parts.engine_options = "mantid", mantid.start_live_data_args(config, runtime)
     return Daemon(config, runtime, parts, config_path=config_path)
 
 
@@ -174,7 +186,7 @@ class Daemon:
         self._guard_factories: dict[int, Callable[[], Guard]] = {}  # id(guard) → how to make it again
         self.status = StatusModel(
             instrument=runtime.name,
-            engine="embedded",
+            engine=parts.engine,
             listener=str(runtime.listener),
             address=runtime.where,
             memory_limits_mb=_memory_limits(config.system_mem_limit_perc),
@@ -330,6 +342,7 @@ class Daemon:
             state_dir=self.state_dir,
             checkpoint_every=cfg.checkpoint_every,
             restore=restore,
+            engine=dict(self.parts.engine_options),
         )
 
     def _start_session(
@@ -340,7 +353,7 @@ class Daemon:
         cfg = self.config
         if fresh_listener and self.listener is not None:
             self._close_listener()
-        if self.listener is None:
+        if self.listener is None and self.parts.make_listener is not None:
             self.listener = self.parts.make_listener()
             self.listener.start(StartFrom(cfg.start_from))
         progress = ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
@@ -725,8 +738,8 @@ class Daemon:
             notifier.status(text)
 
     def _listener_connected(self) -> bool:
-        if self.listener is None:
-            return False
+        if self.listener is None:  # an engine with its own listener reports it in LISTENER records
+            return bool(self.status.snapshot(memory=False)["listener"]["connected"])
         try:
             return bool(self.listener.state().get("connected"))
         except Exception:

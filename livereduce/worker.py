@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -61,6 +61,7 @@ class WorkerSpec:
     state_dir: str | None  # checkpoints go here; None: none are written
     checkpoint_every: int = 10
     restore: bool = True  # take up the checkpoint in state_dir (its run is checked at the first chunk)
+    engine: dict[str, Any] = field(default_factory=dict)  # an engine's own options (Mantid: StartLiveData's)
 
 
 def build_session(spec: WorkerSpec, listener, log_name: str = "livereduce.session") -> Session:
@@ -146,7 +147,7 @@ class RemoteListener:
         pass
 
 
-class _PipeLogHandler(logging.Handler):
+class PipeLogHandler(logging.Handler):
     def __init__(self, send: Callable[[tuple], None]):
         super().__init__()
         self._send = send
@@ -167,7 +168,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
             conn.send(message)
 
     root = logging.getLogger()
-    root.handlers[:] = [_PipeLogHandler(send)]
+    root.handlers[:] = [PipeLogHandler(send)]
     root.setLevel(log_level)
     replies: queue.Queue = queue.Queue()
     stop, orphaned = threading.Event(), threading.Event()
@@ -248,12 +249,15 @@ class ProcessWorker:
     def __init__(
         self,
         spec: WorkerSpec,
-        listener: Listener,
+        listener: Listener | None,  # None: the engine reads the DAS itself (Mantid)
         emit: Callable[[Record], None],
         *,
         pending: list[_InFlight] | None = None,
         log_level: int = logging.INFO,
+        target: Callable[[Connection, WorkerSpec, int], None] | None = None,
     ):
+        """`target` is the engine's main in the child (default `worker_main`, the embedded session); it speaks
+        the same pipe protocol: records, logs, checkpointed, exiting; take when it reads our listener."""
         self.spec, self.listener, self.emit = spec, listener, emit
         self.state = SessionState()
         self.session: Session | None = None
@@ -265,7 +269,7 @@ class ProcessWorker:
         context = _context()
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=worker_main, args=(child, spec, log_level), name="livereduce-worker", daemon=True
+            target=target or worker_main, args=(child, spec, log_level), name="livereduce-worker", daemon=True
         )
         self._child = child
         self._thread = threading.Thread(target=self._serve, name="worker-serve", daemon=True)
