@@ -60,7 +60,9 @@ def save_ascii(
         for i in idx:
             if write_spectrum_id:
                 fh.write(f"{int(h.spectra.numbers[i])}\n")
-            x = 0.5 * (e2[i, :-1] + e2[i, 1:])
+            x = (
+                h.readX(i) if not h.isHistogramData() else 0.5 * (e2[i, :-1] + e2[i, 1:])
+            )  # points as they are
             block = [x, h.values[i], np.sqrt(h.variances[i])]
             if write_x_error:
                 block.append(np.zeros_like(x))

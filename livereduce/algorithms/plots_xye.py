@@ -33,8 +33,9 @@ def _g(x: float) -> str:
 
 
 def _centres(h, i: int) -> np.ndarray:
+    """X of the rows: bin centres of histograms, the points of point data."""
     x = h.readX(i)
-    return 0.5 * (x[:-1] + x[1:])
+    return 0.5 * (x[:-1] + x[1:]) if x.size == h.blocksize() + 1 else x
 
 
 def _xye_header(h, fmt: str, c: str) -> str:

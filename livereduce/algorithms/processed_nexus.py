@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 import h5py
 import numpy as np
 
+from livereduce.algorithms.point_data import PointDataWorkspace
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.base import UNITS
 from livereduce.workspace.events import EventColumns, EventWorkspace
@@ -121,7 +122,7 @@ def _write_histogram(g, h: HistogramWorkspace) -> None:
     v.attrs["signal"] = np.int32(1)
     _attrs(v, axes="axis2,axis1", units=h.YUnit(), unit_label=h.YUnitLabel())
     d.create_dataset("errors", data=np.sqrt(h.variances))
-    _axes(d, h, h.edges)
+    _axes(d, h, h.points if isinstance(h, PointDataWorkspace) else h.edges)  # point data: X per point
 
 
 def _write_events(g, ws: EventWorkspace) -> None:
@@ -290,9 +291,8 @@ def read_workspace(g):
             values = values[None, :]
         err = d["errors"][()].astype(np.float64).reshape(values.shape)
         spectra = _read_spectra(g, d, values.shape[0])
-        if edges.shape[-1] == values.shape[1]:  # point data: Mantid keeps X per point; centres → edges
-            edges = _edges_from_points(edges)
-        ws = HistogramWorkspace(
+        cls = PointDataWorkspace if edges.shape[-1] == values.shape[1] else HistogramWorkspace  # X per point
+        ws = cls(
             values,
             err * err,
             edges,
@@ -307,18 +307,6 @@ def read_workspace(g):
     label = text(y_attrs.get("unit_label", ""))
     ws.y_unit_label = "" if label == ws.y_unit else label
     return ws
-
-
-def _edges_from_points(x: np.ndarray) -> np.ndarray:
-    """Bin edges around point X: midpoints between points, the ends extended by half a step (Mantid's
-    ConvertToHistogram rule)."""
-    x2 = np.atleast_2d(x)
-    if x2.shape[1] == 1:
-        out = np.hstack([x2 - 0.5, x2 + 0.5])
-    else:
-        mid = 0.5 * (x2[:, 1:] + x2[:, :-1])
-        out = np.hstack([2 * x2[:, :1] - mid[:, :1], mid, 2 * x2[:, -1:] - mid[:, -1:]])
-    return out[0] if x.ndim == 1 else out
 
 
 def _read_events(d, offsets: np.ndarray) -> EventColumns:

@@ -413,6 +413,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     math_ops,
     nexus,
     plots_xye,
+    point_data,
     sample,
     spectra_ops,
     units,
