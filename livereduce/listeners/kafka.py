@@ -219,7 +219,6 @@ class _Partition:
     last_time_ns: int = 0  # latest pulse / value time read from it
     eof_since: float | None = None  # monotonic time it was last found at its end (None: data since)
     paused: bool = False
-    passed_ns: int | None = None  # the stop time of the run it has delivered a pulse beyond
 
     @property
     def key(self) -> tuple[str, int]:
@@ -314,6 +313,8 @@ class KafkaListener(RunStateMixin):
         self._max_pixel = -1
         self._commit: list | None = None  # offsets to commit (the previous extract's), by the receiver
         self._handed: list = []  # offsets the last extract's chunk reaches
+        self._next_check = 0.0  # when to ask the broker for watermarks and partitions (not cached ones)
+        self._handed_max_ns = 0  # the latest pulse handed out by an extract in the current run
         self._empty_poll = (0, 0.0)  # (wall ns, monotonic s) when a poll last found nothing to read
         self._last_message = time.monotonic()
         self._last_pulse_ns = 0
@@ -373,6 +374,8 @@ class KafkaListener(RunStateMixin):
                 empty = Spectra.one_to_one([], instrument=self.instrument)
                 layout = (empty, DetectorMap(np.empty(0)))
             events = self._events.swap()
+            if events.pulse_time.size:
+                self._handed_max_ns = max(self._handed_max_ns, int(events.pulse_time.max()))
             run, self._run = self._run, self._run.carry_over()
             self._tracker.latch()
             if self._hold:  # the END_RUN chunk is out: the gap after it starts afresh
@@ -468,7 +471,8 @@ class KafkaListener(RunStateMixin):
             self._counts["broker_errors"] += 1
             self.last_error = f"broker: {error.str()}"
         if error.code() in (ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._TRANSPORT):
-            self.connected = False
+            self.connected = False  # and ask soon whether the broker came back without its logs
+            self._next_check = min(self._next_check, time.monotonic() + 1.0)
         self._limited.warning(f"broker{error.code()}", "Kafka at %s: %s", self.address, error.str())
 
     def _metadata(self, consumer) -> dict[str, list[int]]:
@@ -536,8 +540,13 @@ class KafkaListener(RunStateMixin):
 
     def _find_start(self, consumer, found: dict[str, list[int]]) -> dict:
         """Offsets to start each partition from (start_from), and the run in progress, if any."""
+        ends = {  # each partition's end before the scan: what is produced from now on is read, all of it
+            (topic, partition): self._end_of(consumer, topic, partition)
+            for topic in (self.topics["events"], self.topics["logs"])
+            for partition in found[topic]
+        }
         control = self.topics["run_control"]
-        run = self._scan_run_control(consumer, control, found[control])
+        run = self._scan_run_control(consumer, control, found[control], ends)
         mode = self._start.mode
         starts: dict = {}
         since_ns: int | None = None  # events and logs from this time (None: from the end)
@@ -549,12 +558,12 @@ class KafkaListener(RunStateMixin):
             topic = self.topics[role]
             for partition in found[topic]:
                 starts[(topic, partition)] = (
-                    ck.OFFSET_END
+                    ends[(topic, partition)]
                     if since_ns is None
                     else self._offset_at(consumer, topic, partition, since_ns)
                 )
         for partition in found[control]:
-            starts[(control, partition)] = ck.OFFSET_END
+            starts[(control, partition)] = ends[(control, partition)]
         if run is not None:
             info, partition, offset = run
             starts[(control, partition)] = offset + 1  # the run's stop (if any) comes after its start
@@ -573,12 +582,24 @@ class KafkaListener(RunStateMixin):
 
     _floor_ns = 0  # pulses older than this are not taken (a broker's offsets_for_times may start too early)
 
-    def _scan_run_control(self, consumer, topic: str, partitions: list[int]):
-        """(RunInfo, partition, offset) of the last run start not followed by its stop, or None."""
+    def _end_of(self, consumer, topic: str, partition: int) -> int:
+        """The partition's high watermark (OFFSET_END when the broker does not say)."""
+        try:
+            high = consumer.get_watermark_offsets(ck.TopicPartition(topic, partition), timeout=self.timeout)[
+                1
+            ]
+        except ck.KafkaException:
+            return ck.OFFSET_END
+        return high if high >= 0 else ck.OFFSET_END
+
+    def _scan_run_control(self, consumer, topic: str, partitions: list[int], ends: dict):
+        """(RunInfo, partition, offset) of the last run start not followed by its stop, or None; each
+        partition's end as scanned goes into `ends` (reading goes on from there)."""
         latest = None
         for partition in partitions:
             tp = ck.TopicPartition(topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout)
+            ends[(topic, partition)] = high
             first = max(low, high - self.lookback)
             if high <= first:
                 continue
@@ -626,7 +647,7 @@ class KafkaListener(RunStateMixin):
 
     # ---- receive thread: the loop --------------------------------------------------------------------------
     def _consume(self, consumer) -> None:
-        next_check = 0.0
+        self._next_check = 0.0
         while not self._stop.is_set():
             if self._hold:
                 self._released.wait(0.1)
@@ -638,9 +659,9 @@ class KafkaListener(RunStateMixin):
                     consumer.commit(offsets=offsets, asynchronous=True)
                 except ck.KafkaException as exc:
                     log.debug("committing offsets failed: %s", exc)
-            full = now >= next_check
+            full = now >= self._next_check
             if full:
-                next_check = now + 5.0
+                self._next_check = now + 5.0
             self._check_partitions(consumer, full)
             if self._current is None and self._upcoming:
                 self._begin(self._upcoming.popleft())
@@ -736,6 +757,9 @@ class KafkaListener(RunStateMixin):
             part.high = high
             if part.position > high:
                 self._log_lost(consumer, part, max(low, 0), high)
+                if not full:  # a broker that lost one log lost them all: ask about every partition now
+                    self._check_partitions(consumer, True)
+                    return
         if not full:
             return
         try:
@@ -824,7 +848,7 @@ class KafkaListener(RunStateMixin):
     def _on_ev44(self, part: _Partition, ev, msg) -> None:
         times = np.asarray(ev.reference_time, np.int64)
         index = np.asarray(ev.reference_time_index, np.int64)
-        tof = np.asarray(ev.time_of_flight)
+        tof = np.divide(ev.time_of_flight, 1000.0, dtype=np.float32)  # ns → µs
         pixel = np.asarray(ev.pixel_id)
         if tof.size != pixel.size or index.size != times.size:
             raise_bad = f"{tof.size} times of flight for {pixel.size} pixels, {times.size} reference times"
@@ -858,7 +882,8 @@ class KafkaListener(RunStateMixin):
         self._pulses(part, pulses)
 
     def _on_ev42(self, part: _Partition, ev, msg) -> None:
-        tof, pixel = np.asarray(ev.time_of_flight), np.asarray(ev.detector_id)
+        tof = np.divide(ev.time_of_flight, 1000.0, dtype=np.float32)  # ns → µs
+        pixel = np.asarray(ev.detector_id)
         if tof.size != pixel.size:
             self._bad(
                 "bad_messages",
@@ -935,7 +960,6 @@ class KafkaListener(RunStateMixin):
             part.last_time_ns = max(part.last_time_ns, t)
             run = self._current
             if run is not None and run.stop_ns is not None and t >= run.stop_ns:
-                part.passed_ns = run.stop_ns
                 return pulses[i:]  # after this run: waits for its END_RUN to go out
             if run is not None and t >= max(run.start_ns, self._floor_ns):
                 self._add(t, pixel, tof)
@@ -960,9 +984,8 @@ class KafkaListener(RunStateMixin):
             return False
         return all(p.eof_since is not None for p in self._parts.values() if p.role == "run_control")
 
-    def _add(self, t: int, pixel: np.ndarray, tof: np.ndarray) -> None:
+    def _add(self, t: int, pixel: np.ndarray, us: np.ndarray) -> None:
         ids = pixel.astype(np.uint32, copy=False)
-        us = np.divide(tof, 1000.0, dtype=np.float32)  # ns → µs
         with self._lock:
             self._events.add_pulse(t, ids, us)
             self._counts["events_received"] += int(ids.size)
@@ -976,7 +999,7 @@ class KafkaListener(RunStateMixin):
         """Decide the held pulses that can be decided now; True when some were."""
         progressed = False
         for key, held in list(self._held.items()):
-            part = self._parts[key]
+            part = self._parts.get(key) or _Partition("(taken back at a run stop)", -1, "taken_back")
             while held and not self._hold:
                 pulses = held[0]
                 rest = self._take(part, pulses)
@@ -1041,10 +1064,13 @@ class KafkaListener(RunStateMixin):
     def _on_6s4t(self, part: _Partition, stop, msg) -> None:
         stop_ns = int(stop.stop_time) * 1_000_000 if stop.stop_time else msg.timestamp()[1] * 1_000_000
         for run in (self._current, *self._upcoming):
-            if run is not None and run.stop_ns is None and self._stop_matches(run, stop):
-                run.stop_ns, run.stop_seen = max(stop_ns, run.start_ns), time.monotonic()
-                log.info("run %d stops at %s", run.number, iso_from_ns(run.stop_ns))
-                return
+            if run is not None and self._stop_matches(run, stop):
+                if run.stop_ns is None:
+                    run.stop_ns, run.stop_seen = max(stop_ns, run.start_ns), time.monotonic()
+                    log.info("run %d stops at %s", run.number, iso_from_ns(run.stop_ns))
+                    if run is self._current:
+                        self._take_back(run)
+                return  # else the same stop read again, or a later one for a run a newer start already ended
         if self._last_run is not None and self._stop_matches(self._last_run, stop):
             return  # read again: that run already ended here
         self._bad(
@@ -1055,6 +1081,44 @@ class KafkaListener(RunStateMixin):
             part.topic,
             part.partition,
         )
+
+    def _take_back(self, run: RunInfo) -> None:
+        """A stop read after pulses past it (run control behind the events): the buffered pulses at or after
+        the stop go back to wait for the next run. Pulses already handed out by an extract cannot: warned."""
+        stop = run.stop_ns or 0
+        with self._lock:
+            events = self._events.swap()
+            late = events.pulse_time >= stop
+            self._put_back(events, ~late)
+            ends = np.append(events.pulse_start[1:], len(events))
+            back = [
+                (int(events.pulse_time[i]), events.index[a:b].copy(), events.tof[a:b].copy())
+                for i, a, b in zip(np.flatnonzero(late), events.pulse_start[late], ends[late], strict=True)
+            ]
+            self._counts["events_received"] -= sum(ids.size for _, ids, _ in back)
+            handed = self._handed_max_ns
+        if back:
+            self._held.setdefault(_TAKEN_BACK, collections.deque()).appendleft(back)
+            log.info(
+                "run %d's stop came after %d of its pulses past it: they wait for the next run",
+                run.number,
+                len(back),
+            )
+        if handed >= stop:
+            self._limited.warning(
+                "late_stop",
+                "run %d's stop (%s) came after pulses past it were handed out in its chunks: run control is "
+                "behind the events by more than an update",
+                run.number,
+                iso_from_ns(stop),
+            )
+
+    def _put_back(self, events, keep: np.ndarray) -> None:
+        """Re-buffer the pulses of `events` (a swapped-out buffer) that `keep` says (lock held)."""
+        ends = np.append(events.pulse_start[1:], len(events))
+        for i in np.flatnonzero(keep):
+            a, b = events.pulse_start[i], ends[i]
+            self._events.add_pulse(int(events.pulse_time[i]), events.index[a:b], events.tof[a:b])
 
     @staticmethod
     def _stop_matches(run: RunInfo, stop) -> bool:
@@ -1107,6 +1171,7 @@ class KafkaListener(RunStateMixin):
             self._run = self._fresh_run(self._run)
             self._details(info)
             self._layout, self._max_pixel = None, -1
+            self._handed_max_ns = 0
         self._floor_ns = info.start_ns
         log.info("run %d started (%s)", info.number, iso_from_ns(info.start_ns))
 
@@ -1117,7 +1182,9 @@ class KafkaListener(RunStateMixin):
             return False
         polled_ns, polled = self._empty_poll  # the last time the consumer's queue was found empty
         for part in self._parts.values():
-            if part.role != "events" or part.passed_ns == run.stop_ns:
+            if (
+                part.role != "events" or part.last_time_ns >= run.stop_ns
+            ):  # it delivered a pulse past the stop
                 continue
             quiet = (
                 part.eof_since is not None and polled - max(part.eof_since, run.stop_seen) >= self.stop_grace
@@ -1151,6 +1218,8 @@ def _copy(s: Spectra) -> Spectra:
         dict(s.extra),
     )
 
+
+_TAKEN_BACK = ("", -1)  # the held pulses taken back from the buffer at a late run stop
 
 _HANDLERS = {
     b"ev44": KafkaListener._on_ev44,
