@@ -410,6 +410,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     filtering,
     focus,
     grouping,
+    gsas,
     math_ops,
     nexus,
     plots_xye,
