@@ -103,3 +103,48 @@ def test_smooth_data(ads):
         np.isnan(registry.call("SmoothData", h([[np.nan, 1.0, 1.0, 1.0]]), OutputWorkspace="n").values),
         [[1, 1, 0, 0]],
     )
+
+
+def independent_fft_smooth(y, keep):
+    """FFTSmooth's documented steps with a full complex FFT: symmetrise to 2N points, weight frequency ±k by
+    keep(k) (k = 0..N over N+1 frequencies), transform back, take the second half."""
+    n = y.size
+    sym = np.array([y[n - 1]] + [y[n - p] for p in range(1, n)] + [y[p] for p in range(n)])
+    f = np.fft.fft(sym)
+    k = np.abs(np.fft.fftfreq(2 * n) * 2 * n)  # |frequency index|
+    return np.fft.ifft(f * keep(k)).real[n:]
+
+
+def test_fft_smooth_zeroing_and_butterworth(ads):
+    rng = np.random.default_rng(3)
+    x = np.linspace(0, 1, 41)
+    y = (
+        0.3
+        + 10 * np.exp(-0.5 * ((x[:-1] - 0.4) / 0.05) ** 2)
+        + 0.1 * (-1) ** np.arange(40)
+        + rng.normal(0, 0.05, 40)
+    )
+    ws = h([y], np.ones((1, 40)), x)
+    zero = registry.call("FFTSmooth", ws, Params="2", OutputWorkspace="z")
+    ny = 41 // 2  # 41 frequencies of 80 points, the lowest 1/2 kept
+    np.testing.assert_allclose(
+        zero.readY(0), independent_fft_smooth(y, lambda k: (k < ny).astype(float)), atol=1e-12
+    )
+    assert not zero.extractE().any() and zero.readX(0).tolist() == x.tolist()
+    butter = registry.call("FFTSmooth", ws, Filter="Butterworth", Params="5,2", OutputWorkspace="b")
+    c = 41 // 5
+    np.testing.assert_allclose(
+        butter.readY(0), independent_fft_smooth(y, lambda k: 1 / (1 + (k / c) ** 4)), atol=1e-12
+    )
+    flat = registry.call("FFTSmooth", h([np.full(10, 2.5)]), OutputWorkspace="f")
+    np.testing.assert_allclose(flat.readY(0), 2.5)  # a constant is only the zero frequency
+    two = registry.call("FFTSmooth", h([y, y * 2], None, x), WorkspaceIndex=1, OutputWorkspace="one")
+    assert two.getNumberHistograms() == 1 and two.getSpectrumNumbers() == [2]
+    every = registry.call("FFTSmooth", h([y, y * 2], None, x), AllSpectra=True, OutputWorkspace="all")
+    np.testing.assert_allclose(every.readY(1), 2 * every.readY(0))  # linear
+    with pytest.raises(AlgorithmError, match="linear"):
+        registry.call(
+            "FFTSmooth", h([[1.0, 2.0, 3.0]], None, np.array([0.0, 1.0, 3.0, 4.0])), OutputWorkspace="x"
+        )
+    with pytest.raises(AlgorithmError, match="> 1"):
+        registry.call("FFTSmooth", ws, Params="1", OutputWorkspace="x")

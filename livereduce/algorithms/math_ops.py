@@ -1,4 +1,4 @@
-"""Scale, Power, ReplaceSpecialValues, SmoothData: per-bin arithmetic on Y and E, as Mantid documents them.
+"""Scale, Power, ReplaceSpecialValues, SmoothData, FFTSmooth: per-bin arithmetic and smoothing on Y and E, as Mantid documents them.
 
 Errors are propagated on E (variances are E²): Scale Multiply scales E by |factor|, Add leaves it; Power
 gives E·|n·Y_out/Y_in| (Mantid's formula, so 0/0 at Y = 0 is NaN as in Mantid); SmoothData averages each
@@ -150,3 +150,64 @@ def _smooth_data(InputWorkspace, OutputWorkspace, NPoints, GroupingWorkspace):
         rows = per == npts
         y[rows], e[rows] = smooth(h.values[rows], np.sqrt(h.variances[rows]), int(npts))
     return h.with_data(y, e * e, h.edges.copy())
+
+
+def fft_smooth(y: np.ndarray, filt: str, n: int, order: int) -> np.ndarray:
+    """One spectrum through FFTSmooth (version 2), as Mantid's documents and source text describe it:
+    symmetrise to 2N points [y[N-1], y[N-1], y[N-2], …, y[1], y[0], y[1], …, y[N-1]] (no jump at the ends),
+    real FFT (N+1 frequencies), keep the lowest ny = (N+1)//n (at least 1) for Zeroing, or scale frequency k
+    by 1/(1 + (k/ny)^(2·order)) for Butterworth, transform back and keep the second half."""
+    size = y.size
+    sym = np.concatenate([[y[-1]], y[:0:-1], y])
+    coef = np.fft.rfft(sym)
+    ny = max(coef.size // n, 1)
+    k = np.arange(coef.size)
+    if filt == "Zeroing":
+        coef[k >= ny] = 0
+    else:
+        coef = coef / (1.0 + (k / ny) ** (2 * order))
+    return np.fft.irfft(coef, n=sym.size)[size:]
+
+
+@algorithm(
+    "FFTSmooth",
+    [
+        *_IO,
+        Prop("WorkspaceIndex", 0),
+        Prop("Filter", "Zeroing"),
+        Prop("Params", ""),
+        Prop("IgnoreXBins", False),
+        Prop("AllSpectra", False),
+    ],
+)
+def _fft_smooth(InputWorkspace, OutputWorkspace, WorkspaceIndex, Filter, Params, IgnoreXBins, AllSpectra):
+    """Smooth by Fourier filtering (Zeroing: Params 'n'; Butterworth: 'n,order'; default 2 and 2): the
+    spectrum at WorkspaceIndex, or all with AllSpectra. Errors of the output are 0, as Mantid leaves them."""
+    h = _histogram(InputWorkspace, "FFTSmooth")
+    if Filter not in ("Zeroing", "Butterworth"):
+        raise AlgorithmError(f"FFTSmooth: Filter must be Zeroing or Butterworth, not {Filter!r}")
+    params = [int(p) for p in int_list(Params, "Params")] if str(Params).strip() else []
+    if len(params) > 2:
+        raise AlgorithmError("FFTSmooth: too many parameters passed")
+    n = params[0] if params else 2
+    order = params[1] if len(params) > 1 else 2
+    if n <= 1:
+        raise AlgorithmError("FFTSmooth: truncation parameter must be an integer > 1")
+    if order < 1:
+        raise AlgorithmError("FFTSmooth: Butterworth filter order must be an integer >= 1")
+    nspec = h.getNumberHistograms()
+    rows = np.arange(nspec) if AllSpectra else np.array([int(WorkspaceIndex)])
+    if not (0 <= rows.min() and rows.max() < nspec):
+        raise AlgorithmError("FFTSmooth: property WorkspaceIndex is out of range")
+    edges = h.edges_2d()
+    if not IgnoreXBins:
+        for r in rows:
+            x = edges[r]
+            dx = (x[-1] - x[0]) / (x.size - 1)
+            if np.any(np.abs(dx - np.diff(x)) / dx > 1e-7):
+                raise AlgorithmError(
+                    "FFTSmooth: X axis must be linear (all bins have same width); set IgnoreXBins to ignore this"
+                )
+    y = np.array([fft_smooth(h.values[r], Filter, n, order) for r in rows])
+    e = h.edges.copy() if h.edges.ndim == 1 else h.edges[rows]
+    return h.with_data(y, np.zeros_like(y), e, h.spectra.take(rows))
