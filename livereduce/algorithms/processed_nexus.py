@@ -40,6 +40,7 @@ from livereduce.workspace.base import UNITS
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
 from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.jit import njit
 from livereduce.workspace.run import Property, Run, TimeSeries
 from livereduce.workspace.spectra import Spectra
 
@@ -128,9 +129,7 @@ def _write_histogram(g, h: HistogramWorkspace) -> None:
 def _write_events(g, ws: EventWorkspace) -> None:
     d = _attrs(g.create_group("event_workspace"), NX_class="NXdata")
     ev = ws.events
-    order = np.argsort(ev.index, kind="stable")  # grouped by spectrum, arrival order kept within one
-    counts = np.bincount(ev.index, minlength=ws.getNumberHistograms())
-    indices = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    order, indices = _group_order(ev.index, ws.getNumberHistograms())
     _attrs(d.create_dataset("indices", data=indices), units=ws.YUnit(), unit_label=ws.YUnitLabel())
     d.create_dataset("tof", data=ev.x[order])
     d.create_dataset("pulsetime", data=ev.pulse_time()[order] - EPOCH_1990_NS)
@@ -140,9 +139,33 @@ def _write_events(g, ws: EventWorkspace) -> None:
             d.create_dataset(name, data=single)
             if not np.array_equal(single, col, equal_nan=True):  # exact values for our own reader
                 d.create_dataset(f"livereduce_{name}", data=col)
-    if len(ev) and not np.all(order[1:] > order[:-1]):
+    if len(ev) and np.any(order[1:] < order[:-1]):
         d.create_dataset("livereduce_arrival", data=order)  # restores arrival order (drop_oldest needs it)
     _axes(d, ws, ws.edges)
+
+
+@njit(nogil=True)
+def _counting_order(index, nspec):  # pragma: no cover - compiled
+    offsets = np.zeros(nspec + 1, np.int64)
+    for i in range(index.size):
+        offsets[index[i] + 1] += 1
+    for k in range(nspec):
+        offsets[k + 1] += offsets[k]
+    fill = offsets[:-1].copy()
+    order = np.empty(index.size, np.int64)
+    for i in range(index.size):
+        k = index[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, offsets
+
+
+def _group_order(index: np.ndarray, nspec: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order grouping the events by spectrum, arrival order kept within one; offsets [nspec+1]): a stable
+    counting sort, one pass each way (an argsort costs ~1 s per 10^7 events, this ~0.05 s)."""
+    if index.size and int(index.max()) >= nspec:
+        raise AlgorithmError(f"event index {int(index.max())} outside the {nspec} spectra")
+    return _counting_order(np.ascontiguousarray(index), nspec)
 
 
 def _write_instrument(g, s: Spectra) -> None:
