@@ -232,6 +232,14 @@ class Config:
         f"named `*timeout` must be > 0 and ≤ {LISTENER_TIMEOUT_MAX_S:g} s.",
         "object",
     )
+    instrument_definition: str | None = _key(
+        None,
+        "Path of a Mantid instrument definition (IDF XML) for listeners whose stream sends no geometry (ISIS, "
+        "Kafka, fake): chunks get its L1 and each detector's L2, 2θ and φ, and `getInstrument()` its "
+        "parameters. An ADARA stream's own GEOMETRY packet wins. Read once, when the listener is made.",
+        "str",
+        nullable=True,
+    )
     start_from: str = _key(
         "start_of_run",
         "Where the stream starts: the current run's start (a restart replays the run) or now.",

@@ -38,6 +38,7 @@ from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
 from livereduce.config import SOFT_MEMORY_FRACTION, Config, Runtime, state_dir_path
 from livereduce.engines import mantid  # imports no Mantid itself: its worker does, in its own process
+from livereduce.instrument.attach import with_instrument
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
 from livereduce.memory import MemoryGuard
@@ -139,7 +140,9 @@ def build_daemon(
             return StatusServer(model, config.status_host, config.status_port)
 
     parts = Parts(
-        make_listener=lambda: make_listener(runtime.listener, runtime.address, **options),
+        make_listener=lambda: with_instrument(
+            make_listener(runtime.listener, runtime.address, **options), config.instrument_definition
+        ),
         watch=Watcher,
         memory_guard=memory,
         status_server=server,

@@ -246,6 +246,7 @@ class AdaraListener(RunStateMixin):
             spectra = Spectra.one_to_one(
                 g.det_ids, l1=g.l1, l2=g.l2, two_theta=g.two_theta, azimuthal=g.azimuthal, instrument=name
             )
+            spectra.geometry = g.instrument  # getInstrument(), spectrumInfo(), parameters: the full IDF
         elif self.pixels is not None or self._max_pixel >= 0:
             n = self.pixels if self.pixels is not None else self._max_pixel + 1
             spectra = Spectra.one_to_one(np.arange(n), l1=g.l1 if g else float("nan"), instrument=name)
@@ -541,6 +542,10 @@ class AdaraListener(RunStateMixin):
             )
         except ValueError as exc:
             raise P.PacketError(f"{exc}; spectra fall back to detector ids 0..pixels-1") from None
+        if geometry.note:  # a real IDF the reader refused: the run falls back to ids 0..pixels-1
+            log.warning(
+                "GEOMETRY packet: instrument definition refused (%s); no detector geometry", geometry.note
+            )
         with self._lock:
             self._geometry = geometry
 
@@ -603,6 +608,7 @@ def _copy(s: Spectra) -> Spectra:
         s.l1,
         s.instrument,
         dict(s.extra),
+        s.geometry,  # the IDF reader's frozen result: shared, never copied
     )
 
 

@@ -27,6 +27,7 @@ class Geometry:
     azimuthal: np.ndarray  # rad
     monitors: tuple[int, ...]
     note: str = ""  # why a real IDF gave no pixels (the reader's error), for the log
+    instrument: InstrumentGeometry | None = None  # the full definition when the packet held a real IDF
 
 
 MAX_GEOMETRY_DETECTORS = 1 << 19  # pixels the IDF subset may declare in all (a few tens of MB of arrays)
@@ -74,6 +75,7 @@ def from_instrument(g: InstrumentGeometry) -> Geometry:
         g.two_theta,
         g.azimuthal,
         tuple(sorted(-int(m) for m in g.monitor_ids if m < 0)),  # SNS monitor ids are -1, -2, ...
+        instrument=g,
     )
 
 
