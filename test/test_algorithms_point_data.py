@@ -58,3 +58,17 @@ def test_point_data_in_products(ads, tmp_path):
     txt = tmp_path / "p.txt"
     registry.call("SaveAscii", pts, Filename=str(txt))
     assert txt.read_text().splitlines()[2].split(",")[0] == "0.5"  # the points themselves
+
+
+def test_transpose(ads):
+    y = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    ws = HistogramWorkspace(
+        y, y * 0.25, np.array([0.0, 1.0, 2.0, 3.0]), Spectra.one_to_one([5, 6], numbers=[3, 7])
+    )
+    t = registry.call("Transpose", ws, OutputWorkspace="t")
+    assert t.getNumberHistograms() == 3 and t.blocksize() == 2 and not t.isHistogramData()
+    np.testing.assert_array_equal(t.extractY(), y.T)
+    np.testing.assert_array_equal(t.extractE(), np.sqrt(y * 0.25).T)
+    assert t.readX(0).tolist() == [3.0, 7.0]  # the old spectrum numbers
+    back = registry.call("Transpose", t, OutputWorkspace="b")
+    np.testing.assert_array_equal(back.extractY(), y)

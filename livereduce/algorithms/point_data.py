@@ -1,4 +1,4 @@
-"""ConvertToPointData and ConvertToHistogram, as Mantid documents them.
+"""ConvertToPointData, ConvertToHistogram and Transpose, as Mantid documents them.
 
 ConvertToPointData: X becomes the bin centres, Y and E are unchanged. ConvertToHistogram: bin edges are the
 midpoints between neighbouring points, the first and last extrapolated by half the neighbouring step (one
@@ -16,8 +16,10 @@ import numpy as np
 from livereduce.algorithms._util import require_matrix
 from livereduce.algorithms.ascii import points_to_edges
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
+from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.spectra import Spectra
 
 
 def edges_of(points: np.ndarray) -> np.ndarray:
@@ -83,4 +85,20 @@ def _to_histogram(InputWorkspace, OutputWorkspace):
     out = HistogramWorkspace(ws.values.copy(), ws.variances.copy(), edges_of(ws.points), ws.spectra,
                              ws.run_info.copy(), ws.x_unit.unit_id, ws.monitors, ws.distribution)  # fmt: skip
     out.y_unit, out.y_unit_label, out.comment = ws.y_unit, ws.y_unit_label, ws.comment
+    return out
+
+
+@algorithm("Transpose", list(_IO))
+def _transpose(InputWorkspace, OutputWorkspace):
+    """N spectra × M bins → M spectra × N points: Y and E transposed; the new X are the old vertical axis
+    values (spectrum numbers)."""
+    ws = require_matrix(InputWorkspace, "Transpose")
+    h = ws.histogram() if isinstance(ws, EventWorkspace) else ws
+    if h.edges.ndim == 2 and not np.all(h.edges == h.edges[:1]):
+        raise AlgorithmError("Transpose: the spectra have different X (ragged workspace); Rebin them first")
+    y, v = h.values.T.copy(), h.variances.T.copy()
+    points = h.spectra.numbers.astype(np.float64)
+    spectra = Spectra.one_to_one(np.arange(1, y.shape[0] + 1), instrument=h.spectra.instrument)
+    out = PointDataWorkspace(y, v, points, spectra, h.run_info.copy(), "Empty", None, h.distribution)
+    out.y_unit, out.y_unit_label = h.y_unit, h.y_unit_label
     return out
