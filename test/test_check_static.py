@@ -71,3 +71,22 @@ def test_unsupported_mantid_names_with_lines():
         ("mantid.kernel.Quat", 8),
         ("mantid.api.FileFinder", 9),
     ]
+
+
+def test_attributes_of_imported_mantid_objects():
+    source = (
+        "from mantid.simpleapi import mtd\n"
+        "from mantid import config\n"
+        "from mantid.kernel import DateAndTime, logger\n"
+        "mtd.importAll()\n"  # 4: our mtd has no importAll
+        "mtd.doesExist('x')\n"  # provided
+        "config.getDataSearchDirs()\n"  # provided
+        "logger.notice('x')\n"  # provided
+        "DateAndTime.now()\n"  # 8: not provided
+        "def later():\n"
+        "    mtd.clearData()\n"  # never runs
+    )
+    assert unsupported_names(source) == [
+        ("mantid.simpleapi.mtd.importAll", 4),
+        ("mantid.kernel.DateAndTime.now", 8),
+    ]

@@ -8,7 +8,8 @@ other than mantid; calls through a mantid module alias (`simpleapi.FitPeak(...)`
 `AlgorithmFactory.subscribe(Name)`.
 
 `unsupported_names(source)`: `mantid` modules and names the engine does not provide: `import mantid.plots`,
-`from mantid.kernel import Foo`, `mantid.api.Foo` (through any alias of a mantid module).
+`from mantid.kernel import Foo`, `mantid.api.Foo` (through any alias of a mantid module), and attributes of
+imported mantid objects the engine's do not have (`from mantid.simpleapi import mtd; mtd.importAll()`).
 
 Both look only at code that runs: the module's own statements, and the bodies of functions and classes that
 code refers to (by name, directly or through other such functions; a class's methods run when the class is
@@ -63,6 +64,16 @@ def _provides(module: str, name: str) -> bool:
     return hasattr(mod, name)
 
 
+def _object(module: str, name: str):
+    """What `from <module> import <name>` gives in the embedded engine (None: not a plain object to check)."""
+    if module == "mantid":
+        roots = {"logger": kernel.logger, "config": kernel.config, "mtd": api.mtd}
+        roots.update({"AnalysisDataService": api.AnalysisDataService})
+        return roots.get(name)
+    mod = _MODULES.get(module)
+    return getattr(mod, name, None) if mod is not simpleapi or name == "mtd" else None
+
+
 @dataclass(eq=False)
 class _Body:
     """A module, function, lambda or class body: what it calls and refers to, and the defs directly in it."""
@@ -80,6 +91,7 @@ class _Scan(ast.NodeVisitor):
     def __init__(self):
         self.defined: set[str] = set()
         self.from_mantid: set[str] = set()  # names imported from mantid.* (still must be supported)
+        self.mantid_objects: dict[str, tuple[str, object]] = {}  # local name → (dotted name, the object)
         self.mantid_alias: dict[str, str] = {}  # local name → module ("mantid", "mantid.kernel", …)
         self.foreign_star = False
         self.subscribed: set[str] = set()  # AlgorithmFactory.subscribe(X): X is callable by name afterwards
@@ -113,6 +125,10 @@ class _Scan(ast.NodeVisitor):
                 if mod in _MODULES or mod == "mantid":
                     if not _provides(mod, a.name):
                         self.body.names.append((f"{mod}.{a.name}", node.lineno))
+                    else:
+                        found = _object(mod, a.name)
+                        if found is not None:
+                            self.mantid_objects[local] = (f"{mod}.{a.name}", found)
             else:
                 self.defined.add(local)
 
@@ -169,6 +185,16 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Attribute(self, node):
         self.body.refs.add(node.attr)
+        base = node.value
+        if (
+            isinstance(base, ast.Name)
+            and base.id in self.mantid_objects
+            and base.id not in self.defined
+            and not node.attr.startswith("__")
+        ):
+            dotted, obj = self.mantid_objects[base.id]  # e.g. mtd.importAll: does our mtd have it?
+            if not hasattr(obj, node.attr):
+                self.body.names.append((f"{dotted}.{node.attr}", node.lineno))
         found = self._dotted(node)
         if found and isinstance(node.ctx, ast.Load):
             module, chain = found
