@@ -1,4 +1,5 @@
-"""Scale, Power, ReplaceSpecialValues, SmoothData, FFTSmooth: per-bin arithmetic and smoothing on Y and E, as Mantid documents them.
+"""Scale, Power, ReplaceSpecialValues, SmoothData, FFTSmooth: arithmetic and smoothing on Y and E, as Mantid
+documents them.
 
 Errors are propagated on E (variances are E²): Scale Multiply scales E by |factor|, Add leaves it; Power
 gives E·|n·Y_out/Y_in| (Mantid's formula, so 0/0 at Y = 0 is NaN as in Mantid); SmoothData averages each
