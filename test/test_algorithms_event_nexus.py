@@ -110,7 +110,11 @@ def test_banks_pixels_geometry_logs(ads, tmp_path):
     assert run["SampleTemp"].times.tolist() == [T0, T0 + 1_500_000_000] and run["SampleTemp"].units() == "K"
     assert run.getProtonCharge() == pytest.approx(7.2e9 * 1e-12 / 3.6e-3)  # 7.2e9 pC = 2 µA·h
     assert run["Filename"].value == str(path)
-    assert ws.readX(0).tolist()[0] == 100.0  # one bin over all events
+    x = ws.readX(0)  # NumberOfBins (500) linear bins from the shortest to the longest TOF
+    assert x.size == 501 and x[0] == 100.0 and x[-1] == np.nextafter(600.0, np.inf)
+    assert ws.readY(4).sum() == 1.0  # the longest TOF is counted
+    one = registry.call("LoadEventNexus", str(path), NumberOfBins=1, OutputWorkspace="one")
+    assert one.blocksize() == 1 and one.readY(0).tolist() == [2.0]
 
 
 def test_filters_bank_name_and_pause(ads, tmp_path):

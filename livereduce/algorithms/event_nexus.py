@@ -275,6 +275,18 @@ def load_event_nexus(
     return _filter(ws, run, tof[0], tof[1], times[0], times[1])
 
 
+def bin_events(ws: EventWorkspace, nbins: int = 500) -> EventWorkspace:
+    """LoadEventNexus' NumberOfBins: linear bins from the shortest to the longest TOF (one bin without
+    events)."""
+    if nbins < 1:
+        raise AlgorithmError("LoadEventNexus: NumberOfBins must be at least 1")
+    if ws.getNumberEvents():
+        lo, hi = ws.getTofMin(), ws.getTofMax()
+        top = float(np.nextafter(hi, np.inf)) if hi > lo else lo + 1.0  # the longest TOF is counted
+        ws.edges = np.linspace(lo, top, nbins + 1)
+    return ws
+
+
 def load_monitors(filename: str, entry_name: str, load_only: str = "", tof=(None, None), times=(None, None)):
     """The NXmonitor groups as one workspace: histograms (data over time_of_flight) or, when the monitors
     hold events (or LoadOnly is Events), an event workspace; detector ids -k for monitor<k>."""
@@ -360,6 +372,7 @@ def _names(v) -> list[str]:
         Prop("LoadLogs", True),
         Prop("LoadType", "Default"),
         Prop("LoadNexusInstrumentXML", True),
+        Prop("NumberOfBins", 500),
     ],
     per_member=False,
 )
@@ -367,7 +380,7 @@ def _load_event_nexus(
     Filename, OutputWorkspace, NXentryName, FilterByTofMin, FilterByTofMax, FilterByTimeStart, FilterByTimeStop,
     BankName, SingleBankPixelsOnly, Precount, CompressTolerance, ChunkNumber, TotalChunks, LoadMonitors,
     MonitorsLoadOnly, FilterMonByTofMin, FilterMonByTofMax, FilterMonByTimeStart, FilterMonByTimeStop,
-    SpectrumMin, SpectrumMax, SpectrumList, MetaDataOnly, LoadLogs, LoadType, LoadNexusInstrumentXML,
+    SpectrumMin, SpectrumMax, SpectrumList, MetaDataOnly, LoadLogs, LoadType, LoadNexusInstrumentXML, NumberOfBins,
 ):  # fmt: skip
     """An SNS event NeXus file as an EventWorkspace: every bank (or BankName's), filtered by TOF (µs) and by
     time (s after the run start); LoadMonitors attaches the monitors (also stored as <name>_monitors)."""
@@ -384,6 +397,7 @@ def _load_event_nexus(
         tof=(FilterByTofMin, FilterByTofMax), times=(FilterByTimeStart, FilterByTimeStop),
         load_logs=bool(LoadLogs), use_xml=bool(LoadNexusInstrumentXML), metadata_only=bool(MetaDataOnly),
     )  # fmt: skip
+    bin_events(ws, int(NumberOfBins))
     if CompressTolerance is not None and float(CompressTolerance) >= 0:
         from livereduce.algorithms.binning import compress_events
 

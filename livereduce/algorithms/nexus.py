@@ -13,7 +13,7 @@ import numpy as np
 
 from livereduce.algorithms._util import index_range, int_list
 from livereduce.algorithms.ascii import load_ascii
-from livereduce.algorithms.event_nexus import load_event_nexus
+from livereduce.algorithms.event_nexus import bin_events, load_event_nexus
 from livereduce.algorithms.processed_nexus import next_entry, read_file, text, write_entry
 from livereduce.algorithms.product_file import product_file
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
@@ -149,7 +149,7 @@ def _load_any(Filename, OutputWorkspace, LoaderName, LoaderVersion):
             f"'{name}'; run with engine 'mantid' where Mantid is installed for other formats"
         )
     if _is_event_file(name):
-        return load_event_nexus(name, "", [], True)
+        return bin_events(load_event_nexus(name, "", [], True))
     return load(name)
 
 
