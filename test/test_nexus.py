@@ -304,6 +304,16 @@ def mantid_written(path, *, events=False):
         inst = e.create_group("instrument")
         inst.attrs["NX_class"] = s("NXinstrument")
         inst["name"] = s("POWGEN")
+        note = inst.create_group("instrument_xml")  # Mantid embeds the instrument definition
+        note.attrs["NX_class"] = s("NXnote")
+        note["data"] = s(
+            '<?xml version="1.0"?><instrument xmlns="http://www.mantidproject.org/IDF/1.0" name="POWGEN">'
+            '<component type="src"><location z="-60"/></component><type name="src" is="Source"/>'
+            '<component type="smp"><location/></component><type name="smp" is="SamplePos"/>'
+            '<component type="pixel" idlist="d"><location x="2"/><location x="4"/><location z="3"/>'
+            '<location y="1"/><location y="3"/></component><idlist idname="d"><id val="7"/><id val="8"/>'
+            '<id val="9"/><id val="11"/><id val="12"/></idlist><type name="pixel" is="detector"/></instrument>'
+        )
         det = inst.create_group("detector")
         det.attrs["NX_class"] = s("NXdetector")
         det["spectra"] = np.array([10, 20, 30], np.int32)
@@ -348,6 +358,10 @@ def test_a_file_in_mantids_layout_loads(ads, tmp_path):
     assert ws.getSpectrumNumbers() == [10, 20, 30]
     assert [ws.getSpectrum(i).getDetectorIDs() for i in range(3)] == [[7, 8], [9], [11, 12]]
     assert ws.getInstrument().getName() == "POWGEN" and ws.getTitle() == "Vanadium run"
+    # geometry from the embedded definition: spectrum 0 holds detectors 7 (x = 2) and 8 (x = 4): mean L2 3 m
+    info = ws.spectrumInfo()
+    assert info.l1() == 60.0 and [info.l2(i) for i in range(3)] == [3.0, 3.0, 2.0]
+    assert np.degrees(ws.spectra.two_theta).tolist() == pytest.approx([90.0, 0.0, 90.0])
     run = ws.getRun()
     temp = run["SampleTemp"]
     start = np.datetime64("2024-03-01T10:00:00", "ns").astype(np.int64)

@@ -391,7 +391,33 @@ def _read_spectra(g, d, n: int) -> Spectra:
                 s.masked = geo["masked"][()].astype(bool)
             if "extra_json" in geo:
                 s.extra = json.loads(text(geo["extra_json"]))
+        elif "instrument_xml" in inst and "data" in inst["instrument_xml"]:
+            _embedded_geometry(s, text(inst["instrument_xml/data"]))
     return s
+
+
+def _embedded_geometry(s: Spectra, idf: str) -> None:
+    """Geometry from the instrument definition Mantid embeds (instrument_xml): each spectrum's L2, 2θ and
+    azimuth are its detectors' means (NaN without a detector the definition knows); an IDF the reader refuses
+    leaves the geometry unknown."""
+    from livereduce.instrument import parse_idf
+
+    try:
+        g = parse_idf(idf)
+    except ValueError:
+        return
+    ids = s.det_ids.astype(np.int64)
+    if g.det_ids.size == 0 or ids.size == 0:
+        return
+    pos = np.minimum(np.searchsorted(g.det_ids, ids), g.det_ids.size - 1)
+    known = (g.det_ids[pos] == ids).astype(float)
+    owner = np.repeat(np.arange(len(s)), np.diff(s.det_offsets))
+    counts = np.bincount(owner, weights=known, minlength=len(s))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in ("l2", "two_theta", "azimuthal"):
+            sums = np.bincount(owner, weights=known * getattr(g, name)[pos], minlength=len(s))
+            setattr(s, name, np.where(counts > 0, sums / counts, np.nan))
+    s.l1, s.geometry = g.l1, g
 
 
 def _read_logs(logs) -> Run:
