@@ -87,8 +87,8 @@ def test_filter_by_log_value_left_and_centre(ads):
         TimeTolerance=300,
         OutputWorkspace="c",
     )
-    # Centre: good run 0..30 min → [-∞ (first entry), 30 min + 5 min); 50 min (last) → [45 min, ∞)
-    assert pulses_minutes(centre) == list(range(35)) + list(range(45, 60))
+    # Centre: good run 0..30 min → [-∞ (first entry), 30 min + 5 min]; 50 min (last) → [45 min, ∞)
+    assert pulses_minutes(centre) == list(range(36)) + list(range(45, 60))
     unbounded = registry.call("FilterByLogValue", ws, "temp", LogBoundary="Left", OutputWorkspace="u")
     assert unbounded.getNumberEvents() == 60
     with pytest.raises(AlgorithmError, match="no time-series log"):
@@ -103,3 +103,19 @@ def test_pulse_filter_cuts_notches(ads):
     )
     # notches [9 min, 11 min] and [19 min, 21 min] are cut (the stop of a notch is where events resume)
     assert pulses_minutes(out) == [m for m in range(60) if m not in (9, 10, 19, 20)]
+
+
+def test_filter_bad_pulses(ads):
+    ws = one_event_per_minute(6)  # pulses at minutes 0..5, one event each
+    ws.getRun().remove("proton_charge")  # one charge per pulse instead of the hour-long log
+    ws.getRun().series("proton_charge", "picoCoulomb").append(
+        T0 + np.arange(6) * 60 * S, [10.0, 10.0, 2.0, 10.0, 10.0, 9.0]
+    )
+    # mean 8.5: below 95 % of it (8.075) is bad → the pulse at minute 2; 9.0 is kept
+    out = registry.call("FilterBadPulses", ws, OutputWorkspace="good")
+    assert pulses_minutes(out) == [0, 1, 3, 4, 5]
+    with pytest.raises(AlgorithmError, match=r"within 0\.\.100"):
+        registry.call("FilterBadPulses", ws, LowerCutoff=120, OutputWorkspace="x")
+    ws.getRun().set("gd_prtn_chrg", 0.0)
+    with pytest.raises(AlgorithmError, match="no integrated charge"):
+        registry.call("FilterBadPulses", ws, OutputWorkspace="x")

@@ -149,33 +149,68 @@ def _filter_by_log_value(
     """Keep events whose pulse time falls where the log LogName is within [MinimumValue, MaximumValue]
     (unset: unbounded), or, with PulseFilter, cut out ±TimeTolerance around each log entry."""
     ws = _events(InputWorkspace, "FilterByLogValue")
+    return filter_by_log(
+        ws, LogName, MinimumValue, MaximumValue, TimeTolerance, LogBoundary, bool(PulseFilter)
+    )
+
+
+def filter_by_log(
+    ws: EventWorkspace, name: str, minimum, maximum, tolerance, boundary: str, pulse_filter: bool
+):
     run = ws.getRun()
-    if not run.hasProperty(LogName) or not isinstance(run[LogName], TimeSeries):
-        raise AlgorithmError(f"FilterByLogValue: the run has no time-series log '{LogName}'")
-    log = run[LogName]
-    if LogBoundary not in ("Centre", "Left"):
-        raise AlgorithmError(f"FilterByLogValue: LogBoundary must be Centre or Left, not {LogBoundary!r}")
+    log = run[name] if run.hasProperty(name) else None
+    if not isinstance(log, TimeSeries):
+        raise AlgorithmError(f"FilterByLogValue: the run has no time-series log '{name}'")
+    if boundary not in ("Centre", "Left"):
+        raise AlgorithmError(f"FilterByLogValue: LogBoundary must be Centre or Left, not {boundary!r}")
     t = log.times.astype(np.int64)  # integer ns throughout: interval ends are exact
-    tol = round(float(TimeTolerance) * _NS)
+    tol = round(float(tolerance) * _NS)
     inf = np.iinfo(np.int64).max
-    if PulseFilter:  # keep the complement of the notches
+    if pulse_filter:  # keep the complement of the notches
         cut_s, cut_e = _merge(t - tol, t + tol)
         starts = np.concatenate([[-inf], cut_e]).astype(np.int64)
         stops = np.concatenate([cut_s, [inf]]).astype(np.int64)
         return keep_intervals(ws, starts, stops)
     if t.size == 0:
-        raise AlgorithmError(f"FilterByLogValue: log '{LogName}' has no entries")
+        raise AlgorithmError(f"FilterByLogValue: log '{name}' has no entries")
     v = log.values.astype(np.float64)
-    lo = -np.inf if MinimumValue is None else float(MinimumValue)
-    hi = np.inf if MaximumValue is None else float(MaximumValue)
+    lo = -np.inf if minimum is None else float(minimum)
+    hi = np.inf if maximum is None else float(maximum)
     good = (v >= lo) & (v <= hi)
     edges = np.diff(np.concatenate([[0], good.astype(np.int8), [0]]))
     first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1  # runs of good entries
-    if LogBoundary == "Left":  # a value holds until the next entry
+    if boundary == "Left":  # a value holds until the next entry
         starts = t[first]
         stops = np.where(last + 1 < t.size, t[np.minimum(last + 1, t.size - 1)], inf)
-    else:
-        starts, stops = t[first] - tol, t[last] + tol
+    else:  # t_i - tol to t_j + tol, both ends kept (with tolerance 0, a good pulse keeps its own events)
+        starts, stops = t[first] - tol, t[last] + tol + 1
         stops = np.where(last == t.size - 1, inf, stops)
     starts = np.where(first == 0, -inf, starts)  # constant before the first entry
     return keep_intervals(ws, *_merge(starts.astype(np.int64), stops.astype(np.int64)))
+
+
+@algorithm(
+    "FilterBadPulses",
+    [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT), Prop("LowerCutoff", 95.0)],
+)
+def _filter_bad_pulses(InputWorkspace, OutputWorkspace, LowerCutoff):
+    """Drop events of pulses whose proton charge is below LowerCutoff % of the mean (or above 1.1 × the
+    largest), as FilterByLogValue on proton_charge."""
+    ws = _events(InputWorkspace, "FilterBadPulses")
+    cutoff = float(LowerCutoff)
+    if not 0.0 <= cutoff <= 100.0:
+        raise AlgorithmError(f"FilterBadPulses: LowerCutoff must be within 0..100, not {cutoff}")
+    run = ws.getRun()
+    if run.hasProperty("gd_prtn_chrg") and float(run["gd_prtn_chrg"].value) <= 0:
+        raise AlgorithmError("FilterBadPulses: Found no integrated charge value in gd_prtn_chrg")
+    if not run.hasProperty("proton_charge") or not isinstance(run["proton_charge"], TimeSeries):
+        raise AlgorithmError('FilterBadPulses: Failed to find "proton_charge" in sample logs')
+    charge = run["proton_charge"].values.astype(np.float64)
+    if charge.size == 0 or charge.max() <= 0:
+        raise AlgorithmError(
+            "FilterBadPulses: Maximum value of charge is not greater than zero (proton_charge)"
+        )
+    low, high = charge.mean() * cutoff * 0.01, charge.max() * 1.1
+    if low >= high:
+        raise AlgorithmError("FilterBadPulses: proton_charge window filters out all of the data")
+    return filter_by_log(ws, "proton_charge", low, high, 0.0, "Centre", False)
