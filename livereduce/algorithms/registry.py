@@ -406,6 +406,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     arithmetic,
     ascii,
     binning,
+    diffcal,
     event_nexus,
     filtering,
     focus,
