@@ -413,6 +413,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     grouping,
     gsas,
     math_ops,
+    more_ops,
     nexus,
     plots_xye,
     point_data,
