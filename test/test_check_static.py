@@ -11,7 +11,7 @@ def test_only_code_that_runs_is_reported():
         "def never_called(ws):\n"  # 2
         "    FitPeaks(ws)\n"  # 3: never runs
         "def helper(ws):\n"  # 4
-        "    return AlignDetectors(ws)\n"  # 5: runs (called below, through another function)
+        "    return SNSPowderReduction(ws)\n"  # 5: runs (called below, through another function)
         "def main():\n"  # 6
         "    inner = lambda w: StripPeaks(w)\n"  # 7: a lambda runs where it is written
         "    return helper(input)\n"  # 8
@@ -29,7 +29,7 @@ def test_only_code_that_runs_is_reported():
         "    SaveGSAS(input)\n"  # 20: module-level code counts (the branch is not evaluated)
     )
     assert unsupported_calls(source) == [
-        ("AlignDetectors", 5),
+        ("SNSPowderReduction", 5),
         ("StripPeaks", 7),
         ("FilterBadPulses", 16),
         ("SaveGSAS", 20),

@@ -148,7 +148,7 @@ def test_unsupported_calls_finds_only_missing_algorithms():
         "FitPeak(InputWorkspace=output)\n"
         "api.LoadEventAndCompress(Filename='x')\n"
         "simpleapi.SumSpectra(input)\n"
-        "mantid.simpleapi.AlignDetectors(input)\n"
+        "mantid.simpleapi.SNSPowderReduction(input)\n"
         "Helper(1); Thing(); ReduceRefl(); ValueError('x'); print('x')\n"
         "StripPeaks(input)\n"
         "Alias = Rebin\nAlias(input)\n"
@@ -156,7 +156,7 @@ def test_unsupported_calls_finds_only_missing_algorithms():
     assert unsupported_calls(source) == [
         ("FitPeak", 11),
         ("LoadEventAndCompress", 12),
-        ("AlignDetectors", 14),
+        ("SNSPowderReduction", 14),
         ("StripPeaks", 16),
     ]
 

@@ -17,7 +17,9 @@ from livereduce.mantidapi.algorithm import (
     WorkspaceGroupProperty,
     WorkspaceProperty,
 )
-from livereduce.mantidapi.properties import PropertyManager
+from livereduce.mantidapi.properties import (  # it lives beside PropertyManager, where algorithms reach it
+    PropertyManagerDataService,
+)
 from livereduce.workspace.ads import AnalysisDataService as AnalysisDataServiceImpl
 from livereduce.workspace.ads import mtd
 from livereduce.workspace.base import MatrixWorkspace
@@ -39,48 +41,6 @@ class Workspace(metaclass=_AnyWorkspace):
 Algorithm = PythonAlgorithm  # `class X(Algorithm)` is how some Python algorithms are written
 IAlgorithm = AlgorithmHandle
 
-
-class PropertyManagerDataServiceImpl:
-    """Named PropertyManagers (Mantid's PropertyManagerDataService): how SNS reductions pass settings."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, PropertyManager] = {}
-
-    def addOrReplace(self, name: str, manager) -> None:
-        self._items[name] = manager if isinstance(manager, PropertyManager) else PropertyManager(manager)
-
-    add = addOrReplace
-
-    def retrieve(self, name: str) -> PropertyManager:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise KeyError(f"'{name}' does not exist in the PropertyManagerDataService") from None
-
-    __getitem__ = retrieve
-
-    def doesExist(self, name: str) -> bool:
-        return name in self._items
-
-    __contains__ = doesExist
-
-    def remove(self, name: str) -> None:
-        self._items.pop(name, None)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def getObjectNames(self) -> list[str]:
-        return sorted(self._items)
-
-    def size(self) -> int:
-        return len(self._items)
-
-    def Instance(self) -> PropertyManagerDataServiceImpl:
-        return self
-
-
-PropertyManagerDataService = PropertyManagerDataServiceImpl()
 
 __all__ = [
     "Algorithm",
