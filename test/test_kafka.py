@@ -654,3 +654,45 @@ def test_a_consumer_crash_is_reported_and_a_new_consumer_goes_on(tansu, monkeypa
         assert got.statuses == [("BEGIN_RUN", 5), ("END_RUN", 5)]
     finally:
         listener.close()
+
+
+def test_a_late_run_stop_takes_back_the_pulses_past_it(unit):
+    """Run control read after the events (Kafka orders only within a partition): pulses past the stop that were
+    buffered into the run go to the next run instead."""
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    feed(unit, "run_control", pl72(1, t0 // 1_000_000))
+    for i in range(6):  # pulses at t0 + 0..5 ms; the run will stop at t0 + 3 ms
+        feed(
+            unit,
+            "events",
+            sdt.serialise_ev44("det", i + 1, [t0 + i * 1_000_000], [0], [1000] * (i + 1), [100] * (i + 1)),
+            i,
+        )
+    feed(unit, "run_control", sdt.serialise_6s4t(job_id="job1", run_name="1", stop_time=t0 // 1_000_000 + 3))
+    feed(unit, "run_control", pl72(2, t0 // 1_000_000 + 4), 1)
+    unit._empty_poll = (time.time_ns(), time.monotonic())
+    assert not unit._try_end_run()  # its BEGIN_RUN goes out first, or the session would never see it
+    first = unit.extract()
+    assert unit.run_status() == RunStatus.BEGIN_RUN
+    assert first.run.getRunNumber() == 1 and first.n_events == 1 + 2 + 3
+    assert unit._try_end_run()
+    end = unit.extract()
+    assert unit.run_status() == RunStatus.END_RUN and end.n_events == 0
+    unit._begin(unit._upcoming.popleft())
+    unit._process_held()
+    second = unit.extract()
+    assert second.run.getRunNumber() == 2 and second.n_events == 5 + 6  # the pulse at +3 ms is in no run
+    assert unit.state()["events_outside_run"] == 4
+    assert unit.state()["events_received"] == 1 + 2 + 3 + 5 + 6
+
+
+def test_ev42_from_older_producers(unit):
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    feed(unit, "run_control", pl72(3, t0 // 1_000_000))
+    ev = sdt.serialise_ev42(
+        "det", 1, t0 + 5, [2000, 4000], [101, 102], {"period_number": 0, "run_state": 1, "proton_charge": 0.5}
+    )
+    feed(unit, "events", ev)
+    chunk = unit.extract()
+    assert list(chunk.events.index) == [1, 2] and list(chunk.events.tof) == [2.0, 4.0]
+    assert list(chunk.run.getProperty("proton_charge").values) == [0.5]

@@ -313,6 +313,7 @@ class KafkaListener(RunStateMixin):
         self._max_pixel = -1
         self._commit: list | None = None  # offsets to commit (the previous extract's), by the receiver
         self._handed: list = []  # offsets the last extract's chunk reaches
+        self._begin_pending = False  # a BEGIN_RUN that no extract has reported yet
         self._next_check = 0.0  # when to ask the broker for watermarks and partitions (not cached ones)
         self._handed_max_ns = 0  # the latest pulse handed out by an extract in the current run
         self._empty_poll = (0, 0.0)  # (wall ns, monotonic s) when a poll last found nothing to read
@@ -378,6 +379,7 @@ class KafkaListener(RunStateMixin):
                 self._handed_max_ns = max(self._handed_max_ns, int(events.pulse_time.max()))
             run, self._run = self._run, self._run.carry_over()
             self._tracker.latch()
+            self._begin_pending = False
             if self._hold:  # the END_RUN chunk is out: the gap after it starts afresh
                 self._hold = False
                 self._run = self._fresh_run(self._run)
@@ -573,6 +575,7 @@ class KafkaListener(RunStateMixin):
                     self._tracker.running(info.number)  # joined a run in progress: no edge
                 else:
                     self._tracker.begin_run(info.number)
+                    self._begin_pending = True
                 self._details(info)
             self._floor_ns = max(info.start_ns, since_ns or 0) if mode != "now" else 0
             log.info("run %d is on (started %s)", info.number, iso_from_ns(info.start_ns))
@@ -1168,6 +1171,7 @@ class KafkaListener(RunStateMixin):
         with self._lock:
             self._current = info
             self._tracker.begin_run(info.number)
+            self._begin_pending = True
             self._run = self._fresh_run(self._run)
             self._details(info)
             self._layout, self._max_pixel = None, -1
@@ -1178,8 +1182,8 @@ class KafkaListener(RunStateMixin):
     def _try_end_run(self) -> bool:
         """End the current run when every event partition is past its stop or done; True when it ended."""
         run = self._current
-        if run is None or run.stop_ns is None:
-            return False
+        if run is None or run.stop_ns is None or self._begin_pending:
+            return False  # (a BEGIN_RUN not yet extracted goes out first, or the session would never see it)
         polled_ns, polled = self._empty_poll  # the last time the consumer's queue was found empty
         for part in self._parts.values():
             if (
