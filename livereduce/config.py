@@ -164,6 +164,15 @@ class Config:
         maximum=DAY_S,
         json_key="watchdog.threshold",
     )
+    max_buffered_events: int = _key(
+        200_000_000,
+        "Events the listener may hold while the session is busy (8 bytes each: 1.6 GB by default). When the session "
+        "falls that far behind, whole pulses are dropped and counted (an ERROR line each cycle, "
+        "`events_dropped_buffer_full` and the lag on the status page) instead of memory growing without end.",
+        "int",
+        minimum=10_000,
+        maximum=4_000_000_000,
+    )
     parameters: dict | str | None = _key(  # noqa: RUF009 - its default is None; _key only declares it
         None,
         'Values scripts read as `parameters["key"]` (or `livereduce.parameters["key"]`): a JSON object, or '

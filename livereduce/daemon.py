@@ -125,6 +125,8 @@ def build_daemon(
         options.setdefault("spectra", list(config.spectra))
     if runtime.listener.needs_address:
         options.setdefault("silence_timeout", config.das_silence_timeout)
+    if not runtime.listener.cumulative:
+        options.setdefault("max_buffered_events", config.max_buffered_events)
     if runtime.listener == "kafka":  # its topics default to <instrument>_events, ...
         options.setdefault("instrument", runtime.name)
     memory: Callable[[Callable, Callable], Guard] | None = None

@@ -368,15 +368,16 @@ class Session:
         checkpoint = self._resume
         run = chunk.run.getRunNumber()
         if checkpoint is not None and not run and status == RunStatus.NO_RUN and not checkpoint.run_ended:
-            self._resume = None  # its run ended while no session ran: a DAS does not send a finished run again
+            self._resume = (
+                None  # its run ended while no session ran: a DAS does not send a finished run again
+            )
             self.log.error(
-                "run %d ended while livereduce was down or disconnected: the DAS does not send a finished run "
-                "again, so what it sent after the last checkpoint (cycle %d, %d events accumulated) is missing "
-                "from the accumulation of run %d",
+                "a run ended while livereduce was down or disconnected: the DAS does not send a finished run "
+                "again, so run %d misses what was sent after its last checkpoint (cycle %d, %d events "
+                "accumulated)",
                 checkpoint.run_number,
                 checkpoint.cycle,
                 self.state.events_accumulated,
-                checkpoint.run_number,
             )
             self.records.emit(
                 RecordKind.EVENTS_DROPPED,

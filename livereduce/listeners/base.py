@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -99,15 +100,26 @@ class Listener(Protocol):
     def state(self) -> dict: ...  # connected, address, reconnects, bytes, errors: for status
 
 
+MAX_BUFFERED_EVENTS = 200_000_000  # default cap: 1.6 GB of buffered events (8 bytes each)
+
+
 class EventBuffer:
     """Thread-safe growable columnar event buffer: the receive thread appends, extract() swaps it out.
 
     Growth is by doubling, so appending is amortised O(events); swap is O(1) plus trimming copies.
+
+    Bounded: when the session falls behind and `max_events` are waiting, a pulse that does not fit is dropped
+    whole and counted (`dropped`) instead of growing memory without end (the documented policy: the run goes
+    on, its accumulation misses those pulses, and the status page, metrics and log say how many). `lag` says
+    how far behind the session is: events waiting and the age of the oldest waiting pulse.
     """
 
-    def __init__(self, capacity: int = 1 << 16):
+    def __init__(self, capacity: int = 1 << 16, max_events: int = MAX_BUFFERED_EVENTS):
         self._lock = threading.Lock()
-        self._capacity = capacity
+        self._capacity = min(capacity, max(int(max_events), 1))
+        self.max_events = int(max_events)
+        self.dropped = 0  # events of pulses dropped because the buffer was full
+        self.dropped_pulses = 0
         self._new()
 
     def _new(self) -> None:
@@ -120,12 +132,18 @@ class EventBuffer:
         self._pulse_start: list[int] = []
 
     def _grow(self, need: int) -> None:
-        self._index, self._tof = grown([self._index, self._tof], self._n, need)
+        # doubling stops at the cap: a full buffer must not hold up to twice the memory it is allowed
+        self._index, self._tof = grown([self._index, self._tof], self._n, need, self.max_events)
 
-    def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> None:
-        """Append one pulse's events. `index` and `tof_us` may be views into a receive buffer."""
+    def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> bool:
+        """Append one pulse's events (`index` and `tof_us` may be views into a receive buffer); False when the
+        buffer is full and the pulse was dropped (counted)."""
         n = index.size
         with self._lock:
+            if self._n + n > self.max_events and n:
+                self.dropped += n
+                self.dropped_pulses += 1
+                return False
             if self._n + n > self._index.size:
                 self._grow(self._n + n)
             self._index[self._n : self._n + n] = index
@@ -134,9 +152,20 @@ class EventBuffer:
                 self._pulse_time.append(int(pulse_time_ns))
                 self._pulse_start.append(self._n)
             self._n += n
+        return True
 
     def __len__(self) -> int:
         return self._n
+
+    def lag(self, now_ns: int | None = None) -> tuple[int, float]:
+        """(events waiting, seconds since the oldest waiting pulse): how far the session is behind."""
+        with self._lock:
+            oldest = self._pulse_time[0] if self._pulse_time else None
+            n = self._n
+        if oldest is None:
+            return n, 0.0
+        now = time.time_ns() if now_ns is None else now_ns
+        return n, max(0.0, (now - oldest) / 1e9)
 
     def swap(self) -> ChunkEvents:
         """Everything buffered so far, as Events; the buffer starts empty again."""
@@ -150,6 +179,31 @@ class EventBuffer:
             np.asarray(times, np.int64),
             np.asarray(starts, np.int64),
         )
+
+
+def buffer_state(buffer: EventBuffer) -> dict:
+    """A listener's `state()` entries for its event buffer: what the status page and metrics show as lag."""
+    waiting, seconds = buffer.lag()
+    return {
+        "buffered_events": waiting,
+        "lag_seconds": round(seconds, 3),
+        "events_dropped_buffer_full": buffer.dropped,
+    }
+
+
+def say_buffer_drops(buffer: EventBuffer, said: int, logger) -> int:
+    """Log the pulses a full buffer dropped since the last call (at extract: once a cycle at most); returns
+    the count said so far, for the next call."""
+    dropped = buffer.dropped
+    if dropped > said:
+        logger.error(
+            "the session is falling behind the stream: the listener's buffer was full (max_buffered_events=%d), "
+            "so %d events were dropped since the last cycle (%d in all); see the lag on the status page",
+            buffer.max_events,
+            dropped - said,
+            dropped,
+        )
+    return dropped
 
 
 class RunTracker:

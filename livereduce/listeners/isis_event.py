@@ -28,7 +28,16 @@ import time
 import numpy as np
 
 from livereduce.errors import NotYet, ProtocolError
-from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.base import (
+    MAX_BUFFERED_EVENTS,
+    Chunk,
+    EventBuffer,
+    RunStateMixin,
+    RunTracker,
+    StartFrom,
+    buffer_state,
+    say_buffer_drops,
+)
 from livereduce.listeners.idc import MAX_TABLE, IDCClient, check_spectrum_count, spectra_from_tables
 from livereduce.listeners.stream import (
     RateLimited,
@@ -122,6 +131,7 @@ class ISISEventListener(RunStateMixin):
         silence_timeout: float = 120.0,
         backoff: tuple[float, float] = (0.2, 10.0),
         healthy_after: float = 10.0,
+        max_buffered_events: int = MAX_BUFFERED_EVENTS,
         **options,
     ):
         if options:
@@ -133,7 +143,8 @@ class ISISEventListener(RunStateMixin):
         self.idc_port = self.port + 1 if self.port > 10000 else 6789
         self.periods = set(periods) if periods else None
         self.wanted_spectra = list(spectra) if spectra else None
-        self._buffer = EventBuffer()
+        self._buffer = EventBuffer(1 << 16, max_buffered_events)
+        self._dropped_said = 0  # buffer-full drops already logged
         self._tracker = RunTracker()
         self._lock = threading.Lock()
         self._spectra: Spectra | None = None
@@ -277,6 +288,7 @@ class ISISEventListener(RunStateMixin):
             spectra = self._spectra.copy()
         events = self._buffer.swap()
         self._tracker.latch()
+        self._dropped_said = say_buffer_drops(self._buffer, self._dropped_said, log)
         return Chunk(spectra=spectra, run=run, events=events)
 
     def close(self) -> None:
@@ -298,4 +310,5 @@ class ISISEventListener(RunStateMixin):
             "silences": s.silences,
             "retry_delay": s.retry_delay,
             "last_error": s.last_error,
+            **buffer_state(self._buffer),
         }

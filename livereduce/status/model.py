@@ -61,6 +61,7 @@ class StatusModel:
         self._s: dict[str, Any] = {
             "instrument": instrument,
             "engine": engine,
+            "engine_reason": None,  # why this engine runs (engine: auto decides; livereduce.cli._engine)
             "version": __version__,
             "listener": {"kind": listener, "address": address, "connected": False, "counters": {}},
             "phase": "starting",
@@ -96,6 +97,11 @@ class StatusModel:
     def set_scripts(self, scripts: list[dict]) -> None:
         with self._lock:
             self._s["scripts"] = list(scripts)
+        self._changed()
+
+    def set_engine(self, engine: str, reason: str) -> None:
+        with self._lock:
+            self._s["engine"], self._s["engine_reason"] = engine, reason
         self._changed()
 
     def set_phase(self, phase: str, reason: str | None = None) -> None:
@@ -212,6 +218,10 @@ class StatusModel:
             out = _copy(self._s)
             out["plot_version"] = self.plot_version
             out["plot_workspace"] = self._plot.workspace if self._plot is not None else None
+        # the listener's drops when its buffer was full are events lost too (the session never saw them)
+        out["events"]["dropped_total"] += int(
+            out["listener"]["counters"].get("events_dropped_buffer_full", 0)
+        )
         now = self._clock()
         out["time"] = now
         out["uptime_s"] = now - self._started

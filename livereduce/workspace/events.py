@@ -17,10 +17,13 @@ from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
 
-def grown(columns: list[np.ndarray], used: int, need: int) -> list[np.ndarray]:
-    """Columns with room for `need` rows, their first `used` rows kept: capacity at least doubles, so
-    appending is amortised O(rows) (listener buffers and event workspaces both grow this way)."""
+def grown(columns: list[np.ndarray], used: int, need: int, limit: int | None = None) -> list[np.ndarray]:
+    """Columns with room for `need` rows, their first `used` rows kept: capacity at least doubles (up to
+    `limit`, when need fits), so appending is amortised O(rows) (listener buffers and event workspaces both grow
+    this way)."""
     capacity = max(need, 2 * columns[0].size, 1024)
+    if limit is not None:
+        capacity = max(need, min(capacity, limit))
     out = []
     for old in columns:
         new = np.empty(capacity, old.dtype)

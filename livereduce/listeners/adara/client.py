@@ -56,7 +56,16 @@ from livereduce.listeners.adara.geometry import DetectorMap, Geometry, map_event
 from livereduce.listeners.adara.parser import LogLimiter, Parser
 from livereduce.listeners.adara.pvs import ProcessVariable, describe, log_values
 from livereduce.listeners.adara.xmlutil import local_tag, parse_xml
-from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.base import (
+    MAX_BUFFERED_EVENTS,
+    Chunk,
+    EventBuffer,
+    RunStateMixin,
+    RunTracker,
+    StartFrom,
+    buffer_state,
+    say_buffer_drops,
+)
 from livereduce.listeners.stream import StreamThread, parse_address
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S, Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
@@ -92,6 +101,7 @@ class AdaraListener(RunStateMixin):
         backoff: tuple[float, float] = (0.2, 10.0),
         silence_timeout: float | None = 120.0,
         connect_timeout: float = 5.0,
+        max_buffered_events: int = MAX_BUFFERED_EVENTS,
         **options,
     ):
         if options:
@@ -107,7 +117,8 @@ class AdaraListener(RunStateMixin):
             "connect_timeout": connect_timeout,
         }
         self._lock = threading.Lock()
-        self._events, self._monitor_events = EventBuffer(1 << 20), EventBuffer(1024)
+        self._events, self._monitor_events = EventBuffer(1 << 20, max_buffered_events), EventBuffer(1024)
+        self._dropped_said = 0  # buffer-full drops already logged
         self._tracker = RunTracker()
         self._run = Run()
         self._charge: tuple[list[int], list[float]] = ([], [])
@@ -173,6 +184,7 @@ class AdaraListener(RunStateMixin):
             "last_error": r.last_error if r else "",
             "run_number": self.run_number,
             "paused": self._paused,
+            **buffer_state(self._events),
         }
         with self._lock:
             out.update(self._counts)
@@ -220,6 +232,7 @@ class AdaraListener(RunStateMixin):
                     self._end(rs, t)  # holds again: the END_RUN chunk comes next
             if self._hold is None:
                 self._released.set()
+        self._dropped_said = say_buffer_drops(self._events, self._dropped_said, log)
         spectra, detectors, monitor_spectra, monitor_map = layout
         events, dropped = map_events(events, detectors)
         monitor_events, mdropped = map_events(monitor_events, monitor_map)
