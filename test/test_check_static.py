@@ -22,7 +22,7 @@ def test_only_code_that_runs_is_reported():
         "    def PyExec(self):\n"  # 13
         "        self.step()\n"  # 14
         "    def step(self):\n"  # 15
-        "        FilterBadPulses(input)\n"  # 16: runs: the class is subscribed
+        "        GenerateEventsFilter(input)\n"  # 16: runs: the class is subscribed
         "AlgorithmFactory.subscribe(Reduction)\n"  # 17
         "main()\n"  # 18
         "if False:\n"  # 19
@@ -31,7 +31,7 @@ def test_only_code_that_runs_is_reported():
     assert unsupported_calls(source) == [
         ("SNSPowderReduction", 5),
         ("StripPeaks", 7),
-        ("FilterBadPulses", 16),
+        ("GenerateEventsFilter", 16),
         ("SaveGSAS", 20),
     ]
 
