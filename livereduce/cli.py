@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+from pathlib import Path
 
 from livereduce import __version__, logs
 from livereduce.check import run_check
@@ -42,8 +44,13 @@ def cmd_run(args) -> int:
     for warning in warnings:
         log.warning("config: %s", warning)
     try:
-        engine = _engine(config)
         runtime = resolve(config)
+        try:
+            engine, why = _engine(config, runtime)
+        except EngineError as exc:
+            log.error("cannot run engine 'mantid': %s", exc)
+            return EXIT_SETUP
+        log.info("engine %s: %s", engine, why)
         try:  # missing or broken scripts: the daemon waits for them; insecure ones: exit 2 (a restart cannot fix)
             found = find_scripts(runtime.script_dir, runtime.script_names)
         except ScriptError:
@@ -53,7 +60,9 @@ def cmd_run(args) -> int:
         # one daemon per state directory, for its whole life (both engines: they would fight over products)
         with InstanceLock(state_dir_path(config.state_dir)) as lock:
             log.info("holding %s", lock.path)
-            return build_daemon(config, runtime, config_path=path, engine=engine).run()
+            daemon = build_daemon(config, runtime, config_path=path, engine=engine)
+            daemon.status.set_engine(engine, why)  # /status shows the choice and its reason
+            return daemon.run()
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_SETUP
@@ -65,13 +74,79 @@ def cmd_run(args) -> int:
         return EXIT_SETUP
 
 
-def _engine(config) -> str:
-    import importlib.util
+class EngineError(Exception):
+    """engine 'mantid' where Mantid cannot be imported: the service runs in the wrong environment (exit 2)."""
 
-    has_mantid = importlib.util.find_spec("mantid") is not None
-    if config.engine == "mantid" and not has_mantid:
-        raise ConfigError("engine", "'embedded' or 'auto' (Mantid is not installed here)", "mantid")
-    return "mantid" if config.engine == "mantid" or (config.engine == "auto" and has_mantid) else "embedded"
+
+def _engine(config, runtime) -> tuple[str, str]:
+    """(engine, why). `embedded` and `mantid` are the config's word; `auto` takes Mantid when `import mantid`
+    finds a real Mantid (not livereduce's own aliases) and the scripts call what the embedded engine lacks."""
+    from livereduce.engines.mantid import mantid_importable
+
+    if config.engine == "embedded":
+        return "embedded", "the config says engine 'embedded'"
+    importable, where = mantid_importable()
+    if config.engine == "mantid":
+        if not importable:
+            raise EngineError(_no_mantid(config, where))
+        return "mantid", f"the config says engine 'mantid' (Mantid from {where})"
+    lacking = _lacking(runtime)
+    if lacking and importable:
+        return (
+            "mantid",
+            f"auto: the scripts call what the embedded engine lacks ({lacking}); Mantid from {where}",
+        )
+    if lacking:
+        log.warning(
+            "engine auto: the scripts call what the embedded engine lacks (%s) but Mantid cannot be imported "
+            "(%s); running the embedded engine, where those calls fail as script errors",
+            lacking,
+            where,
+        )
+        return (
+            "embedded",
+            f"auto: Mantid cannot be imported ({where}); the scripts call {lacking}, which fail",
+        )
+    if importable:
+        return (
+            "embedded",
+            f"auto: the embedded engine has everything the scripts call (Mantid from {where} unused)",
+        )
+    return "embedded", f"auto: Mantid cannot be imported ({where})"
+
+
+def _lacking(runtime) -> str:
+    """What the scripts call that the embedded engine lacks, as `Name (file:line)`, or "" (scripts missing or
+    unparsable: the daemon reports those itself)."""
+    from livereduce.mantidapi.static import unsupported_calls, unsupported_names
+
+    try:
+        found = find_scripts(runtime.script_dir, runtime.script_names)
+    except ScriptError:
+        return ""
+    out = []
+    for path in (found.proc, found.post_proc):
+        if not path:
+            continue
+        try:
+            source = Path(path).read_text(encoding="utf-8")
+            hits = unsupported_calls(source) + unsupported_names(source)
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        out += [f"{name} ({os.path.basename(path)}:{line})" for name, line in hits]
+    return ", ".join(out[:5]) + (f" and {len(out) - 5} more" if len(out) > 5 else "")
+
+
+def _no_mantid(config, why: str) -> str:
+    envs = [f"{key}={getattr(config, key)!r}" for key in ("CONDA_ENV", "PIXI_ENV") if getattr(config, key)]
+    named = f"the config names {' and '.join(envs)}; " if envs else ""
+    return (
+        f"this Python ({sys.executable}) cannot import Mantid ({why}). CONDA_ENV/PIXI_ENV "
+        f"in the config are only logged: {named}start the service with the Mantid environment's interpreter, "
+        "e.g. a systemd drop-in with ExecStart=/path/to/env/bin/python -m livereduce run /etc/livereduce.conf, "
+        "or `conda run -n ENV livereduce run ...` / `pixi run --manifest-path ... livereduce run ...` "
+        "(docs/engines.md); or set engine 'embedded' or 'auto'"
+    )
 
 
 def cmd_check(args) -> int:

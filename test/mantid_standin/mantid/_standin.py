@@ -1,0 +1,34 @@
+"""STAND-IN, not Mantid: what tests read and set on the stand-in `mantid` package.
+
+`calls` records every algorithm this stand-in executed and every manager/ADS operation that the live-data
+tests pin (("StartLiveData", {properties as given}), ("cancelAll", {}), ("ADS.clear", {}), ...), in order.
+`cancel_delay` makes the live algorithms slow to notice a cancel request (a "slow asynchronous algorithm"):
+after cancel() they keep running this many seconds before they exit.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_lock = threading.Lock()
+calls: list[tuple[str, dict]] = []
+cancel_delay: float = 0.0
+fail_connect: str | None = None  # a text: every listener's connect() fails with it (a DAS that is down)
+
+
+def record(name: str, properties: dict | None = None) -> None:
+    with _lock:
+        calls.append((name, dict(properties or {})))
+
+
+def names() -> list[str]:
+    with _lock:
+        return [name for name, _ in calls]
+
+
+def reset() -> None:
+    global cancel_delay, fail_connect
+    with _lock:
+        calls.clear()
+    cancel_delay = 0.0
+    fail_connect = None

@@ -1,0 +1,1 @@
+"""STAND-IN for `mantid.utils` (livereduce's tests only; not Mantid)."""
