@@ -228,7 +228,7 @@ class Config:
     listener: str | None = _key(
         None,
         "Listener override: fake_event, fake_histogram, adara, isis_histogram, "
-        "isis_event (or Mantid's class names).",
+        "isis_event, kafka (see docs/kafka.md) (or Mantid's class names).",
         "str",
         nullable=True,
     )
