@@ -696,3 +696,56 @@ def test_ev42_from_older_producers(unit):
     chunk = unit.extract()
     assert list(chunk.events.index) == [1, 2] and list(chunk.events.tof) == [2.0, 4.0]
     assert list(chunk.run.getProperty("proton_charge").values) == [0.5]
+
+
+def test_fake_kafka_replays_a_nexus_event_file(tansu, tmp_path):
+    """--replay: the fake SMS's NeXus reader feeds the producer; times and ids come through as in the file."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "EXP_321.nxs.h5"
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry["run_number"], entry["title"] = "321", "a title"
+        for name, ids, tofs, index in (
+            ("bank1_events", [0, 5, 2], [1234.5, 100.0, 16000.0], [0, 2, 2]),
+            ("bank2_events", [3, 4], [50.0, 60.0], [0, 1, 2]),
+        ):
+            g = entry.create_group(name)
+            g.attrs["NX_class"] = "NXevent_data"
+            g["event_id"] = np.array(ids, np.uint32)
+            g["event_time_offset"] = np.array(tofs, np.float32)
+            g["event_time_offset"].attrs["units"] = "microsecond"
+            g["event_index"] = np.array(index, np.uint64)
+            g["event_time_zero"] = np.array([0.0, 1 / 60, 2 / 60])
+            g["event_time_zero"].attrs.update(units="second", offset="2024-05-01T12:00:00+00:00")
+    fake = FakeKafka(tansu.bootstrap, instrument="NX", replay=path, speed="unlimited", pixels=8)
+    fake.create_topics()
+    listener = KafkaListener(tansu.bootstrap, instrument="NX", stop_grace=0.3)
+    try:
+        listener.start(StartFrom("start_of_run"))
+        assert listener._initialised.wait(20)
+        fake.start()
+        chunks, statuses = [], []
+        deadline = time.monotonic() + 30
+        while ("END_RUN", 321) not in statuses and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                chunk = listener.extract()
+            except NotYet:
+                continue
+            status = listener.run_status()
+            if status in (RunStatus.BEGIN_RUN, RunStatus.END_RUN):
+                statuses.append((status.name, chunk.run.getRunNumber()))
+            if chunk.n_events:
+                chunks.append(chunk)
+        assert statuses == [("BEGIN_RUN", 321), ("END_RUN", 321)]
+        assert [c.n_events for c in chunks] == [5]
+        ev = chunks[0].events
+        assert ev.index.tolist() == [0, 5, 3, 4, 2] and ev.pulse_start.tolist() == [0, 3, 4]
+        np.testing.assert_allclose(ev.tof, [1234.5, 100.0, 50.0, 60.0, 16000.0])
+        t0 = 1714564800 * 10**9  # 2024-05-01T12:00:00Z
+        assert (ev.pulse_time - t0).tolist() == [0, 16_666_667, 33_333_333]
+        assert fake.sent_events_per_run == {321: 5}
+    finally:
+        listener.close()
+        fake.stop()
