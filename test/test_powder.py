@@ -1,0 +1,257 @@
+"""The powder path: RemovePromptPulse, PDLoadCharacterizations / PDDetermineCharacterizations and
+AlignAndFocusPowder on small instruments whose numbers are worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+from livereduce.algorithms import call
+from livereduce.errors import AlgorithmError
+from livereduce.mantidapi.properties import PropertyManagerDataService
+from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.run import Run
+from livereduce.workspace.spectra import Spectra
+
+H, M_N = 6.62607015e-34, 1.67492750056e-27  # CODATA 2022
+
+
+def difc(l1, l2, two_theta_deg):
+    """TOF = (2 m_n L sinθ / h)·d (Bragg's law with λ = h TOF / (m_n L)), in µs/Å."""
+    return 2 * M_N * (l1 + l2) * math.sin(math.radians(two_theta_deg) / 2) / H * 1e-4
+
+
+# two banks of two pixels: ids 1, 2 at 2θ = 90°, ids 3, 4 at 2θ = 150°; L1 = 60 m, L2 = 2 m
+IDS, TT = [1, 2, 3, 4], [90.0, 90.0, 150.0, 150.0]
+DIFC = [difc(60, 2, t) for t in TT]  # 22164 and 30288 µs/Å
+
+
+def instrument_events(d_by_pixel: dict[int, list[float]], run: Run | None = None) -> EventWorkspace:
+    s = Spectra.one_to_one(IDS, l1=60.0, l2=2.0, two_theta=np.radians(TT), instrument="TOY")
+    idx, tof = [], []
+    for k, det in enumerate(IDS):
+        for d in d_by_pixel.get(det, []):
+            idx.append(k)
+            tof.append(DIFC[k] * d)
+    return EventWorkspace(s, EventColumns(np.asarray(idx, np.uint32), np.asarray(tof, float)), run=run)
+
+
+def cal_file(tmp_path, use=(1, 1, 1, 1), ids=IDS, groups=(1, 1, 2, 2)):
+    path = tmp_path / "toy.h5"
+    with h5py.File(path, "w") as f:
+        c = f.create_group("calibration")
+        c["detid"] = np.asarray(ids, np.int32)
+        c["difc"] = np.asarray([DIFC[IDS.index(i)] for i in ids])
+        c["difa"] = np.zeros(len(ids))
+        c["tzero"] = np.zeros(len(ids))
+        c["group"] = np.asarray(groups, np.int32)
+        c["use"] = np.asarray(use, np.int32)
+    return str(path)
+
+
+def focused_d(ws, params="0.5,0.001,3.0"):
+    """The focused output (TOF) back in d, histogrammed."""
+    d = call("ConvertUnits", ws, Target="dSpacing", StoreInADS=False)
+    return call("Rebin", d, Params=params, PreserveEvents=False, StoreInADS=False)
+
+
+def peak_centres(h, i):
+    x = 0.5 * (h.readX(i)[1:] + h.readX(i)[:-1])
+    y = h.readY(i)
+    return x[y > 0], y[y > 0]
+
+
+def test_align_and_focus_puts_each_bank_on_the_d_of_its_events(tmp_path):
+    # silicon-like d values per bank; each focused spectrum must hold its bank's events at exactly those d
+    ws = instrument_events({1: [1.0, 2.0], 2: [2.0], 3: [1.5], 4: [1.5, 1.5]})
+    out = call(
+        "AlignAndFocusPowder", ws, CalFileName=cal_file(tmp_path), Params="0.5,0.001,3.0", StoreInADS=False
+    )
+    assert out.getAxis(0).getUnit().unitID() == "TOF" and out.getNumberHistograms() == 2
+    assert out.getSpectrum(0).getDetectorIDs() == [1, 2] and out.getSpectrum(1).getDetectorIDs() == [3, 4]
+    h = focused_d(out)
+    x0, y0 = peak_centres(h, 0)
+    x1, y1 = peak_centres(h, 1)
+    # the bin holding d: [floor(d/0.001)·0.001, +0.001) has centre d + 0.0005
+    assert x0 == pytest.approx([1.0005, 2.0005]) and y0.tolist() == [1, 2]
+    assert x1 == pytest.approx([1.5005]) and y1.tolist() == [3]
+
+
+def test_events_outside_the_d_range_are_outside_the_bins_and_counted(tmp_path):
+    ws = instrument_events({1: [0.2, 1.0], 3: [1.5, 5.0]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.001",
+        DMin=0.5,
+        DMax=3.0,
+        StoreInADS=False,
+    )
+    h = focused_d(out)
+    assert h.readY(0).sum() + h.readY(1).sum() == 2 and h.events_outside_bins == 2  # d 0.2 and 5.0
+
+
+def test_use_0_masks_a_pixel_and_a_pixel_without_calibration_uses_the_geometry(tmp_path):
+    # pixel 2 is masked (use 0); pixel 4 is not in the file: ungrouped (group 0), so it is not focused
+    path = cal_file(tmp_path, use=(1, 0, 1), ids=[1, 2, 3], groups=(1, 1, 2))
+    ws = instrument_events({1: [1.0], 2: [1.0, 1.0], 3: [1.5], 4: [2.5]})
+    out = call("AlignAndFocusPowder", ws, CalFileName=path, Params="0.5,0.001,3.0", StoreInADS=False)
+    h = focused_d(out)
+    assert h.readY(0).sum() == 1 and h.readY(1).sum() == 1
+    # AlignDetectors alone: pixel 4 takes the geometric DIFC, so its event is at d = 2.5
+    aligned = call("AlignDetectors", ws, CalibrationFile=path, StoreInADS=False)
+    assert aligned.events.x[aligned.events.index == 3] == pytest.approx([2.5])
+
+
+def test_an_empty_bank_gives_a_zero_spectrum(tmp_path):
+    out = call(
+        "AlignAndFocusPowder",
+        instrument_events({1: [1.0]}),
+        CalFileName=cal_file(tmp_path),
+        Params="0.5,0.001,3.0",
+        PreserveEvents=False,
+        StoreInADS=False,
+    )
+    assert out.getNumberHistograms() == 2 and out.readY(1).sum() == 0 and out.readY(0).sum() == pytest.approx(1)
+
+
+def test_crop_wavelength_and_tof_limits(tmp_path):
+    # 2θ = 90°: λ = 2 d sin45° = 1.41421 d. d 1.0 → λ 1.414 (kept by [1.0, 2.0]); d 2.0 → λ 2.83 (cut)
+    ws = instrument_events({1: [1.0, 2.0]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.5,0.001,3.0",
+        CropWavelengthMin=1.0,
+        CropWavelengthMax=2.0,
+        StoreInADS=False,
+    )
+    assert focused_d(out).readY(0).sum() == 1
+    # TMax 30000 µs drops the d 2.0 event of pixel 1 (TOF 44328 µs) before alignment
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.5,0.001,3.0",
+        TMax=30000.0,
+        StoreInADS=False,
+    )
+    assert focused_d(out).readY(0).sum() == 1
+
+
+def test_focus_positions_edit_the_geometry(tmp_path):
+    # PrimaryFlightPath and L2/Polar set the focused spectra's geometry: TOF = DIFC_new · d with the new values
+    ws = instrument_events({1: [1.0], 3: [1.0]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.5,0.001,3.0",
+        PrimaryFlightPath=50.0,
+        L2="3,3",
+        Polar="90,120",
+        StoreInADS=False,
+    )
+    assert out.spectra.l1 == 50.0 and out.spectrumInfo().twoTheta(1) == pytest.approx(math.radians(120))
+    tof = np.sort(out.events.x)
+    assert tof == pytest.approx(sorted([difc(50, 3, 90), difc(50, 3, 120)]), rel=1e-9)
+
+
+def test_remove_prompt_pulse():
+    # 60 Hz: prompt pulses every 16666.67 µs. Width 100: events at 16700 and 33400 go; 100, 16800 and 33200 stay
+    # (no pulse at 0: the first pulse is the first multiple at or after the data's smallest TOF)
+    s = Spectra.one_to_one([1], l1=60.0, l2=2.0, two_theta=math.pi / 2)
+    tof = np.array([100.0, 16700.0, 16800.0, 33200.0, 33400.0])
+    ws = EventWorkspace(s, EventColumns(np.zeros(5, np.uint32), tof))
+    out = call("RemovePromptPulse", ws, Width=100.0, Frequency=60.0, StoreInADS=False)
+    assert sorted(out.events.x.tolist()) == [100.0, 16800.0, 33200.0]
+    with pytest.raises(AlgorithmError, match="frequency"):
+        call("RemovePromptPulse", ws, Width=100.0, StoreInADS=False)
+
+
+CHAR = """Instrument parameter file: PG3_geom.prm
+1 3.18 90.0000
+L1 60.0
+#S 1 characterization runs
+#L frequency(Hz) center_wavelength(angstrom) bank_num vanadium_run empty_run vanadium_back d_min d_max
+60 0.533  1 17533 0 0 0.05  2.20  0000.00  16666.67
+60 1.066  2 17534 17600 0 0.30  4.60  8333.33  25000.00
+10 3.198  1 17538 0 0 0.05 15.40 00000.00 100000.00
+"""
+
+CHAR_V1 = """version=1
+freq wl     van   van_back mt_env mt_instr PAC06 PAC08
+60 1.066   27057   27051     0      0      27045 27033
+"""
+
+
+def test_characterizations_are_matched_by_frequency_and_wavelength(tmp_path):
+    (tmp_path / "char.txt").write_text(CHAR)
+    (tmp_path / "char_v1.txt").write_text(CHAR_V1)
+    names = f"{tmp_path / 'char.txt'},{tmp_path / 'char_v1.txt'}"
+    table, iparm, l1, specids, l2, polar, azim = call(
+        "PDLoadCharacterizations", Filename=names, OutputWorkspace="char"
+    )
+    assert (iparm, l1, specids, l2, polar, azim) == ("PG3_geom.prm", 60.0, [1], [3.18], [90.0], [0.0])
+    assert (
+        table.rowCount() == 3 and table.cell(1, "vanadium") == "27057" and table.cell(1, "PAC08") == "27033"
+    )
+    run = Run()
+    run.set("SpeedRequest1", 60.0, "Hz")
+    run.set("LambdaRequest", 1.07, "Angstrom")  # within 5 % of 1.066
+    run.set("SampleContainer", "PAC 08")
+    ws = EventWorkspace(Spectra.one_to_one([1]), EventColumns.empty(), run=run)
+    call("PDDetermineCharacterizations", InputWorkspace=ws, Characterizations="char", NormBackRun="-1")
+    pm = PropertyManagerDataService.retrieve("__pd_reduction_properties")
+    assert pm["frequency"] == 60 and pm["wavelength"] == 1.066 and pm["bank"] == 2
+    assert pm["vanadium"] == [27057] and pm["container"] == [27033] and pm["vanadium_background"] == [0]
+    assert pm["d_min"] == [0.30] and pm["d_max"] == [4.60] and pm["tof_max"] == 25000.0
+    # a run no row matches (30 Hz) gets the defaults
+    run.set("SpeedRequest1", 30.0, "Hz")
+    call(
+        "PDDetermineCharacterizations",
+        InputWorkspace=ws,
+        Characterizations="char",
+        ReductionProperties="other",
+    )
+    assert PropertyManagerDataService.retrieve("other")["vanadium"] == [0]
+
+
+def test_align_and_focus_takes_ranges_from_the_reduction_properties(tmp_path):
+    from livereduce.mantidapi.properties import PropertyManager
+
+    PropertyManagerDataService.addOrReplace(
+        "__toy", PropertyManager({"d_min": [0.9], "d_max": [1.8], "tof_max": 0.0})
+    )
+    ws = instrument_events({1: [1.0, 2.0], 3: [0.8, 1.5]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.001",
+        ReductionProperties="__toy",
+        PreserveEvents=False,
+        CompressTolerance=0.0,
+        StoreInADS=False,
+    )
+    # binned in d over [0.9, 1.8] only: d 1.0 and 1.5 are in, 2.0 and 0.8 fall outside the bins
+    assert out.readY(0).sum() + out.readY(1).sum() == 2
+
+
+def test_unsupported_options_are_refused(tmp_path):
+    with pytest.raises(AlgorithmError, match="UnwrapRef"):
+        call(
+            "AlignAndFocusPowder",
+            instrument_events({1: [1.0]}),
+            Params="0.001",
+            DMax=3.0,
+            UnwrapRef=62.0,
+            StoreInADS=False,
+        )
+    with pytest.raises(AlgorithmError, match="Params"):
+        call("AlignAndFocusPowder", instrument_events({1: [1.0]}), StoreInADS=False)
