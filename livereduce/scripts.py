@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import inspect
 import logging
 import os
 import stat
@@ -27,6 +28,7 @@ from livereduce import algorithms
 from livereduce.config import writable_by_others
 from livereduce.errors import ScriptError
 from livereduce.mantidapi import script_imports
+from livereduce.workspace.scipp_view import from_scipp, to_scipp
 
 log = logging.getLogger("livereduce.scripts")
 script_log = logging.getLogger("livereduce.script")
@@ -49,6 +51,7 @@ class Script:
     md5: str
     code: types.CodeType = field(repr=False)
     namespace: dict = field(default_factory=dict, repr=False)  # module globals; persists across cycles
+    style: str = "mantid"  # "scipp": the script defines proc(chunk, params) / post_proc(accumulation, params)
 
     @property
     def name(self) -> str:
@@ -101,14 +104,21 @@ def compile_script(path: str | os.PathLike, kind: str, text: bytes | None = None
     try:
         source = text.decode("utf-8").replace("\r\n", "\n")
         tree = ast.parse(source, filename=path)
-        code = compile(_wrap(tree), path, "exec")
+        style = "scipp" if _defines_entry(tree, kind) else "mantid"
+        code = compile(tree if style == "scipp" else _wrap(tree), path, "exec")
     except SyntaxError as exc:
         raise ScriptError(
             path, exc.lineno, f"SyntaxError: {exc.msg}", "".join(traceback.format_exception_only(exc))
         ) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ScriptError(path, None, f"cannot compile: {exc}") from exc
-    return Script(path=path, kind=kind, md5=md5_of_text(text), code=code)
+    return Script(path=path, kind=kind, md5=md5_of_text(text), code=code, style=style)
+
+
+def _defines_entry(tree: ast.Module, kind: str) -> bool:
+    """A scipp-native script: `def proc(chunk, params)` (or `def post_proc(accumulation, params)`) at the top
+    level of its file; the module runs once, the function every cycle."""
+    return any(isinstance(n, ast.FunctionDef) and n.name == kind for n in tree.body)
 
 
 def _script_print(script: Script):
@@ -126,6 +136,8 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
 
     Errors become ScriptError carrying the innermost line of the user's own file and the traceback.
     """
+    if script.style == "scipp":
+        return _run_scipp(script, input_ws, (extra or {}).get("parameters", {}))
     with script_imports():
         ns = script.namespace
         if _ENTRY not in ns:  # the first run (a namespace others put a name into is not yet set up)
@@ -147,6 +159,36 @@ def run_script(script: Script, input_ws, output: str | None, extra: dict | None 
             for key in extra or ():
                 ns.pop(key, None)
     return result[1] if len(result) == 2 else output
+
+
+def _run_scipp(script: Script, input_ws, parameters: dict):
+    """A scipp-native script: its module runs once; each cycle its `proc`/`post_proc` gets the scipp view of the
+    chunk or accumulation and the parameters, and what it returns becomes a workspace again."""
+    ns = script.namespace
+    try:
+        if script.kind not in ns or not callable(ns[script.kind]):
+            ns.update(__name__="__main__", __file__=script.path, __builtins__=__builtins__)
+            ns["print"] = _script_print(script)
+            exec(script.code, ns)  # noqa: S102 - running the user's script is the job: it defines the entry
+        entry = ns[script.kind]
+        takes = len(inspect.signature(entry).parameters)
+        data = to_scipp(input_ws)
+        result = entry(data, dict(parameters)) if takes >= 2 else entry(data)
+    except BaseException as exc:  # sys.exit() and KeyboardInterrupt in a script are its errors too
+        raise _script_error(script, exc) from exc
+    line = entry.__code__.co_firstlineno  # what it returned is the function's doing: point at its def
+    if result is None:
+        if script.kind == "proc":
+            raise ScriptError(
+                script.path, line, "proc() returned None: return the processed chunk (a DataArray)"
+            )
+        return None
+    try:
+        return from_scipp(result, input_ws)
+    except (TypeError, ValueError) as exc:
+        raise ScriptError(
+            script.path, line, f"{script.kind}() returned what cannot be a workspace: {exc}"
+        ) from exc
 
 
 def _simpleapi_names() -> dict:
