@@ -365,6 +365,14 @@ def test_a_script_error_is_a_record_with_the_users_file_and_line(engine):
     assert e.post_path in d.traceback  # the user's path, not our copy's
 
 
+def test_a_script_error_whose_traceback_names_no_file_is_still_a_script_error(engine, standin):
+    standin._standin.script_filename = "<string>"
+    e = engine(post="raise KeyError('bank99')\n")
+    wait_until(lambda: e.of(RecordKind.SCRIPT_ERROR), 15, "a script error")
+    d = e.of(RecordKind.SCRIPT_ERROR)[0].data
+    assert (d.script, d.file, d.line, d.message) == ("post_proc", e.post_path, None, "KeyError: 'bank99'")
+
+
 def test_compress_runs_compress_events_on_the_accumulation(engine, standin):
     e = engine()
     e.cycles(2)
@@ -377,8 +385,9 @@ def test_compress_runs_compress_events_on_the_accumulation(engine, standin):
 def test_a_das_that_is_down_is_waiting_and_retried(engine, standin):
     standin._standin.fail_connect = "Connection refused"
     e = engine()
-    wait_until(lambda: e.of(RecordKind.WAITING), 10, "WAITING")
+    wait_until(lambda: e.of(RecordKind.LISTENER), 10, "the listener's state")
     listener = e.of(RecordKind.LISTENER)[0].data
+    assert any("StartLiveData failed: Unable to connect" in r.data.reason for r in e.of(RecordKind.WAITING))
     assert not listener.connected and "Connection refused" in listener.last_error
     standin._standin.fail_connect = None
     e.cycles(2, timeout=20)  # retried after 1 s, then running

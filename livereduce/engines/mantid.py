@@ -536,7 +536,29 @@ class MantidEngine:
                 self._retry_delay,
             )
             return True
-        return False
+        if "RunPythonScript" not in what and not any("RunPythonScript" in t for t in texts):
+            return False
+        # a script failed but its traceback names no copy (Mantid may run the text under another file name):
+        # the step from Mantid's "While processing chunk:" line, the message from the traceback's last line
+        kind = "proc" if any("While processing chunk" in t for t in texts) else "post_proc"
+        traces = [t for t in texts if "Traceback" in t]
+        message = traces[-1].strip().splitlines()[-1] if traces else what
+        self._emit(
+            RecordKind.SCRIPT_ERROR,
+            script=kind,
+            file=self.originals.get(kind),
+            line=None,
+            message=message,
+            traceback=traces[-1] if traces else None,
+        )
+        log.error(
+            "script failed under Mantid: %s %s: %s (Mantid stopped live data; it starts again in %.0f s)",
+            kind,
+            self.originals.get(kind),
+            message,
+            self._retry_delay,
+        )
+        return True
 
     @property
     def ended(self) -> bool:

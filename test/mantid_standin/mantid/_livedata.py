@@ -362,7 +362,7 @@ class LoadLiveData(LiveDataAlgorithm):
         namespace = {name: getattr(simpleapi, name) for name in simpleapi.__all__}
         local = {"input": workspace, "output": output_name}
         try:
-            exec(compile(code, path or "<script>", "exec"), namespace, local)
+            exec(compile(code, _standin.script_filename or path or "<script>", "exec"), namespace, local)
         except Exception as exc:
             Logger("RunPythonScript").error(format_exception(exc).rstrip())
             if step == "Processing":

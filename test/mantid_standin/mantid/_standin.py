@@ -14,6 +14,9 @@ _lock = threading.Lock()
 calls: list[tuple[str, dict]] = []
 cancel_delay: float = 0.0
 fail_connect: str | None = None  # a text: every listener's connect() fails with it (a DAS that is down)
+# the file name scripts are compiled under: None, the script's path; a text, that name (Mantid's documentation does
+# not say what file name its RunPythonScript's tracebacks show)
+script_filename: str | None = None
 
 
 def record(name: str, properties: dict | None = None) -> None:
@@ -27,8 +30,8 @@ def names() -> list[str]:
 
 
 def reset() -> None:
-    global cancel_delay, fail_connect
+    global cancel_delay, fail_connect, script_filename
     with _lock:
         calls.clear()
     cancel_delay = 0.0
-    fail_connect = None
+    fail_connect = script_filename = None
