@@ -749,3 +749,30 @@ def test_fake_kafka_replays_a_nexus_event_file(tansu, tmp_path):
     finally:
         listener.close()
         fake.stop()
+
+
+def test_back_pressure_pauses_and_lag_is_reported(tansu):
+    """A full buffer pauses the event partition (Kafka keeps the data); the lag says how far behind we are; once
+    extracted, everything arrives, nothing twice."""
+    produced = produce_by_hand(tansu.bootstrap, partitions=1, pulses=300, per_pulse=100)
+    listener = KafkaListener(
+        tansu.bootstrap, instrument="HAND", pixels=64, stop_grace=0.3, max_buffered_events=2000
+    )
+    try:
+        listener.start(StartFrom("start_of_run"))
+        assert listener._initialised.wait(20)
+        stop_run(tansu.bootstrap, produced["stop_ms"])
+        state = wait_until(
+            lambda: (s := listener.state())["backpressure_pauses"] and s["lag_messages"] > 0 and s,
+            20,
+            "a pause with messages left behind",
+        )
+        assert state["lag_seconds"] > 50  # the run was produced a minute ago
+        assert 2000 <= state["events_received"] < produced[0]
+        got = Collector(listener)
+        got.until(lambda: ("END_RUN", 5) in got.statuses, 30, "END_RUN of run 5")
+        assert got.events[5] == produced[0]
+        state = listener.state()
+        assert state["lag_messages"] == 0 and state["duplicates_skipped"] == 0
+    finally:
+        listener.close()
