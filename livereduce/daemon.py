@@ -50,7 +50,7 @@ from livereduce.session import Session
 from livereduce.status.model import StatusModel
 from livereduce.status.server import StatusServer
 from livereduce.watch import Watcher
-from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec
+from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec, session_options
 
 log = logging.getLogger("livereduce.daemon")
 
@@ -333,16 +333,7 @@ class Daemon:
         cfg = self.config
         return WorkerSpec(
             scripts=self.scripts.sources(),
-            session=dict(
-                accum_method=cfg.accum_method,
-                preserve_events=cfg.preserve_events,
-                update_every=cfg.update_every,
-                run_transition=cfg.run_transition,
-                output_name=cfg.output_name,
-                start=StartFrom(cfg.start_from),
-                max_carried_events=cfg.max_carried_events,
-                parameters=self.scripts.parameters.values,
-            ),
+            session=session_options(cfg, self.scripts.parameters.values),
             cumulative=self.runtime.listener.cumulative,
             state_dir=self.state_dir,
             checkpoint_every=cfg.checkpoint_every,

@@ -47,7 +47,7 @@ from livereduce.scripts import find_scripts, read_script, script_kind
 from livereduce.servers.adara import MAX_GAP_NS, FakeSMS
 from livereduce.servers.adara_replay import NEXUS_SUFFIXES
 from livereduce.servers.adara_synthetic import packet_parts
-from livereduce.worker import WorkerSpec, build_session
+from livereduce.worker import WorkerSpec, build_session, session_options
 
 EXIT_SCRIPT_ERROR, EXIT_SETUP, EXIT_INTERRUPTED = 1, 2, 130
 DATA_WAIT_S = 0.1  # a cycle starts when new data has arrived, or after this long (a held or quiet stream)
@@ -164,16 +164,7 @@ class Trial:
             parameters = load_parameters(cfg.parameters, where)
         except (ScriptError, ParameterError) as exc:
             raise SetupError(str(exc)) from None
-        session = dict(
-            accum_method=cfg.accum_method,
-            preserve_events=cfg.preserve_events,
-            update_every=cfg.update_every,
-            run_transition=cfg.run_transition,
-            output_name=cfg.output_name,
-            start=StartFrom("start_of_run"),  # the whole recording
-            max_carried_events=cfg.max_carried_events,
-            parameters=parameters.values,
-        )
+        session = session_options(cfg, parameters.values, StartFrom("start_of_run"))  # the whole recording
         return WorkerSpec(scripts=scripts, session=session, cumulative=False, state_dir=None, restore=False)
 
     def run(self) -> Outcome:

@@ -67,6 +67,21 @@ class WorkerSpec:
     engine: dict[str, Any] = field(default_factory=dict)  # an engine's own options (Mantid: StartLiveData's)
 
 
+def session_options(config, parameters: dict, start: StartFrom | None = None) -> dict[str, Any]:
+    """The Session keyword arguments a config gives (WorkerSpec.session): the daemon's, `try`'s and `check`'s
+    sessions are the same session."""
+    return dict(
+        accum_method=config.accum_method,
+        preserve_events=config.preserve_events,
+        update_every=config.update_every,
+        run_transition=config.run_transition,
+        output_name=config.output_name,
+        start=StartFrom(config.start_from) if start is None else start,
+        max_carried_events=config.max_carried_events,
+        parameters=dict(parameters),
+    )
+
+
 def build_session(spec: WorkerSpec, listener, log_name: str = "livereduce.session") -> Session:
     scripts = {kind: compile_script(path, kind, text) for kind, (path, text) in spec.scripts.items()}
     session = Session(
