@@ -382,6 +382,24 @@ def test_compress_runs_compress_events_on_the_accumulation(engine, standin):
     assert call["InputWorkspace"] == call["OutputWorkspace"] == "accumulation"
 
 
+def test_run_transitions_restart_and_stop(engine, standin):
+    standin.ConfigService["fakeeventdatalistener.endrunevery"] = "0.5"  # the fake DAS ends a run every 0.5 s
+    e = engine(run_transition="Restart")
+    wait_until(lambda: e.of(RecordKind.RUN_TRANSITION), 15, "a run transition")
+    assert e.of(RecordKind.RUN_TRANSITION)[0].data.run_number == 1
+    wait_until(lambda: e.of(RecordKind.CYCLE)[-1].data.run_number == 2, 15, "run 2's cycles")
+    e.close()
+    stop = engine(run_transition="Stop")
+    wait_until(lambda: stop.engine.ended, 15, "MonitorLiveData to end at the run's end")
+    assert stop.of(RecordKind.CYCLE)[-1].data.run_status == "END_RUN"
+
+
+def test_update_every_0_is_one_chunk(engine):
+    e = engine(update_every=0)
+    wait_until(lambda: e.engine.ended, 15, "the single chunk")
+    assert len(e.of(RecordKind.CYCLE)) == 1
+
+
 def test_a_das_that_is_down_is_waiting_and_retried(engine, standin):
     standin._standin.fail_connect = "Connection refused"
     e = engine()
