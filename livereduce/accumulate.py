@@ -1,7 +1,8 @@
 """Accumulation methods: how each processed chunk joins the accumulation (Mantid's AccumulationMethod).
 
 - Add: events are concatenated spectrum by spectrum (amortised O(chunk)); histograms are summed in place.
-  Events arriving for a histogram accumulation are histogrammed straight into it (no full-size temporary).
+  Events arriving for a histogram accumulation are histogrammed straight into it (no full-size temporary),
+  and so are the events of a pending histogram (Rebin(PreserveEvents=False)'s) with the accumulation's edges.
 - Replace: the chunk becomes the accumulation, keeping the previous accumulation's geometry (so geometry
   edited by a script persists, as in Mantid).
 - Append: the chunk's spectra are appended (2 → 4 → 6 spectra).
@@ -20,6 +21,7 @@ import numpy as np
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
 from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogram_kernels import histogram_into
 
 
 class Method(enum.Enum):
@@ -93,8 +95,13 @@ def add(acc, chunk):
     elif isinstance(acc, HistogramWorkspace) and isinstance(chunk, HistogramWorkspace):
         if acc.edges.shape != chunk.edges.shape or not np.array_equal(acc.edges, chunk.edges):
             raise Incompatible("chunk binning differs from the accumulation's; rebin both the same way")
-        np.add(acc.values, chunk.values, out=acc.values)  # in place, into scipp's buffers
-        np.add(acc.variances, chunk.variances, out=acc.variances)
+        ev = chunk.pending_events
+        if ev is not None and not acc.distribution:
+            missed = histogram_into(acc.values, acc.variances, ev.index, ev.x, acc.edges, ev.weights, ev.err2)
+            chunk.events_histogrammed_elsewhere(missed)  # the chunk's own count, as its eager Rebin had
+        else:
+            np.add(acc.values, chunk.values, out=acc.values)  # in place, into scipp's buffers
+            np.add(acc.variances, chunk.variances, out=acc.variances)
     else:
         raise Incompatible(f"cannot Add a {chunk.id()} chunk to a {acc.id()} accumulation")
     if acc.monitors is not None and chunk.monitors is not None:

@@ -462,7 +462,7 @@ class Session:
     def _accumulate(self, processed) -> None:
         acc = self._existing_accumulation()
         method = Method.REPLACE if (self._replace_next or acc is None) else self.method
-        outside = _outside_bins(processed)  # the proc script's own histogramming (e.g. Rebin)
+        script_output, outside = processed, 0
         if not self.preserve_events:
             histogram = _to_histogram(processed, acc if method is Method.ADD else None)
             if histogram is not processed:
@@ -480,6 +480,9 @@ class Session:
             before = None
         if before is not None:  # events histogrammed in place into the accumulation
             outside += _outside_bins(acc) - before
+        # the proc script's own histogramming (e.g. Rebin), read after accumulating: a pending histogram
+        # knows its count once the accumulation has histogrammed its events
+        outside += _outside_bins(script_output)
         self._replace_next = False
         self._acc = acc
         self.ads.addOrReplace(self.accumulation_name, acc)

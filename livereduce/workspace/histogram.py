@@ -3,6 +3,11 @@
 `data` has dims (spectrum, <x dim>): values are counts, variances are E² (so errors propagate the scipp way),
 the x coordinate holds bin edges, shared (1-D) or per spectrum (2-D), with a unit. `values` and `variances`
 are numpy views of scipp's own buffers, so kernels accumulate into them in place.
+
+A histogram of events (`from_events`, what Rebin(PreserveEvents=False) returns) is pending until something
+reads its numbers: an Add accumulation of the same spectra and edges histograms the events straight into its
+own arrays (`pending_events`), so no full-size table is built per chunk; any other reader resolves it first
+and sees exactly the eager histogram.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ import numpy as np
 import scipp as sc
 
 from livereduce.workspace.base import MatrixWorkspace, x_unit
+from livereduce.workspace.histogram_kernels import histogram_into
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
 
 class HistogramWorkspace(MatrixWorkspace):
+    _outside: int | None  # events_outside_bins; None while pending and not yet histogrammed
+
     def __init__(
         self,
         values,
@@ -27,7 +35,12 @@ class HistogramWorkspace(MatrixWorkspace):
         monitors: MatrixWorkspace | None = None,
         distribution: bool = False,
     ):
+        self._pending: tuple | None = None
         super().__init__(spectra, run, unit_id, monitors)
+        self._set_data(values, variances, edges, spectra)
+        self.distribution = distribution
+
+    def _set_data(self, values, variances, edges, spectra: Spectra) -> None:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[0] != len(spectra):
             raise ValueError(f"values must be [spectra={len(spectra)}, bins], got shape {values.shape}")
@@ -36,7 +49,7 @@ class HistogramWorkspace(MatrixWorkspace):
             raise ValueError(f"edges shape {edges.shape} does not fit values shape {values.shape}")
         variances = values.copy() if variances is None else np.asarray(variances, dtype=np.float64)
         u = self.x_unit
-        self.data = sc.DataArray(
+        self._data = sc.DataArray(
             sc.array(dims=["spectrum", u.dim], values=values, variances=variances, unit="counts"),
             coords={
                 u.dim: sc.array(
@@ -47,7 +60,70 @@ class HistogramWorkspace(MatrixWorkspace):
                 "spectrum": sc.array(dims=["spectrum"], values=spectra.numbers.astype(np.int64), unit=None),
             },
         )
-        self.distribution = distribution
+
+    @classmethod
+    def from_events(
+        cls,
+        events,
+        edges,
+        spectra: Spectra,
+        run: Run | None = None,
+        unit_id: str = "TOF",
+        monitors: MatrixWorkspace | None = None,
+    ) -> HistogramWorkspace:
+        """The histogram of `events` (EventColumns) on 1-D `edges`, made when its numbers are first read."""
+        edges = np.asarray(edges, dtype=np.float64)
+        if edges.ndim != 1 or edges.size < 2:
+            raise ValueError(f"pending histograms need 1-D edges, got shape {edges.shape}")
+        ws = cls.__new__(cls)
+        ws._pending = (events, edges)
+        MatrixWorkspace.__init__(ws, spectra, run, unit_id, monitors)
+        ws._outside = None  # not known until the events are histogrammed
+        ws.distribution = False
+        return ws
+
+    @property
+    def pending_events(self):
+        """The events (EventColumns) this histogram will be made of, or None once it has numbers."""
+        return None if self._pending is None else self._pending[0]
+
+    def _resolve(self) -> None:
+        events, edges = self._pending  # type: ignore[misc]
+        shape = (len(self.spectra), edges.size - 1)
+        values = np.zeros(shape)
+        if events.weights is None:  # counts-only kernel; variances (= counts) are one sequential copy
+            missed = histogram_into(values, None, events.index, events.x, edges)
+            variances = values.copy()
+        else:
+            variances = np.zeros(shape)
+            missed = histogram_into(
+                values, variances, events.index, events.x, edges, events.weights, events.err2
+            )
+        self._pending = None
+        self._set_data(values, variances, edges, self.spectra)
+        self._outside = int(missed)
+
+    @property
+    def data(self) -> sc.DataArray:
+        if self._pending is not None:
+            self._resolve()
+        return self._data
+
+    @property
+    def events_outside_bins(self) -> int:
+        """Events histogrammed into this workspace that fell outside its bins (a pending histogram resolves,
+        unless an accumulation histogrammed its events already and said how many missed)."""
+        if self._outside is None:
+            self._resolve()
+        return int(self._outside or 0)
+
+    @events_outside_bins.setter
+    def events_outside_bins(self, n: int) -> None:
+        self._outside = n
+
+    def events_histogrammed_elsewhere(self, missed: int) -> None:
+        """An accumulation histogrammed the pending events into its own arrays; `missed` fell outside."""
+        self._outside = int(missed)
 
     @classmethod
     def zeros(
@@ -69,6 +145,8 @@ class HistogramWorkspace(MatrixWorkspace):
     @property
     def edges(self) -> np.ndarray:
         """Bin edges: [nbins+1] when shared by all spectra, else [nspec, nbins+1]."""
+        if self._pending is not None:
+            return self._pending[1]
         return self.data.coords[self.x_unit.dim].values
 
     def set_edges(self, edges) -> None:
@@ -88,7 +166,7 @@ class HistogramWorkspace(MatrixWorkspace):
         return "Workspace2D"
 
     def blocksize(self) -> int:
-        return int(self.values.shape[1])
+        return int(self.edges.shape[-1] - 1)
 
     def isHistogramData(self) -> bool:
         return True

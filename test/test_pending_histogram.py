@@ -1,0 +1,153 @@
+"""Rebin(PreserveEvents=False) of events is a pending histogram: Add accumulation histograms its events straight
+into the accumulator; every other reader sees the eager histogram.
+
+Expected numbers are worked by hand or made independently with np.histogram per spectrum.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from livereduce.accumulate import Method, accumulate
+from livereduce.algorithms.binning import rebin
+from livereduce.listeners.fake import FakeEventListener
+from livereduce.scripts import compile_script
+from livereduce.session import Session
+from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.spectra import Spectra
+
+
+def events_ws(index, x, nspec=2, weights=None, err2=None):
+    spectra = Spectra.one_to_one(np.arange(nspec))
+    return EventWorkspace(
+        spectra, EventColumns(np.array(index, np.uint32), np.array(x, float), None, None, weights, err2)
+    )
+
+
+def by_numpy(index, x, edges, nspec, weights=None):
+    """Per-spectrum np.histogram: the independent reference."""
+    index, x = np.asarray(index), np.asarray(x, float)
+    w = None if weights is None else np.asarray(weights, float)
+    return np.array(
+        [
+            np.histogram(x[index == s], edges, weights=None if w is None else w[index == s])[0]
+            for s in range(nspec)
+        ],
+        float,
+    )
+
+
+# spectrum 0: 1.0, 9.99 (bin 0), 10.0 (bin 1: on an edge), 30.0 (outside: the last edge is excluded)
+# spectrum 1: 25.0 (bin 2), -1.0 (outside). By hand: [[2, 1, 0], [0, 0, 1]], 2 outside.
+INDEX = [0, 0, 0, 0, 1, 1]
+X = [1.0, 9.99, 10.0, 30.0, 25.0, -1.0]
+HAND = [[2, 1, 0], [0, 0, 1]]
+
+
+def test_rebin_without_events_is_pending_and_reads_as_the_hand_count():
+    h = rebin(events_ws(INDEX, X), "0,10,30", preserve_events=False)
+    assert isinstance(h, HistogramWorkspace) and h.pending_events is not None
+    assert h.blocksize() == 3 and h.readX(0).tolist() == [0, 10, 20, 30]  # no need to resolve for these
+    assert h.pending_events is not None
+    assert h.readY(0).tolist() == HAND[0] and h.readY(1).tolist() == HAND[1]
+    assert h.pending_events is None  # resolved by reading
+    assert h.readE(0).tolist() == pytest.approx(np.sqrt(HAND[0]).tolist())
+    assert h.events_outside_bins == 2
+
+
+def test_outside_count_alone_resolves_a_pending_histogram():
+    h = rebin(events_ws(INDEX, X), "0,10,30", preserve_events=False)
+    assert h.events_outside_bins == 2
+    assert h.extractY().tolist() == HAND
+
+
+def test_add_histograms_pending_events_into_the_accumulator_in_place():
+    rng = np.random.default_rng(7)
+    n, nspec = 5000, 7
+    i1, x1 = rng.integers(0, nspec, n), rng.uniform(-50, 1050, n)
+    i2, x2 = rng.integers(0, nspec, n), rng.uniform(-50, 1050, n)
+    edges = np.arange(0.0, 1001.0, 25.0)
+    acc = rebin(events_ws(i1, x1, nspec), "0,25,1000", preserve_events=False)
+    acc.readY(0)  # the accumulation: resolved (the session reads it every cycle)
+    values_buffer = acc.values
+    chunk = rebin(events_ws(i2, x2, nspec), "0,25,1000", preserve_events=False)
+    out = accumulate(acc, chunk, Method.ADD)
+    assert out is acc and acc.values is not None and np.shares_memory(acc.values, values_buffer)
+    assert chunk.pending_events is not None  # its table was never made
+    expected = by_numpy(i1, x1, edges, nspec) + by_numpy(i2, x2, edges, nspec)
+    assert np.array_equal(acc.values, expected)
+    assert np.array_equal(acc.variances, expected)
+    assert chunk.events_outside_bins == int(((x2 < 0) | (x2 >= 1000)).sum())
+    assert chunk.pending_events is not None  # known without resolving
+    assert np.array_equal(chunk.extractY(), by_numpy(i2, x2, edges, nspec))  # and still readable
+
+
+def test_weighted_events_keep_their_variances():
+    ws = events_ws(
+        [0, 0, 1], [1.0, 2.0, 15.0], weights=np.array([2.0, 0.5, 3.0]), err2=np.array([4.0, 1.0, 9.0])
+    )
+    acc = HistogramWorkspace.zeros(ws.spectra, [0.0, 10.0, 20.0])
+    accumulate(acc, rebin(ws, "0,10,20", preserve_events=False), Method.ADD)
+    assert acc.values.tolist() == [[2.5, 0.0], [0.0, 3.0]]
+    assert acc.variances.tolist() == [[5.0, 0.0], [0.0, 9.0]]
+    eager = rebin(ws, "0,10,20", preserve_events=False)
+    assert eager.extractY().tolist() == [[2.5, 0.0], [0.0, 3.0]]
+    assert eager.variances.tolist() == [[5.0, 0.0], [0.0, 9.0]]
+
+
+def test_events_appended_to_the_input_later_do_not_reach_the_histogram():
+    ws = events_ws(INDEX, X)
+    h = rebin(ws, "0,10,30", preserve_events=False)
+    ws.events.append(EventColumns(np.zeros(3, np.uint32), np.full(3, 5.0)))
+    assert h.extractY().tolist() == HAND
+
+
+def test_arithmetic_and_saving_see_the_eager_numbers(tmp_path):
+    from livereduce.algorithms.nexus import save
+
+    h = rebin(events_ws(INDEX, X), "0,10,30", preserve_events=False)
+    doubled = h + rebin(events_ws(INDEX, X), "0,10,30", preserve_events=False)
+    assert doubled.extractY().tolist() == [[4, 2, 0], [0, 0, 2]]
+    path = tmp_path / "h.nxs"
+    save(rebin(events_ws(INDEX, X), "0,10,30", preserve_events=False), str(path))
+    with h5py.File(path) as f:
+        assert f["mantid_workspace_1/workspace/values"][()].tolist() == HAND
+
+
+def test_session_rebin_proc_into_add_accumulation_equals_numpy(tmp_path, ads, monkeypatch):
+    """A proc Rebin(PreserveEvents=False) into Add: the accumulation is the histogram of every event sent,
+    and the events past the last edge are counted as outside; only the first chunk (which becomes the
+    accumulation) is made into a table."""
+    seen, resolved = [], []
+    real_resolve = HistogramWorkspace._resolve
+    monkeypatch.setattr(HistogramWorkspace, "_resolve", lambda ws: resolved.append(1) or real_resolve(ws))
+
+    class Recording(FakeEventListener):
+        def extract(self):
+            chunk = super().extract()
+            if chunk.events is not None:
+                seen.append((chunk.events.index.copy(), chunk.events.tof.astype(float)))
+            return chunk
+
+    proc = tmp_path / "reduce_FAKE_live_proc.py"
+    proc.write_text(
+        "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='40000,500,55000', PreserveEvents=False)\n"
+    )
+    listener = Recording(events_per_extract=400, seed=11, nspectra=3)
+    s = Session(
+        listener=listener, ads=ads, update_every=0.01, accum_method="Add", proc=compile_script(proc, "proc")
+    )
+    for _ in range(6):
+        s.step()
+    assert len(resolved) == 1
+    index = np.concatenate([i for i, _ in seen])
+    tof = np.concatenate([t for _, t in seen])
+    edges = np.arange(40000.0, 55001.0, 500.0)
+    acc = ads["result"]
+    assert np.array_equal(acc.extractY(), by_numpy(index, tof, edges, 3))
+    outside = int(((tof < 40000) | (tof >= 55000)).sum())
+    assert outside > 0 and s.state.events_outside_bins == outside
+    assert acc.values.sum() + outside == listener.produced_total == 2400
