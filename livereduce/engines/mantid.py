@@ -606,6 +606,12 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int, python_path:
     root = logging.getLogger()
     root.handlers[:] = [PipeLogHandler(send)]
     root.setLevel(log_level)
+
+    def thread_crashed(args: threading.ExceptHookArgs) -> None:  # Mantid's Python threads included
+        name = args.thread.name if args.thread is not None else "?"
+        log.error("a thread of the Mantid worker crashed: %s", name, exc_info=args.exc_value or True)
+
+    threading.excepthook = thread_crashed
     sys.path[:0] = [p for p in python_path if p not in sys.path]
     send(("ready", os.getpid()))
     messages: queue.SimpleQueue = queue.SimpleQueue()
@@ -648,7 +654,11 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int, python_path:
                         engine.request(message[1], message[2])
                     except Exception:
                         log.exception("the Mantid engine failed on request %r", message[1])
-            engine.poll()
+            try:
+                engine.poll()
+            except Exception:  # a bug: this worker ends; the daemon starts another
+                log.exception("the Mantid engine's loop failed; ending this worker")
+                break
         log.info("stopping Mantid live data")
         engine.stop()
         engine.close()
