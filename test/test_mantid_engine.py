@@ -645,7 +645,8 @@ def test_daemon_memory_limit_on_the_mantid_engine_compresses_then_restarts(tmp_p
 
 def test_service_auto_picks_mantid_and_sigterm_exits_0(tmp_path):
     """The real command line, with the stand-in on PYTHONPATH: engine auto takes Mantid for a script the
-    embedded engine cannot run, the worker runs StartLiveData, SIGTERM ends it with exit 0."""
+    embedded engine cannot run, the worker runs StartLiveData, SIGTERM ends it with exit 0 — although Mantid's
+    MonitorLiveData takes 30 s to notice the cancel: the wait for it is bounded."""
     scripts = _scripts(tmp_path, POST_CLONE + "if False:\n    " + NEEDS_MANTID)
     log_path = tmp_path / "livereduce.log"
     config = {
@@ -663,7 +664,11 @@ def test_service_auto_picks_mantid_and_sigterm_exits_0(tmp_path):
     path.write_text(json.dumps(config))
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "livereduce.py"), str(path)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), STANDIN])},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), STANDIN]),
+            "MANTID_STANDIN_CANCEL_DELAY": "30",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -676,10 +681,14 @@ def test_service_auto_picks_mantid_and_sigterm_exits_0(tmp_path):
             "engine mantid: auto: the scripts call what the embedded engine lacks (LoadEventAndCompress"
             in text
         )
+        t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+        assert time.monotonic() - t < 10
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
-    assert "stopping Mantid live data" in log_path.read_text()
+    text = log_path.read_text()
+    assert "stopping Mantid live data" in text
+    assert "Mantid's MonitorLiveData still running 2.0 s after cancelAll" in text

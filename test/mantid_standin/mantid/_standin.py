@@ -3,16 +3,18 @@
 `calls` records every algorithm this stand-in executed and every manager/ADS operation that the live-data
 tests pin (("StartLiveData", {properties as given}), ("cancelAll", {}), ("ADS.clear", {}), ...), in order.
 `cancel_delay` makes the live algorithms slow to notice a cancel request (a "slow asynchronous algorithm"):
-after cancel() they keep running this many seconds before they exit.
+after cancel() they keep running this many seconds before they exit (initially $MANTID_STANDIN_CANCEL_DELAY, so
+that a daemon's worker processes can be given it).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 _lock = threading.Lock()
 calls: list[tuple[str, dict]] = []
-cancel_delay: float = 0.0
+cancel_delay: float = float(os.environ.get("MANTID_STANDIN_CANCEL_DELAY", "0"))  # for worker processes
 fail_connect: str | None = None  # a text: every listener's connect() fails with it (a DAS that is down)
 # the file name scripts are compiled under: None, the script's path; a text, that name (Mantid's documentation does
 # not say what file name its RunPythonScript's tracebacks show)
