@@ -142,6 +142,8 @@ class Collector:
         self.listener = listener
         self.events: collections.Counter = collections.Counter()
         self.statuses: list[tuple[str, int]] = []
+        self.monitors: dict[int, dict[int, int]] = {}
+        self.monitor_counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
         self.logs: dict[int, dict[str, list[float]]] = collections.defaultdict(
             lambda: collections.defaultdict(list)
         )
@@ -154,6 +156,15 @@ class Collector:
         status = self.listener.run_status()
         run = chunk.run.getRunNumber() if chunk.run.hasProperty("run_number") else 0
         self.events[run] += chunk.n_events
+        if chunk.monitors is not None:
+            counts = self.monitors.setdefault(run, {})
+            ids, n = np.unique(chunk.monitors.events.index, return_counts=True)
+            for spectrum, k in zip(ids, n, strict=True):
+                monitor = -int(chunk.monitors.spectra.det_ids[spectrum])
+                counts[monitor] = counts.get(monitor, 0) + int(k)
+            for prop in chunk.run.getProperties():  # the run's monitor counts say the same
+                if prop.name.startswith("monitor") and prop.name.endswith("_counts"):
+                    self.monitor_counts[run][int(prop.name[7:-7])] += int(prop.value)
         if status in (RunStatus.BEGIN_RUN, RunStatus.END_RUN):
             self.statuses.append((status.name, run))
         if run:
@@ -333,7 +344,9 @@ def producer(broker: Broker, **kw) -> FakeKafka:
 def test_three_runs_through_a_real_broker(tansu):
     fake = producer(tansu)
     fake.start()
-    listener = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5)
+    listener = KafkaListener(
+        tansu.bootstrap, instrument="TEST", stop_grace=0.5, topics={"monitors": "TEST_monitors"}
+    )
     listener.start(StartFrom("start_of_run"))
     got = Collector(listener)
     try:
@@ -345,6 +358,7 @@ def test_three_runs_through_a_real_broker(tansu):
             assert got.events[run] == fake.sent_events_per_run[run], f"run {run}"
             sent = [v for name, _, v in fake.sent_logs[run] if name == "SampleTemp"]
             assert sent and set(sent) <= set(got.logs[run]["SampleTemp"]), f"run {run}"
+            assert got.monitors[run] == fake.sent_monitor_events_per_run[run] == got.monitor_counts[run], run
         state = listener.state()
         assert state["messages_lost"] == state["bad_messages"] == state["handler_errors"] == 0
         assert state["lag_messages"] == 0

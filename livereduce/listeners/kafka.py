@@ -76,7 +76,7 @@ log = logging.getLogger("livereduce.listener.kafka")
 EXTRA_HINT = "pip install livereduce[kafka]"
 PER_RUN = ("run_number", "run_start", "run_end", "run_title", "instrument_name", "filename", "job_id")
 FALLBACK_MAX_PIXELS = 1 << 22
-TOPIC_ROLES = ("events", "logs", "run_control")
+TOPIC_ROLES = ("events", "logs", "run_control", "monitors")  # monitors: read only when a topic is given
 BATCH = 256  # messages taken from the consumer per call
 _ROLE_ALIASES = {
     "run_info": "run_control",
@@ -99,6 +99,7 @@ COUNTERS = (
     "unsupported_log_values",
     "unmapped_events_dropped",
     "backpressure_pauses",
+    "monitor_events_outside_run",
     "consumer_restarts",
     "broker_errors",
 )
@@ -237,6 +238,7 @@ class KafkaListener(RunStateMixin):
         start_from=None,
         group_id: str | None = None,
         pixels: int | None = None,
+        monitor_ids=tuple(range(6)),
         partitions: dict | None = None,
         kafka: dict | None = None,
         stop_grace: float = 2.0,
@@ -264,6 +266,7 @@ class KafkaListener(RunStateMixin):
         self._start_option = parse_start(start_from)
         self.group_id = group_id or f"livereduce-{self.instrument}-{socket.gethostname()}"
         self.pixels = None if pixels is None else int(pixels)
+        self.monitor_ids = tuple(int(m) for m in monitor_ids)
         if len(set(self.topics.values())) != len(self.topics):
             raise ConfigError("listener_options.topics", "a different topic for each role", self.topics)
         self.partitions: dict[str, set[int]] = {}  # role → the only partitions to read (split an instrument)
@@ -289,6 +292,8 @@ class KafkaListener(RunStateMixin):
 
         self._lock = threading.Lock()
         self._events = EventBuffer(1 << 20)
+        self._monitor_events = EventBuffer(1024)
+        self._monitor_counts: dict[int, int] = {}
         self._tracker = RunTracker()
         self._run = Run()
         self._reset = False
@@ -375,9 +380,13 @@ class KafkaListener(RunStateMixin):
                 empty = Spectra.one_to_one([], instrument=self.instrument)
                 layout = (empty, DetectorMap(np.empty(0)))
             events = self._events.swap()
+            monitor_events, monitor_counts = self._monitor_events.swap(), self._monitor_counts
+            self._monitor_counts = {}
             if events.pulse_time.size:
                 self._handed_max_ns = max(self._handed_max_ns, int(events.pulse_time.max()))
             run, self._run = self._run, self._run.carry_over()
+            for monitor, count in monitor_counts.items():
+                run.set(f"monitor{monitor}_counts", count, additive=True)  # this chunk's; Add sums them
             self._tracker.latch()
             self._begin_pending = False
             if self._hold:  # the END_RUN chunk is out: the gap after it starts afresh
@@ -391,7 +400,25 @@ class KafkaListener(RunStateMixin):
         if dropped:
             with self._lock:
                 self._counts["unmapped_events_dropped"] += dropped
-        return Chunk(spectra=_copy(spectra), run=run, events=events)
+        return Chunk(
+            spectra=_copy(spectra), run=run, events=events, monitors=self._monitor_chunk(run, monitor_events)
+        )
+
+    def _monitor_chunk(self, run: Run, events) -> Chunk | None:
+        """The monitors' chunk (spectra: -monitor id, as the ADARA listener names them), when a monitors topic
+        is read."""
+        if "monitors" not in self.topics:
+            return None
+        ids = np.asarray(self.monitor_ids)
+        spectra = Spectra.one_to_one(-ids, instrument=self.instrument)
+        mapped, dropped = map_events(events, DetectorMap(ids))
+        if dropped:
+            with self._lock:
+                self._counts["unmapped_events_dropped"] += dropped
+        monitor_run = Run()
+        if run.hasProperty("run_number"):
+            monitor_run.set("run_number", run["run_number"].value)
+        return Chunk(spectra=spectra, run=monitor_run, events=mapped)
 
     # ---- layout --------------------------------------------------------------------------------------------
     def _make_layout(self):
@@ -512,8 +539,7 @@ class KafkaListener(RunStateMixin):
         resume = bool(self._parts)  # a consumer restarted after an error: go on where the last one was
         assignment = []
         starts = None if resume else self._find_start(consumer, found)
-        for role in TOPIC_ROLES:
-            topic = self.topics[role]
+        for role, topic in self.topics.items():
             for partition in found[topic]:
                 key = (topic, partition)
                 part = self._parts.get(key)
@@ -544,7 +570,8 @@ class KafkaListener(RunStateMixin):
         """Offsets to start each partition from (start_from), and the run in progress, if any."""
         ends = {  # each partition's end before the scan: what is produced from now on is read, all of it
             (topic, partition): self._end_of(consumer, topic, partition)
-            for topic in (self.topics["events"], self.topics["logs"])
+            for role, topic in self.topics.items()
+            if role != "run_control"
             for partition in found[topic]
         }
         control = self.topics["run_control"]
@@ -556,8 +583,9 @@ class KafkaListener(RunStateMixin):
             since_ns = self._start.time_ns
         elif mode == "start_of_run" and run is not None:
             since_ns = run[0].start_ns
-        for role in ("events", "logs"):
-            topic = self.topics[role]
+        for role, topic in self.topics.items():
+            if role == "run_control":
+                continue
             for partition in found[topic]:
                 starts[(topic, partition)] = (
                     ends[(topic, partition)]
@@ -720,7 +748,7 @@ class KafkaListener(RunStateMixin):
         changed = [
             p
             for p in self._parts.values()
-            if p.role == "events" and p.paused != (full or p.key in self._held)
+            if p.role in ("events", "monitors") and p.paused != (full or p.key in self._held)
         ]
         if not changed:
             return
@@ -853,6 +881,8 @@ class KafkaListener(RunStateMixin):
         index = np.asarray(ev.reference_time_index, np.int64)
         tof = np.divide(ev.time_of_flight, 1000.0, dtype=np.float32)  # ns → µs
         pixel = np.asarray(ev.pixel_id)
+        if part.role == "monitors" and not pixel.size:  # a monitor's events: its id from the source name
+            pixel = np.full(tof.size, run_number_of(ev.source_name) or 0, np.int32)
         if tof.size != pixel.size or index.size != times.size:
             raise_bad = f"{tof.size} times of flight for {pixel.size} pixels, {times.size} reference times"
             self._bad(
@@ -965,12 +995,13 @@ class KafkaListener(RunStateMixin):
             if run is not None and run.stop_ns is not None and t >= run.stop_ns:
                 return pulses[i:]  # after this run: waits for its END_RUN to go out
             if run is not None and t >= max(run.start_ns, self._floor_ns):
-                self._add(t, pixel, tof)
+                self._add(t, pixel, tof, part.role == "monitors")
                 continue
             if run is None and not self._control_caught_up(t):
                 return pulses[i:]  # the run-control topic may still say which run this is
             with self._lock:
-                self._counts["events_outside_run"] += int(pixel.size)
+                outside = "monitor_events_outside_run" if part.role == "monitors" else "events_outside_run"
+                self._counts[outside] += int(pixel.size)
             log.debug(
                 "pulse at %s (%d events) is outside a run (current %s)",
                 iso_from_ns(t),
@@ -987,8 +1018,14 @@ class KafkaListener(RunStateMixin):
             return False
         return all(p.eof_since is not None for p in self._parts.values() if p.role == "run_control")
 
-    def _add(self, t: int, pixel: np.ndarray, us: np.ndarray) -> None:
+    def _add(self, t: int, pixel: np.ndarray, us: np.ndarray, monitors: bool = False) -> None:
         ids = pixel.astype(np.uint32, copy=False)
+        if monitors:
+            with self._lock:
+                self._monitor_events.add_pulse(t, ids, us)
+                for m, n in zip(*np.unique(ids, return_counts=True), strict=True):
+                    self._monitor_counts[int(m)] = self._monitor_counts.get(int(m), 0) + int(n)
+            return
         with self._lock:
             self._events.add_pulse(t, ids, us)
             self._counts["events_received"] += int(ids.size)
@@ -1187,7 +1224,7 @@ class KafkaListener(RunStateMixin):
         polled_ns, polled = self._empty_poll  # the last time the consumer's queue was found empty
         for part in self._parts.values():
             if (
-                part.role != "events" or part.last_time_ns >= run.stop_ns
+                part.role not in ("events", "monitors") or part.last_time_ns >= run.stop_ns
             ):  # it delivered a pulse past the stop
                 continue
             quiet = (

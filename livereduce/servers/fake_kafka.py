@@ -4,12 +4,14 @@ The source is the fake SMS's own (`adara_synthetic.SyntheticRuns`, or `adara_rep
 `.adara` capture or a NeXus event file); each ADARA packet becomes the message the ESS streaming schemas carry:
 NEW_RUN → `pl72` run start (run name = the run number, start time, instrument name, a detector-spectrum map
 from the geometry: spectrum i+1 ← detector id i), END_RUN → `6s4t` run stop, a banked event packet → one `ev44`
-message per pulse (error banks left out; TOF in ns), a numeric process variable → `f144`. Monitor events,
-strings, annotations and heartbeats have no topic here and are not sent.
+message per pulse (error banks left out; TOF in ns), beam monitor events → `ev44` on the monitors topic (one
+source per monitor, pixel ids = the monitor id), a numeric process variable → `f144`. Strings, annotations and
+heartbeats have no topic here and are not sent.
 
 Topics: `<instrument>_events`, `<instrument>_sampleEnv`, `<instrument>_runInfo` (the Kafka listener's
-defaults), created with one partition if missing; messages go to partition 0 explicitly, so a broker that
-re-creates a topic with more partitions (auto-creation after losing its storage) changes nothing.
+defaults) and `<instrument>_monitors` (read when the listener's `topics` names it), created with one
+partition if missing; messages go to partition 0 explicitly, so a broker that re-creates a topic with more
+partitions (auto-creation after losing its storage) changes nothing.
 
 Tests read `sent_events_per_run` (events in messages the broker acknowledged), `produced_events_per_run`
 (handed to the producer), `events_by_message` (ev44 message id → (run, events)) and `sent_logs`. Every
@@ -75,7 +77,7 @@ class FakeKafka:
             raise ValueError(f"speed must be original or unlimited, not {speed!r}")
         self.ck, self.sdt = _libraries()
         self.broker, self.instrument = broker, instrument
-        self.topics = default_topics(instrument)
+        self.topics = {**default_topics(instrument), "monitors": f"{instrument}_monitors"}
         self.pixels, self.banks, self.rate = int(pixels), max(1, int(banks)), rate
         self.run_seconds, self.runs, self.first_run = run_seconds, int(runs), int(first_run)
         self.gap_seconds, self.speed = gap_seconds, speed
@@ -86,6 +88,8 @@ class FakeKafka:
         self.sent_events_per_run: dict[int, int] = {}
         self.produced_events_per_run: dict[int, int] = {}
         self.events_by_message: dict[int, tuple[int, int]] = {}
+        self.sent_monitor_events_per_run: dict[int, dict[int, int]] = {}  # run → monitor id → events
+        self._monitor_message_id: dict[int, int] = {}
         self.sent_logs: dict[int, list[tuple[str, int, float]]] = {}
         self.failed_messages = 0
         self.runs_finished: list[int] = []
@@ -193,6 +197,7 @@ class FakeKafka:
                     self.sent_events_per_run.setdefault(rs.run_number, 0)
                     self.produced_events_per_run.setdefault(rs.run_number, 0)
                     self.sent_logs.setdefault(rs.run_number, [])
+                    self.sent_monitor_events_per_run.setdefault(rs.run_number, {})
             elif rs.status == P.RunStatusCode.END_RUN and self._run:
                 self._start_run(None)
                 self._end_run(time_ns)
@@ -210,6 +215,9 @@ class FakeKafka:
         if ptype == P.Type.BANKED_EVENT and self._run:
             tof_us, pixel = P.event_arrays(payload)
             self._events(time_ns, tof_us, pixel)
+        elif ptype == P.Type.BEAM_MONITOR_EVENT and self._run:
+            for section in P.BeamMonitorPkt.decode(payload, version).sections:
+                self._monitor(time_ns, section.monitor_id, section.tof)
         elif ptype == P.Type.DEVICE_DESC:
             for pv in describe(P.DeviceDescriptorPkt.decode(payload, version)):
                 if pv.kind in ("float", "int"):
@@ -264,6 +272,27 @@ class FakeKafka:
         if left:
             log.warning("run %d: %d messages not yet acknowledged by the broker", run, left)
         log.info("run %d: sent %d events", run, sent)
+
+    def _monitor(self, time_ns: int, monitor: int, tof_100ns: np.ndarray) -> None:
+        """One pulse of a monitor: ev44 from source `<instrument>_monitor_<id>`, pixel ids = the monitor id."""
+        run, n = self._run, int(tof_100ns.size)
+        mid = self._monitor_message_id[monitor] = self._monitor_message_id.get(monitor, 0) + 1
+        value = self.sdt.serialise_ev44(
+            f"{self.instrument}_monitor_{monitor}",
+            mid,
+            [time_ns],
+            [0],
+            tof_100ns.astype(np.int32) * 100,
+            np.full(n, monitor, np.int32),
+        )
+
+        def delivered(error, _msg, run=run, n=n):
+            if error is None:
+                with self._lock:
+                    counts = self.sent_monitor_events_per_run[run]
+                    counts[monitor] = counts.get(monitor, 0) + n
+
+        self._send("monitors", value, delivered)
 
     def _events(self, time_ns: int, tof_us: np.ndarray, pixel: np.ndarray) -> None:
         run, self._message_id = self._run, self._message_id + 1
