@@ -626,6 +626,16 @@ def test_daemon_scenario_on_both_engines(daemon_on):
     last = status.snapshot(memory=False)["last_error"]
     assert last["script"] == "post_proc" and last["line"] == 1
     assert status.snapshot(memory=False)["restarts_total"] == restarts
+    # fixed again: cycles go on (under Mantid after its own restart of live data)
+    r.write("post_proc", POST_CLONE)
+    wait_until(lambda: not status.snapshot(memory=False)["failing"], 30, "post_proc to run cleanly again")
+    cycle = status.snapshot(memory=False)["cycle"]
+    wait_until(lambda: status.snapshot(memory=False)["cycle"] >= cycle + 2, 30, "more cycles")
+    # a new proc script: the daemon restarts the session (a new worker; for Mantid a new StartLiveData)
+    r.write("proc", "x = 1\n")
+    wait_until(lambda: status.snapshot(memory=False)["restarts_total"] == restarts + 1, 30, "the restart")
+    cycle = status.snapshot(memory=False)["cycle"]
+    wait_until(lambda: status.snapshot(memory=False)["cycle"] >= cycle + 2, 30, "cycles after the restart")
     assert r.stop() == 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import re
@@ -457,6 +458,9 @@ class MantidEngine:
         s.run_number, s.run_status = run, "RUNNING" if run else "NO_RUN"
         s.cycle_seconds = seconds
         s.event_rate = chunk / seconds if seconds else 0.0
+        for kind, record_kind in (("proc", RecordKind.PROC_DONE), ("post_proc", RecordKind.POST_PROC_DONE)):
+            if kind in self.copies:  # an update means Mantid ran them; how long each took it does not say
+                self._emit(record_kind, seconds=math.nan, script=self.originals[kind])
         self._emit_cycle()
         if self._compress_pending:
             self._compress_pending = False
