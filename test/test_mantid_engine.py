@@ -363,6 +363,12 @@ def test_a_script_error_is_a_record_with_the_users_file_and_line(engine):
     assert (d.script, d.file, d.line) == ("post_proc", e.post_path, 2)
     assert d.message == "ValueError: no such bank"
     assert e.post_path in d.traceback  # the user's path, not our copy's
+    # until Mantid's live data starts again, the engine waits (the daemon's watchdog is fed), it is not stuck
+    wait_until(
+        lambda: any(r.data.reason.startswith("Mantid stopped live data") for r in e.of(RecordKind.WAITING)),
+        10,
+        "WAITING for the next start",
+    )
 
 
 def test_a_script_error_whose_traceback_names_no_file_is_still_a_script_error(engine, standin):

@@ -207,6 +207,7 @@ class MantidEngine:
         self._stopping = False  # we cancelled: a "terminated" notification is ours
         self._retry_at: float | None = None
         self._retry_delay = 1.0
+        self._stopped_why = ""
         self._waiting_at = -float("inf")
         self._last_update: float | None = None
         self._previous_events = 0
@@ -383,12 +384,20 @@ class MantidEngine:
         now = self.clock()
         if self._retry_at is not None and now >= self._retry_at:
             self.restart("trying again")
-        if self._waiting() and now - self._waiting_at >= min(max(self.update_every, 1.0), 10.0):
-            self._waiting_at = now
-            self._emit(
-                RecordKind.WAITING,
-                reason=f"StartLiveData: no first chunk yet from {self._where()}",
-            )
+        if now - self._waiting_at >= min(max(self.update_every, 1.0), 10.0):
+            # waiting, not stuck (the watchdog is fed): on the first chunk, or to start again after a failure
+            if self._waiting():
+                self._waiting_at = now
+                self._emit(
+                    RecordKind.WAITING, reason=f"StartLiveData: no first chunk yet from {self._where()}"
+                )
+            elif self._retry_at is not None:
+                self._waiting_at = now
+                self._emit(
+                    RecordKind.WAITING,
+                    reason=f"Mantid stopped live data ({self._stopped_why}); StartLiveData again in "
+                    f"{max(self._retry_at - now, 0):.0f} s",
+                )
 
     def _waiting(self) -> bool:
         return self._starter is not None and self._starter.is_alive() and not self._stopping
@@ -414,18 +423,17 @@ class MantidEngine:
     def _on_start_failed(self, text: str, at: float) -> None:
         if self._stopping:
             return
-        if self._script_failure(text):
-            pass
-        else:
+        if not self._script_failure(text):
             log.error("Mantid's StartLiveData failed: %s; trying again in %.0f s", text, self._retry_delay)
             self._emit(
                 RecordKind.LISTENER, connected=False, address=self._where(), counters={}, last_error=text
             )
             self._emit(RecordKind.WAITING, reason=f"StartLiveData failed: {text}")
             self._waiting_at = at
-        self._schedule_retry(at)
+        self._schedule_retry(at, text)
 
-    def _schedule_retry(self, at: float) -> None:
+    def _schedule_retry(self, at: float, why: str) -> None:
+        self._stopped_why = why
         self._retry_at = at + self._retry_delay
         self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_S)
 
@@ -508,7 +516,7 @@ class MantidEngine:
             self._emit(
                 RecordKind.LISTENER, connected=False, address=self._where(), counters={}, last_error=what
             )
-        self._schedule_retry(at)
+        self._schedule_retry(at, what)
 
     def _script_failure(self, what: str) -> bool:
         """A failure of a script Mantid ran: a SCRIPT_ERROR record with the script's file and line, read from
