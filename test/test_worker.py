@@ -75,13 +75,14 @@ def test_a_run_that_ends_while_the_daemon_is_down_is_reported_incomplete(tmp_pat
     cannot get the events since its last checkpoint. It must say so, not pass the partial run off as whole."""
     out, scripts = setup(tmp_path)
     sms = FakeSMS(
-        port=0, rate=20_000, run_seconds=4.0, runs=1, instrument="POWGEN", seed=9, wait_for_client=True
+        port=0, rate=20_000, run_seconds=12.0, runs=1, instrument="POWGEN", seed=9, wait_for_client=True
     )
     port = sms.start()
     cfg = config(port, scripts, tmp_path)
     daemon = DaemonProcess(tmp_path, cfg)
     try:
         daemon.wait_for("cycle ", timeout=60, count=3)  # past the first checkpoint (checkpoint_every 2)
+        assert not sms.done.is_set(), "the run ended before the kill: this test needs a mid-run kill"
         daemon.proc.kill()
         daemon.proc.wait(10)
         daemon.stop()
