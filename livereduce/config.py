@@ -220,8 +220,9 @@ class Config:
     )
     engine: str = _key(
         "auto",
-        "`embedded` (our engine), `mantid` (Mantid's StartLiveData) or `auto` (Mantid "
-        "when importable, else embedded).",
+        "`embedded` (our engine), `mantid` (Mantid's StartLiveData) or `auto`: Mantid when it is importable "
+        "and the scripts call what the embedded engine lacks, else embedded (the choice and why are logged "
+        "and on the status page; docs/engines.md).",
         "choice",
         choices=("auto", "embedded", "mantid"),
     )

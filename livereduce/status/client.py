@@ -48,7 +48,8 @@ def main(config_arg: str | None, url: str | None, as_json: bool) -> int:
 def render(s: dict) -> list[str]:
     ev, ms, listener, run = s["events"], s["timing_ms"], s["listener"], s["run"]
     lines = [
-        f"{s['instrument']}  engine {s['engine']}  livereduce {s['version']}  up {_duration(s['uptime_s'])}",
+        f"{s['instrument']}  engine {s['engine']}  livereduce {s['version']}  up {_duration(s['uptime_s'])}"
+        + (f"\nengine     {s['engine']}: {s['engine_reason']}" if s.get("engine_reason") else ""),
         f"listener   {listener['kind']} {listener['address']}  "
         + ("connected" if listener["connected"] else "NOT CONNECTED")
         + (f"  ({listener['last_error']})" if listener.get("last_error") else ""),
