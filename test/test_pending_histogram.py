@@ -28,9 +28,12 @@ def events_ws(index, x, nspec=2, weights=None, err2=None):
 
 
 def by_numpy(index, x, edges, nspec, weights=None):
-    """Per-spectrum np.histogram: the independent reference."""
+    """Per-spectrum np.histogram: the independent reference (np.histogram's last bin includes its right
+    edge, Mantid's does not: values on the last edge are dropped first)."""
     index, x = np.asarray(index), np.asarray(x, float)
     w = None if weights is None else np.asarray(weights, float)
+    keep = x != edges[-1]
+    index, x, w = index[keep], x[keep], None if w is None else w[keep]
     return np.array(
         [
             np.histogram(x[index == s], edges, weights=None if w is None else w[index == s])[0]
@@ -151,3 +154,52 @@ def test_session_rebin_proc_into_add_accumulation_equals_numpy(tmp_path, ads, mo
     outside = int(((tof < 40000) | (tof >= 55000)).sum())
     assert outside > 0 and s.state.events_outside_bins == outside
     assert acc.values.sum() + outside == listener.produced_total == 2400
+
+
+@pytest.mark.parametrize("params", ["0,20,20000", "0,0.1,100", "40000,500,55000", "0.1,0.001,5"])
+def test_linear_kernel_puts_edge_values_where_the_edges_say(params, monkeypatch):
+    """Every edge, the float just below it, random values and values outside: each lands as np.histogram
+    (edges[i] <= x < edges[i+1]) says, on the exact-division path and on the checked-multiply one, with one
+    thread and with two owning halves of the spectra."""
+    from livereduce.algorithms.binning import edges_from_params
+    from livereduce.workspace import histogram_kernels as hk
+
+    edges = edges_from_params(params)
+    rng = np.random.default_rng(5)
+    span = edges[-1] - edges[0]
+    x = np.concatenate(
+        [
+            edges,
+            np.nextafter(edges, -np.inf),
+            rng.uniform(edges[0] - 0.1 * span, edges[-1] + 0.1 * span, 3000),
+        ]
+    )
+    x = np.append(x, [np.nan, np.inf, -np.inf])
+    nspec = 5
+    index = rng.integers(0, nspec + 1, x.size).astype(np.uint32)  # spectrum 5 does not exist: missed
+    expected = by_numpy(index, x, edges, nspec)
+    in_range = (x >= edges[0]) & (x < edges[-1]) & (index < nspec)
+    monkeypatch.setattr(hk, "PARALLEL_MIN_EVENTS", 1)
+    for threads in (1, 2):
+        values, variances = np.zeros((nspec, edges.size - 1)), np.zeros((nspec, edges.size - 1))
+        missed = hk.histogram_into(values, variances, index, x, edges, threads=threads)
+        assert np.array_equal(values, expected) and np.array_equal(variances, expected)
+        assert missed == int((~in_range).sum())
+        counts = np.zeros((nspec, edges.size - 1))
+        assert hk.histogram_into(counts, None, index, x.astype(np.float32), edges, threads=threads) == int(
+            (
+                ~((x.astype(np.float32) >= edges[0]) & (x.astype(np.float32) < edges[-1]) & (index < nspec))
+            ).sum()
+        )
+        assert np.array_equal(counts, by_numpy(index, x.astype(np.float32).astype(float), edges, nspec))
+
+
+def test_division_is_exact_only_where_it_is():
+    from livereduce.algorithms.binning import edges_from_params
+    from livereduce.workspace.histogram_kernels import division_is_exact
+
+    assert division_is_exact(edges_from_params("0,20,20000"))
+    # 0.1 steps: some float just below an edge divides to that edge's own index (so the checked path is used)
+    e = edges_from_params("0,0.1,100")
+    below = np.floor((np.nextafter(e[1:], -np.inf) - e[0]) / (e[1] - e[0]))
+    assert not np.array_equal(below, np.arange(e.size - 1)) and not division_is_exact(e)
