@@ -137,3 +137,30 @@ def test_a_refused_idf_is_logged_with_its_reason(caplog):
     with caplog.at_level(logging.WARNING, logger="livereduce.listeners.adara.client"):
         listener._on_geometry(packet)
     assert any("refused" in r.message and "nope" in r.message for r in caplog.records), caplog.text
+
+
+def test_the_geometry_crosses_the_worker_pipe_as_its_text(tmp_path):
+    """Chunks go from the daemon to its worker process by pickle: a parsed IDF travels as its text (the worker
+    finds it in its cache after the first chunk), a geometry built otherwise as its arrays."""
+    import pickle
+
+    from livereduce.instrument.model import InstrumentGeometry
+
+    g = read_idf(_idf(tmp_path, TWO_PIXELS))
+    s = Spectra.one_to_one([1, 2])
+    attach_geometry(s, g)
+    blob = pickle.dumps(s, protocol=5)
+    assert pickle.loads(blob).geometry is g and len(blob) < 4000  # noqa: S301 - our own bytes; the text, not arrays
+    built = InstrumentGeometry(
+        "B",
+        g.frame,
+        g.source,
+        g.sample,
+        g.det_ids,
+        g.positions,
+        g.monitor_ids,
+        g.monitor_positions,
+        {"B": {"p": 2.0}},
+    )
+    back = pickle.loads(pickle.dumps(built))  # noqa: S301 - our own bytes
+    assert back.number_parameter("p") == [2.0] and np.array_equal(back.two_theta, built.two_theta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import threading
 import xml.etree.ElementTree as ET
@@ -55,6 +56,7 @@ def parse_idf(
         raise ValueError("IDF: nested too deep") from None
     except ValueError as exc:
         raise ValueError(f"IDF {exc}" if str(exc).startswith("<") else f"IDF: {exc}") from None
+    object.__setattr__(geometry, "_source", (text, max_pixels, tuple(sorted(logs.items()))))
     with _cache_lock:
         _cache[key] = geometry
         while len(_cache) > CACHE_SIZE:
@@ -78,3 +80,17 @@ def read_idf(
         return parse_idf(text, logs=logs, max_pixels=max_pixels)
     except ValueError as exc:
         raise ValueError(f"{p}: {exc}") from None
+
+
+def _from_text(text: str, max_pixels: int, logs: tuple) -> InstrumentGeometry:
+    return parse_idf(text, logs=dict(logs), max_pixels=max_pixels, limit=max(MAX_IDF_BYTES, len(text)))
+
+
+def _reduce(g: InstrumentGeometry):
+    """A geometry parse_idf made pickles as its IDF text (tens of kB), not its arrays (tens of MB for 10^6
+    pixels): the receiving process parses it once and then finds it in its cache, chunk after chunk."""
+    source = g.__dict__.get("_source")
+    return (_from_text, source) if source is not None else g.__reduce__()
+
+
+copyreg.pickle(InstrumentGeometry, _reduce)

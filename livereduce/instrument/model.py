@@ -84,6 +84,13 @@ class InstrumentGeometry:
         put(self, "two_theta", _frozen(tt))
         put(self, "azimuthal", _frozen(az))
 
+    def __reduce__(self):
+        """Pickled (the daemon → worker pipe) as its defining fields and derived arrays, its parameters as plain
+        dicts (mapping proxies do not pickle). One parse_idf made is pickled as its text instead (load.py)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "parameters"}
+        state["parameters"] = {k: dict(v) for k, v in self.parameters.items()}
+        return (_rebuild, (state,))
+
     @property
     def n_pixels(self) -> int:
         return int(self.det_ids.size)
@@ -114,3 +121,15 @@ class InstrumentGeometry:
         """As Mantid's getStringParameter: [value], or [] when absent or not a string."""
         v = self.parameter(name, component)
         return [v] if isinstance(v, str) else []
+
+
+def _rebuild(state: dict) -> InstrumentGeometry:
+    """An InstrumentGeometry from its pickled state, without computing its angles again."""
+    g = object.__new__(InstrumentGeometry)
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            v.setflags(write=False)
+        object.__setattr__(g, k, v)
+    params = state["parameters"]
+    object.__setattr__(g, "parameters", MappingProxyType({k: MappingProxyType(v) for k, v in params.items()}))
+    return g
