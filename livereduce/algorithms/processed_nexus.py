@@ -39,7 +39,7 @@ from livereduce.errors import AlgorithmError
 from livereduce.workspace.base import UNITS
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
-from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace, row_blocks
 from livereduce.workspace.jit import njit
 from livereduce.workspace.run import Property, Run, TimeSeries
 from livereduce.workspace.spectra import Spectra
@@ -122,7 +122,10 @@ def _write_histogram(g, h: HistogramWorkspace) -> None:
     v = d.create_dataset("values", data=h.values)
     v.attrs["signal"] = np.int32(1)
     _attrs(v, axes="axis2,axis1", units=h.YUnit(), unit_label=h.YUnitLabel())
-    d.create_dataset("errors", data=np.sqrt(h.variances))
+    var = h.variances
+    err = d.create_dataset("errors", shape=var.shape, dtype=np.float64)
+    for rows in row_blocks(np.arange(var.shape[0]), var.shape[1] * 8):  # no table-sized temporary
+        err[rows] = np.sqrt(var[rows])
     _axes(d, h, h.points if isinstance(h, PointDataWorkspace) else h.edges)  # point data: X per point
 
 

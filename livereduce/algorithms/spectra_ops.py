@@ -8,7 +8,7 @@ from livereduce.algorithms._util import grouped_spectra, index_range, int_list, 
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.events import EventColumns, EventWorkspace
-from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace, row_blocks
 
 _IO = [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT)]
 
@@ -30,12 +30,12 @@ def sum_spectra(ws, indices: np.ndarray):
                 "SumSpectra: the spectra have different bin edges; Rebin them to common edges first"
             )
         e = e[indices[0]]
-    return ws.with_data(
-        ws.values[indices].sum(axis=0, keepdims=True),
-        ws.variances[indices].sum(axis=0, keepdims=True),
-        e,
-        spectra,
-    )
+    # summed a block of rows at a time: no temporary the size of the input (a 10^8-bin accumulation)
+    y, v = np.zeros((1, ws.blocksize())), np.zeros((1, ws.blocksize()))
+    for rows in row_blocks(indices, ws.values.shape[1] * 8):
+        y += ws.values[rows].sum(axis=0)
+        v += ws.variances[rows].sum(axis=0)
+    return ws.with_data(y, v, e, spectra)
 
 
 @algorithm(
@@ -81,12 +81,37 @@ def integrate(ws, lower=None, upper=None, indices=None, partial: bool = False) -
     require_matrix(ws, "Integration")
     h = ws.histogram() if isinstance(ws, EventWorkspace) else ws
     idx = np.arange(h.getNumberHistograms()) if indices is None else indices
-    e2 = h.edges_2d()[idx]
-    y, v = h.values[idx], h.variances[idx]
-    lo = e2[:, :1] if lower is None else np.full((idx.size, 1), float(lower))
-    hi = e2[:, -1:] if upper is None else np.full((idx.size, 1), float(upper))
-    if np.any(hi < lo):
-        raise AlgorithmError(f"Integration: RangeUpper {upper} is below RangeLower {lower}")
+    shared = h.edges.ndim == 1
+    y, v = np.empty((idx.size, 1)), np.empty((idx.size, 1))
+    lo_all, hi_all = np.empty((idx.size, 1)), np.empty((idx.size, 1))
+    done = 0
+    # a block of rows at a time: no temporary the size of the input (a 10^8-bin accumulation); with shared
+    # edges the bin weights are one row, and the sums are matrix-vector products
+    for rows in row_blocks(idx, h.edges.shape[-1] * 8 * (1 if shared else 4)):
+        e2 = h.edges[None, :] if shared else h.edges[rows]
+        n = h.values[rows].shape[0]
+        lo = e2[:, :1] if lower is None else np.full((1, 1), float(lower))
+        hi = e2[:, -1:] if upper is None else np.full((1, 1), float(upper))
+        if np.any(hi < lo):
+            raise AlgorithmError(f"Integration: RangeUpper {upper} is below RangeLower {lower}")
+        frac = _bin_fractions(e2, lo, hi, partial, h.distribution)
+        sel = slice(done, done + n)
+        if shared:
+            y[sel, 0], v[sel, 0] = h.values[rows] @ frac[0], h.variances[rows] @ frac[0]
+        else:
+            y[sel, 0], v[sel, 0] = (h.values[rows] * frac).sum(axis=1), (h.variances[rows] * frac).sum(axis=1)
+        lo_all[sel], hi_all[sel] = lo, hi
+        done += n
+    edges = np.hstack([lo_all, hi_all])
+    if np.all(edges == edges[:1]):
+        edges = edges[0]
+    return HistogramWorkspace(
+        y, v, edges, h.spectra.take(idx), h.run_info.copy(), h.x_unit.unit_id, h.monitors
+    )
+
+
+def _bin_fractions(e2, lo, hi, partial: bool, distribution: bool) -> np.ndarray:
+    """Each bin's share inside [lo, hi] (whole bins only unless `partial`), times its width for densities."""
     left, right = e2[:, :-1], e2[:, 1:]
     if partial:
         width = right - left
@@ -94,21 +119,7 @@ def integrate(ws, lower=None, upper=None, indices=None, partial: bool = False) -
     else:
         tol = 1e-12 * np.maximum(np.abs(e2[:, -1:]), 1.0)
         frac = ((left >= lo - tol) & (right <= hi + tol)).astype(float)
-    if h.distribution:
-        frac = frac * (right - left)
-    edges = np.hstack([lo, hi])
-    if np.all(edges == edges[:1]):
-        edges = edges[0]
-    out = HistogramWorkspace(
-        (y * frac).sum(axis=1, keepdims=True),
-        (v * frac).sum(axis=1, keepdims=True),
-        edges,
-        h.spectra.take(idx),
-        h.run_info.copy(),
-        h.x_unit.unit_id,
-        h.monitors,
-    )
-    return out
+    return frac * (right - left) if distribution else frac
 
 
 @algorithm(

@@ -248,5 +248,19 @@ class HistogramWorkspace(MatrixWorkspace):
         )
 
 
+BLOCK_BYTES = 1 << 24  # row blocks of whole-table reductions and writes: 16 MB, cache-friendly, never a copy
+
+
+def row_blocks(indices: np.ndarray, row_bytes: int):
+    """`indices` (workspace indices) in blocks of about BLOCK_BYTES of table rows: a slice where they run
+    consecutively (a view, no copy), else an index array (a copy of one block only)."""
+    n = int(indices.size)
+    step = max(1, BLOCK_BYTES // max(int(row_bytes), 1))
+    for a in range(0, n, step):
+        blk = indices[a : a + step]
+        first, last = int(blk[0]), int(blk[-1])
+        yield slice(first, last + 1) if last - first + 1 == blk.size and np.all(np.diff(blk) == 1) else blk
+
+
 def unit_dim(unit_id: str) -> str:
     return x_unit(unit_id).dim
