@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -560,6 +561,13 @@ def test_daemon_three_runs_back_to_back(tansu, tmp_path, restart):
             sent = [v for name, _, v in fake.sent_logs[run] if name == "SampleTemp"]
             if not restart or run != 2:  # f144 values carry no sequence number: a loss of them is not counted
                 assert set(sent) <= set(record["SampleTemp"]), f"run {run}"
+        status_url = re.search(r"status page at (http://\S+/) ", log).group(1) + "status"
+        with urllib.request.urlopen(status_url, timeout=10) as reply:  # the listener record: lag included
+            counters = json.load(reply)["listener"]["counters"]
+        # a snapshot the daemon takes every few seconds: present, not necessarily of this very moment
+        assert (
+            counters["lag_messages"] >= 0 and counters["lag_seconds"] >= 0 and counters["events_received"] > 0
+        )
         if restart:
             assert "the broker lost it" in log  # the log's positions went back: noticed and read again
         else:
