@@ -130,7 +130,7 @@ def _dry_run(config, runtime, scripts, say, idf: str | None = None) -> list[str]
         listener = FakeHistogramListener(nperiods=max(config.periods or [1]), periods=config.periods)
     else:
         listener = FakeEventListener(events_per_extract=10_000, nspectra=SYNTHETIC_SPECTRA, seed=1)
-        path = idf or find_idf(runtime.name, runtime.script_dir)
+        path = idf or config.instrument_definition or find_idf(runtime.name, runtime.script_dir)
         if path:  # a script that assumes the real detector count must see it
             try:
                 listener.spectra = _geometry_spectra(path)

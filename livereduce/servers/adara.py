@@ -63,6 +63,7 @@ class FakeSMS(TCPServer):
         speed: str = "original",
         replay: str | Path | None = None,
         idf: str | Path | None = None,
+        powder: str | None = None,
         instrument: str = "FAKE",
         proposal: str = "IPTS-0000",
         title: str = "fake run",
@@ -83,6 +84,9 @@ class FakeSMS(TCPServer):
         self.replay = Path(replay) if replay else None
         # a real IDF: its text is the GEOMETRY packet and events go to its detector ids (ValueError if unusable)
         self.idf = idf_source(idf) if idf else None
+        if powder and not self.idf:
+            raise ValueError("a powder sample needs an IDF (--idf): its geometry gives each pixel's DIFC")
+        self.powder = powder
         if self.idf and instrument == "FAKE":
             instrument = self.idf[1]
         self.instrument, self.proposal, self.title = instrument, proposal, title
@@ -224,7 +228,7 @@ class FakeSMS(TCPServer):
         runs: type[SyntheticRuns] = SyntheticRuns
         extra: dict[str, object] = {}
         if self.idf is not None:
-            runs, extra = IdfRuns, {"idf_text": self.idf[0], "det_ids": self.idf[2]}
+            runs, extra = IdfRuns, {"idf_text": self.idf[0], "det_ids": self.idf[2], "powder": self.powder}
         return runs(
             rng=self._rng,
             pixels=self.pixels,
@@ -323,11 +327,22 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
     p.add_argument(
         "--idf", default=None, help="a Mantid IDF: sent as the geometry, events over its detector ids"
     )
+    p.add_argument(
+        "--powder",
+        choices=("silicon", "diamond"),
+        default=None,
+        help="with --idf: events follow this powder's Bragg peaks (TOF = DIFC·d of each pixel)",
+    )
     p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if a.powder and not a.idf:
+        print(
+            f"{prog}: --powder needs --idf (each pixel's DIFC comes from the IDF's geometry)", file=sys.stderr
+        )
+        return 2
     if a.idf:
         try:
             idf_source(a.idf)  # an unusable --idf is one error line (the parse is cached for FakeSMS)
@@ -347,6 +362,7 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
         speed=a.speed,
         replay=a.replay,
         idf=a.idf,
+        powder=a.powder,
         instrument=a.instrument,
         proposal=a.proposal,
         title=a.title,
