@@ -116,7 +116,9 @@ def test_an_empty_bank_gives_a_zero_spectrum(tmp_path):
         PreserveEvents=False,
         StoreInADS=False,
     )
-    assert out.getNumberHistograms() == 2 and out.readY(1).sum() == 0 and out.readY(0).sum() == pytest.approx(1)
+    assert (
+        out.getNumberHistograms() == 2 and out.readY(1).sum() == 0 and out.readY(0).sum() == pytest.approx(1)
+    )
 
 
 def test_crop_wavelength_and_tof_limits(tmp_path):
@@ -255,3 +257,42 @@ def test_unsupported_options_are_refused(tmp_path):
         )
     with pytest.raises(AlgorithmError, match="Params"):
         call("AlignAndFocusPowder", instrument_events({1: [1.0]}), StoreInADS=False)
+
+
+def test_a_nan_tof_is_in_no_bin(tmp_path):
+    ws = instrument_events({1: [1.0, 2.0], 3: [1.5]})
+    ws.events.x[1] = np.nan
+    h = focused_d(
+        call(
+            "AlignAndFocusPowder",
+            ws,
+            CalFileName=cal_file(tmp_path),
+            Params="0.5,0.001,3.0",
+            StoreInADS=False,
+        )
+    )
+    assert h.values.sum() == 2 and h.events_outside_bins == 0
+
+
+def test_resample_x_tof_binning_and_histogram_input(tmp_path):
+    cal = cal_file(tmp_path)
+    ws = instrument_events({1: [1.0, 2.0], 3: [1.5]})
+    # ResampleX = -100: 100 logarithmic bins, in d then in TOF; the d range from DMin/DMax
+    out = call(
+        "AlignAndFocusPowder", ws, CalFileName=cal, ResampleX=-100, DMin=0.5, DMax=3.0, StoreInADS=False
+    )
+    assert out.blocksize() == 100 and focused_d(out).values.sum() == 3
+    # Dspacing false: Params are TOF (µs); the output's first edge is the data's smallest focused TOF, DIFC·d
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal,
+        Params="10000,-0.001,70000",
+        Dspacing=False,
+        StoreInADS=False,
+    )
+    assert out.readX(0)[0] == pytest.approx(DIFC[0] * 1.0) and focused_d(out).values.sum() == 3
+    # histogram input (TOF bins of 10 µs): the counts survive alignment, focusing and the return to TOF
+    h = call("Rebin", ws, Params="10000,10,70000", PreserveEvents=False, StoreInADS=False)
+    out = call("AlignAndFocusPowder", h, CalFileName=cal, Params="0.5,-0.001,3.0", StoreInADS=False)
+    assert out.id() == "Workspace2D" and out.values.sum() == pytest.approx(3)

@@ -279,6 +279,10 @@ def align_and_focus(ws, p: dict):
     tol = float(p["CompressTolerance"])
 
     out = ws
+    if events and not np.all(
+        np.isfinite(ws.events.x)
+    ):  # no bin holds them, and they must not merge with others
+        out = ws.with_events(ws.events.take(np.isfinite(ws.events.x)))
     if events and tol > 0:
         out = compress_events(out, tol)
     if xmin is not None or xmax is not None:
