@@ -392,9 +392,6 @@ class Daemon:
         if self.worker is not None:
             self.worker.stop(self.stop_timeout)
 
-    def _state(self):
-        return self.worker.state if self.worker is not None else None
-
     def restart_session(self, why: str, *, resume: bool = True, fresh_listener: bool | None = None) -> None:
         """Replace the worker. `resume`: the new one starts from the last checkpoint and is handed the chunks
         taken since, with the listener kept; otherwise a new accumulation from a new connection (which
@@ -452,11 +449,11 @@ class Daemon:
             return
         if worker.alive():
             return
-        state = worker.state
-        if self.config.update_every == 0 or (
-            state.run_status == "END_RUN" and self.config.run_transition == "Stop"
-        ):
-            log.info("the session ended (%d cycles); exiting", state.cycles)
+        last = self._progress  # the last cycle's record: the daemon knows the session by its records only
+        cycles = last.cycle if last is not None and last.kind is RecordKind.CYCLE else 0
+        ended = cycles and last is not None and last.data.run_status == "END_RUN"
+        if self.config.update_every == 0 or (ended and self.config.run_transition == "Stop"):
+            log.info("the session ended (%d cycles); exiting", cycles)
             self.should_exit = True
         else:
             log.error("the session's worker ended unexpectedly; starting another from the last checkpoint")
@@ -539,7 +536,7 @@ class Daemon:
                 rss_mb,
                 limit_mb,
                 now - self._memory_restart_at,
-                self._state().run_number,
+                self.status.snapshot(memory=False)["run"]["number"],
                 self._memory_interval,
             )
         else:
