@@ -296,3 +296,25 @@ def test_resample_x_tof_binning_and_histogram_input(tmp_path):
     h = call("Rebin", ws, Params="10000,10,70000", PreserveEvents=False, StoreInADS=False)
     out = call("AlignAndFocusPowder", h, CalFileName=cal, Params="0.5,-0.001,3.0", StoreInADS=False)
     assert out.id() == "Workspace2D" and out.values.sum() == pytest.approx(3)
+
+
+def test_the_compress_kernel_matches_compress_events():
+    from livereduce.algorithms.binning import compress_events
+    from livereduce.algorithms.powder_kernels import compress
+
+    rng = np.random.default_rng(1)
+    n, spectra = 50_000, 300
+    x = np.round(rng.uniform(1000, 2000, n), 2)  # on a 0.01 grid: many events share a 0.05-wide cell
+    ev = EventColumns(
+        rng.integers(0, spectra, n).astype(np.uint32),
+        x,
+        rng.integers(0, 50, n).astype(np.uint32),
+        np.arange(50) * 10,
+        rng.uniform(0.5, 2, n),
+        rng.uniform(0.1, 1, n),
+    )
+    ws = EventWorkspace(Spectra.one_to_one(np.arange(spectra)), ev)
+    a, b = compress_events(ws, 0.05).events, compress(ws, 0.05).events
+    assert len(b) < n
+    for name in ("index", "x", "pulse", "weights", "err2"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=0), name

@@ -26,6 +26,7 @@ from livereduce.algorithms.diffcal import (
 )
 from livereduce.algorithms.focus import focus
 from livereduce.algorithms.grouping import mask_spectra
+from livereduce.algorithms.powder_kernels import compress
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.algorithms.spectra_ops import extract
 from livereduce.algorithms.units import convert_units
@@ -284,7 +285,7 @@ def align_and_focus(ws, p: dict):
     ):  # no bin holds them, and they must not merge with others
         out = ws.with_events(ws.events.take(np.isfinite(ws.events.x)))
     if events and tol > 0:
-        out = compress_events(out, tol)
+        out = _compress(out, tol)
     if xmin is not None or xmax is not None:
         out = extract(out, np.arange(out.getNumberHistograms()), xmin, xmax)
     if float(p["RemovePromptPulseWidth"]) > 0:
@@ -313,7 +314,7 @@ def align_and_focus(ws, p: dict):
             )
     out = convert_units(out, "TOF")
     if isinstance(out, EventWorkspace) and tol > 0:
-        out = compress_events(out, tol)
+        out = _compress(out, tol)
     if resample:
         out = _resample(out, resample)
     else:
@@ -322,6 +323,11 @@ def align_and_focus(ws, p: dict):
         if not dspace or all(step < 0 for step in steps[::2]):
             out = rebin(out, steps)
     return out
+
+
+def _compress(ws, tol: float):
+    """CompressEvents: the compiled kernel for a linear tolerance, the general one for a logarithmic one."""
+    return compress(ws, tol) if tol > 0 else compress_events(ws, tol)
 
 
 def _floats(v) -> list[float]:
