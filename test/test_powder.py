@@ -318,3 +318,23 @@ def test_the_compress_kernel_matches_compress_events():
     assert len(b) < n
     for name in ("index", "x", "pulse", "weights", "err2"):
         assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=0), name
+
+
+def test_workspaces_from_load_diff_cal_drive_align_and_focus(tmp_path):
+    # the same file as workspaces: pixel 2 masked (use 0), groups 1 and 2; the focus equals the file's
+    path = cal_file(tmp_path, use=(1, 0, 1, 1))
+    call("LoadDiffCal", Filename=path, WorkspaceName="TOY")
+    ws = instrument_events({1: [1.0], 2: [1.0], 3: [1.5], 4: [2.5]})
+    by_ws = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalibrationWorkspace="TOY_cal",
+        GroupingWorkspace="TOY_group",
+        MaskWorkspace="TOY_mask",
+        Params="0.5,0.001,3.0",
+        StoreInADS=False,
+    )
+    by_file = call("AlignAndFocusPowder", ws, CalFileName=path, Params="0.5,0.001,3.0", StoreInADS=False)
+    a, b = focused_d(by_ws), focused_d(by_file)
+    assert a.values.sum(axis=1).tolist() == b.values.sum(axis=1).tolist() == [1.0, 2.0]
+    assert np.array_equal(a.values, b.values)
