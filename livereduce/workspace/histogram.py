@@ -41,16 +41,23 @@ class HistogramWorkspace(MatrixWorkspace):
         self.distribution = distribution
 
     def _set_data(self, values, variances, edges, spectra: Spectra) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 2 or values.shape[0] != len(spectra):
-            raise ValueError(f"values must be [spectra={len(spectra)}, bins], got shape {values.shape}")
+        """scipp copies the arrays it is given, so none is copied here first; values None: zeros, made by
+        scipp in place (no numpy table beside it: a 10^8-bin table would exist twice for a moment)."""
         edges = np.asarray(edges, dtype=np.float64)
-        if edges.shape[-1] != values.shape[1] + 1 or (edges.ndim == 2 and edges.shape[0] != values.shape[0]):
-            raise ValueError(f"edges shape {edges.shape} does not fit values shape {values.shape}")
-        variances = values.copy() if variances is None else np.asarray(variances, dtype=np.float64)
         u = self.x_unit
+        if values is None:
+            shape = [len(spectra), edges.shape[-1] - 1]
+            data = sc.zeros(dims=["spectrum", u.dim], shape=shape, unit="counts", with_variances=True)
+        else:
+            values = np.asarray(values, dtype=np.float64)
+            if values.ndim != 2 or values.shape[0] != len(spectra):
+                raise ValueError(f"values must be [spectra={len(spectra)}, bins], got shape {values.shape}")
+            variances = values if variances is None else np.asarray(variances, dtype=np.float64)
+            data = sc.array(dims=["spectrum", u.dim], values=values, variances=variances, unit="counts")
+        if edges.shape[-1] != data.shape[1] + 1 or (edges.ndim == 2 and edges.shape[0] != data.shape[0]):
+            raise ValueError(f"edges shape {edges.shape} does not fit values shape {tuple(data.shape)}")
         self._data = sc.DataArray(
-            sc.array(dims=["spectrum", u.dim], values=values, variances=variances, unit="counts"),
+            data,
             coords={
                 u.dim: sc.array(
                     dims=(["spectrum", u.dim] if edges.ndim == 2 else [u.dim]),
@@ -89,18 +96,16 @@ class HistogramWorkspace(MatrixWorkspace):
 
     def _resolve(self) -> None:
         events, edges = self._pending  # type: ignore[misc]
-        shape = (len(self.spectra), edges.size - 1)
-        values = np.zeros(shape)
+        self._pending = None
+        self._set_data(None, None, edges, self.spectra)  # zeros, every page touched in order
+        values, variances = self._data.values, self._data.variances
         if events.weights is None:  # counts-only kernel; variances (= counts) are one sequential copy
             missed = histogram_into(values, None, events.index, events.x, edges)
-            variances = values.copy()
+            np.copyto(variances, values)
         else:
-            variances = np.zeros(shape)
             missed = histogram_into(
                 values, variances, events.index, events.x, edges, events.weights, events.err2
             )
-        self._pending = None
-        self._set_data(values, variances, edges, self.spectra)
         self._outside = int(missed)
 
     @property
@@ -129,9 +134,7 @@ class HistogramWorkspace(MatrixWorkspace):
     def zeros(
         cls, spectra: Spectra, edges, *, run: Run | None = None, unit_id: str = "TOF"
     ) -> HistogramWorkspace:
-        edges = np.asarray(edges, dtype=np.float64)
-        shape = (len(spectra), edges.shape[-1] - 1)
-        return cls(np.zeros(shape), np.zeros(shape), edges, spectra, run, unit_id)
+        return cls(None, None, edges, spectra, run, unit_id)
 
     # -- views ------------------------------------------------------------------------------
     @property
