@@ -209,10 +209,14 @@ def test_characterizations_are_matched_by_frequency_and_wavelength(tmp_path):
     run.set("SampleContainer", "PAC 08")
     ws = EventWorkspace(Spectra.one_to_one([1]), EventColumns.empty(), run=run)
     call("PDDetermineCharacterizations", InputWorkspace=ws, Characterizations="char", NormBackRun="-1")
-    pm = PropertyManagerDataService.retrieve("__pd_reduction_properties")
-    assert pm["frequency"] == 60 and pm["wavelength"] == 1.066 and pm["bank"] == 2
-    assert pm["vanadium"] == [27057] and pm["container"] == [27033] and pm["vanadium_background"] == [0]
-    assert pm["d_min"] == [0.30] and pm["d_max"] == [4.60] and pm["tof_max"] == 25000.0
+    manager = PropertyManagerDataService.retrieve("__pd_reduction_properties")
+
+    def pm(key):  # as scripts read it: manager[key].value
+        return manager[key].value
+
+    assert pm("frequency") == 60 and pm("wavelength") == 1.066 and pm("bank") == 2
+    assert pm("vanadium") == [27057] and pm("container") == [27033] and pm("vanadium_background") == [0]
+    assert pm("d_min") == [0.30] and pm("d_max") == [4.60] and pm("tof_max") == 25000.0
     # a run no row matches (30 Hz) gets the defaults
     run.set("SpeedRequest1", 30.0, "Hz")
     call(
@@ -221,7 +225,7 @@ def test_characterizations_are_matched_by_frequency_and_wavelength(tmp_path):
         Characterizations="char",
         ReductionProperties="other",
     )
-    assert PropertyManagerDataService.retrieve("other")["vanadium"] == [0]
+    assert PropertyManagerDataService.retrieve("other")["vanadium"].value == [0]
 
 
 def test_align_and_focus_takes_ranges_from_the_reduction_properties(tmp_path):
@@ -338,3 +342,49 @@ def test_workspaces_from_load_diff_cal_drive_align_and_focus(tmp_path):
     a, b = focused_d(by_ws), focused_d(by_file)
     assert a.values.sum(axis=1).tolist() == b.values.sum(axis=1).tolist() == [1.0, 2.0]
     assert np.array_equal(a.values, b.values)
+
+
+LIVE_PROC = """
+import mantid
+from mantid import simpleapi
+
+simpleapi.PDLoadCharacterizations(Filename=CHAR_FILES, OutputWorkspace="characterizations")
+simpleapi.PDDetermineCharacterizations(
+    InputWorkspace=input, Characterizations="characterizations", ReductionProperties="__pd_reduction_properties"
+)
+manager = mantid.PropertyManagerDataService.retrieve("__pd_reduction_properties")
+tof = (manager["tof_min"].value, 100, manager["tof_max"].value)
+simpleapi.Rebin(InputWorkspace=input, OutputWorkspace=input, Params=tof)
+simpleapi.AlignAndFocusPowder(
+    InputWorkspace=input, OutputWorkspace=output, CalFilename=CAL, Params=-0.0008, RemovePromptPulseWidth=0,
+    ReductionProperties="__pd_reduction_properties",
+)
+simpleapi.ConvertUnits(InputWorkspace=output, OutputWorkspace=output, Target="dSpacing", EMode="Elastic")
+"""
+
+
+def test_a_powgen_style_live_proc_script(tmp_path):
+    """The calls SNS's POWGEN proc script makes (characterizations from two files, the manager's values read as
+    `manager[key].value`, CalFilename spelt so): the output is the focused pattern in d."""
+    from livereduce.mantidapi import script_imports
+    from livereduce.workspace.ads import mtd
+
+    (tmp_path / "char.txt").write_text(CHAR)
+    (tmp_path / "char_v1.txt").write_text(CHAR_V1)
+    run = Run()
+    run.set("SpeedRequest1", 60.0, "Hz")
+    run.set("LambdaRequest", 1.066, "Angstrom")
+    ws = instrument_events({1: [1.0, 2.0], 3: [1.5]}, run=run)  # TOFs 22164, 44328 and 45432 µs
+    mtd.addOrReplace("chunk", ws)
+    names = {
+        "input": ws,
+        "output": "focused",
+        "CAL": cal_file(tmp_path),
+        "CHAR_FILES": f"{tmp_path / 'char.txt'},{tmp_path / 'char_v1.txt'}",
+    }
+    with script_imports():
+        exec(compile(LIVE_PROC, "reduce_TOY_live_proc.py", "exec"), names)
+    out = mtd["focused"]
+    # the 60 Hz / 1.066 Å row: TOF 8333.33–25000 µs keeps only the d 1.0 event of bank 1 (22164 µs); d 0.3–4.6
+    assert out.getAxis(0).getUnit().unitID() == "dSpacing"
+    assert out.getNumberEvents() == 1 and out.events.x[0] == pytest.approx(1.0, rel=1e-9)

@@ -110,7 +110,7 @@ def _reduction_properties(name: str) -> dict:
     if not name or not PropertyManagerDataService.doesExist(name):
         return {}
     pm = PropertyManagerDataService.retrieve(name)
-    return {k: pm[k] for k in pm.keys()}
+    return {k: pm.getProperty(k).value for k in pm.keys()}
 
 
 def _grouping(ws, group_ws, group_file: str, cal: Calibration | None):

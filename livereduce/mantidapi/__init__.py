@@ -59,7 +59,7 @@ def _root_module() -> types.ModuleType:
     def __getattr__(name):
         raise AttributeError(
             f"module 'mantid' in livereduce's embedded engine has no attribute '{name}'; it "
-            f"provides simpleapi, kernel, api, dataobjects, logger, config, mtd"
+            f"provides simpleapi, kernel, api, dataobjects, logger, config, mtd, PropertyManagerDataService"
         )
 
     vars(root).update(
@@ -72,6 +72,7 @@ def _root_module() -> types.ModuleType:
         config=kernel.config,
         mtd=api.mtd,
         AnalysisDataService=api.AnalysisDataService,
+        PropertyManagerDataService=api.PropertyManagerDataService,  # SNS powder scripts use mantid.<this>
         __getattr__=__getattr__,
     )
     return root

@@ -222,8 +222,9 @@ class PropertyManager:
     def getPropertyValue(self, name: str) -> str:
         return str(self.getProperty(name).value)
 
-    def __getitem__(self, name: str):
-        return self.getProperty(name).value
+    def __getitem__(self, name: str) -> _Value:
+        """The property (as Mantid's: scripts read `manager["tof_min"].value`)."""
+        return self.getProperty(name)
 
     def __setitem__(self, name: str, value) -> None:
         self.setProperty(name, value)
