@@ -388,3 +388,19 @@ def test_a_powgen_style_live_proc_script(tmp_path):
     # the 60 Hz / 1.066 Å row: TOF 8333.33–25000 µs keeps only the d 1.0 event of bank 1 (22164 µs); d 0.3–4.6
     assert out.getAxis(0).getUnit().unitID() == "dSpacing"
     assert out.getNumberEvents() == 1 and out.events.x[0] == pytest.approx(1.0, rel=1e-9)
+
+
+def test_nomad_exp_ini_sets_every_row_s_runs(tmp_path):
+    (tmp_path / "char.txt").write_text(CHAR)
+    (tmp_path / "exp.ini").write_text(
+        "required *******************\nDia 49262\nDiaBg 49257\nVana 49258\nVanaBg 49086\nMTc 49257\n"
+        "optional ******************\nrecali yes\nHz    60\n"
+    )
+    table = call(
+        "PDLoadCharacterizations",
+        Filename=str(tmp_path / "char.txt"),
+        ExpIniFilename=str(tmp_path / "exp.ini"),
+        OutputWorkspace="char_nom",
+    )[0]
+    assert table.column("vanadium") == ["49258"] * 3 and table.column("container") == ["49257"] * 3
+    assert table.column("vanadium_background") == ["49086"] * 3

@@ -164,6 +164,22 @@ class Characterizations:
             for r in rows:
                 r.update(update)
 
+    def read_exp_ini(self, path: str) -> None:
+        """NOMAD's exp.ini: `Vana N`, `VanaBg N` and `MTc N` lines set every row's vanadium,
+        vanadium_background and container (other lines, such as Dia or the optional section, are ignored)."""
+        try:
+            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise AlgorithmError(
+                f"PDLoadCharacterizations: cannot read ExpIniFilename '{path}': {exc}"
+            ) from None
+        keys = {"Vana": "vanadium", "VanaBg": "vanadium_background", "MTc": "container"}
+        for line in lines:
+            cols = line.split()
+            if len(cols) >= 2 and cols[0] in keys:
+                for row in self.rows:
+                    row[keys[cols[0]]] = cols[1]
+
     def table(self) -> TableWorkspace:
         cols = COLUMNS + [(c, "str") for c in self.extra]
         return TableWorkspace(cols, [[r.get(n, "0") for n, _ in cols] for r in self.rows])
@@ -186,12 +202,12 @@ class Characterizations:
 )
 def _load(Filename, ExpIniFilename, OutputWorkspace):
     """Read characterization files (classic and version=1, comma-separated) into a table and focus positions."""
-    if ExpIniFilename:
-        raise AlgorithmError("PDLoadCharacterizations: ExpIniFilename (NOMAD's exp.ini) is not supported")
     c = Characterizations()
     names = Filename if isinstance(Filename, list | tuple) else str(Filename).split(",")
     for name in [str(n).strip() for n in names if str(n).strip()]:
         c.read(name)
+    if ExpIniFilename:
+        c.read_exp_ini(str(ExpIniFilename))
     return {
         "OutputWorkspace": c.table(),
         "IParmFilename": c.iparm,
