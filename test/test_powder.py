@@ -404,3 +404,22 @@ def test_nomad_exp_ini_sets_every_row_s_runs(tmp_path):
     )[0]
     assert table.column("vanadium") == ["49258"] * 3 and table.column("container") == ["49257"] * 3
     assert table.column("vanadium_background") == ["49086"] * 3
+
+
+def test_per_bank_d_ranges(tmp_path):
+    # DMin/DMax per focused spectrum (NOMAD's characterizations): bank 1 keeps [0.9, 1.2], bank 2 [1.4, 1.6]
+    ws = instrument_events({1: [1.0, 2.0, 1.5], 3: [1.5, 1.3, 1.0]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.001",
+        DMin="0.9,1.4",
+        DMax="1.2,1.6",
+        StoreInADS=False,
+    )
+    h = focused_d(out)
+    assert h.readY(0).sum() == 1 and h.readY(1).sum() == 1  # d 1.0 in bank 1, d 1.5 in bank 2
+    x0, _ = peak_centres(h, 0)
+    x1, _ = peak_centres(h, 1)
+    assert x0 == pytest.approx([1.0005]) and x1 == pytest.approx([1.5005])
