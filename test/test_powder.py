@@ -423,3 +423,27 @@ def test_per_bank_d_ranges(tmp_path):
     x0, _ = peak_centres(h, 0)
     x1, _ = peak_centres(h, 1)
     assert x0 == pytest.approx([1.0005]) and x1 == pytest.approx([1.5005])
+
+
+def test_low_res_ref_removes_the_low_resolution_events(tmp_path):
+    """RemoveLowResTOF's criterion (Mantid's docs): s = sqrt(Tmin/DIFC_ref) + 3.22·log10(DIFC_ref/DIFC), events
+    with TOF < DIFC·s² go, i.e. d < s². DIFC = 2 m_n L sinθ / h: m_n/h = 2.527784e6 s/m², so bank 1 (L 62 m, 2θ 90°)
+    22163.92 µs/Å and bank 2 (2θ 150°) 30276.48 µs/Å. With DIFC_ref = bank 2's and TMin = 10000 µs:
+      bank 2: s = sqrt(10000/30276.48) = 0.574708, d_cut = 0.330289 Å;
+      bank 1: s = 0.574708 + 3.22·log10(30276.48/22163.92) = 0.574708 + 0.436177 = 1.010885, d_cut = 1.021889 Å."""
+    ref = DIFC[2]
+    cut = [(math.sqrt(10000 / ref) + 3.22 * math.log10(ref / DIFC[k])) ** 2 for k in (0, 2)]
+    assert cut == pytest.approx([1.021889, 0.330289], abs=2e-6)
+    ws = instrument_events({1: [1.0, 1.1], 3: [0.34, 1.5]})  # bank 1 loses d 1.0; bank 2 keeps both
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.3,0.001,3.0",
+        TMin=10000.0,
+        LowResRef=ref,
+        StoreInADS=False,
+    )
+    h = focused_d(out, "0.3,0.001,3.0")
+    assert h.readY(0).sum() == 1 and h.readY(1).sum() == 2
+    assert peak_centres(h, 0)[0] == pytest.approx([1.1005])

@@ -21,6 +21,7 @@ from livereduce.algorithms.diffcal import (
     Calibration,
     align,
     calibration_from,
+    difc_from_geometry,
     read_calibration,
     read_grouping_xml,
 )
@@ -170,6 +171,33 @@ def _crop_wavelength(ws, lo: float, hi: float | None):
     return ws.with_data(y, v)
 
 
+def _remove_low_res(ws, difc_ref: float, tmin: float, k: float = 3.22):
+    """RemoveLowResTOF's Hodges criterion on aligned data: a spectrum with geometric DIFC keeps
+    TOF ≥ DIFC·s², s = sqrt(Tmin/DIFC_ref) + K·log10(DIFC_ref/DIFC) (no cut when s < 0), i.e. d ≥ s². Tmin is
+    TMin when given, else the data's smallest TOF (d·DIFC); K = 3.22, as AlignAndFocusPowder passes it."""
+    s = ws.spectra
+    difc = difc_from_geometry(s.l1, s.l2, s.two_theta)
+    if not np.all(np.isfinite(difc) & (difc > 0)):
+        raise AlgorithmError("AlignAndFocusPowder: LowResRef needs every spectrum's L1, L2 and 2θ")
+    if isinstance(ws, EventWorkspace):
+        ev = ws.events
+        if not len(ev):
+            return ws
+        i = ev.index.astype(np.intp)
+        tmin = tmin if tmin > 0 else float(np.min(ev.x * difc[i]))
+    else:
+        tmin = tmin if tmin > 0 else float(np.min(ws.edges_2d()[:, 0] * difc))
+    root = np.sqrt(tmin / difc_ref) + k * np.log10(difc_ref / difc)
+    d_cut = np.where(root > 0, root * root, 0.0)
+    if isinstance(ws, EventWorkspace):
+        return ws.with_events(ev.take(ev.x >= d_cut[i]))
+    e = ws.edges_2d()
+    low = 0.5 * (e[:, 1:] + e[:, :-1]) < d_cut[:, None]
+    y, v = ws.values.copy(), ws.variances.copy()
+    y[low], v[low] = 0.0, 0.0
+    return ws.with_data(y, v)
+
+
 def _resample(ws, n: int, lo: float | None = None, hi: float | None = None):
     """ResampleX: |n| bins (logarithmic when n < 0) over [lo, hi], by default the data's range."""
     if isinstance(ws, EventWorkspace) and ws.getNumberEvents():
@@ -244,10 +272,10 @@ def align_and_focus(ws, p: dict):
     require_matrix(ws, "AlignAndFocusPowder")
     if ws.x_unit.unit_id != "TOF":
         raise AlgorithmError(f"AlignAndFocusPowder: the input must be in TOF, not {ws.x_unit.unit_id}")
-    if p["UnwrapRef"] or p["LowResRef"]:
+    if p["UnwrapRef"]:
         raise AlgorithmError(
-            "AlignAndFocusPowder: UnwrapRef and LowResRef (UnwrapSNS, RemoveLowResTOF) are not supported by the "
-            "embedded engine; use CropWavelengthMin/CropWavelengthMax"
+            "AlignAndFocusPowder: UnwrapRef (UnwrapSNS) is not supported by the embedded engine; use "
+            "CropWavelengthMin/CropWavelengthMax"
         )
     pm = _reduction_properties(p["ReductionProperties"])
     dmins = float_list(p["DMin"]) if p["DMin"] not in (None, "", []) else float_list(pm.get("d_min") or [])
@@ -301,6 +329,8 @@ def align_and_focus(ws, p: dict):
     out = align(out, p["_cal"])
     if wl_min > 0 or wl_max is not None:
         out = _crop_wavelength(out, wl_min, wl_max)
+    elif float(p["LowResRef"]) > 0:  # as Mantid: the wavelength crop overrides it
+        out = _remove_low_res(out, float(p["LowResRef"]), tmin)
     if dspace:
         out = _resample(out, resample) if resample else rebin(out, params)
     grouping = p["_grouping"]
