@@ -149,6 +149,7 @@ class Session:
         self._replace_next = True  # first cycle and after a reset: Replace
         self._carry: EventWorkspace | None = None  # chunk workspace whose proc failed
         self._acc: Any = None  # the accumulation (a workspace or group); owned here, also registered by name
+        self._counted: Any = None  # the accumulation st.events_accumulated was last counted over
         self._last_extract = time.monotonic()
         self._started = False
         # set by the daemon: accumulation → smaller accumulation (soft memory limit)
@@ -469,6 +470,7 @@ class Session:
                 outside += _outside_bins(histogram)
             processed = histogram
         before = _outside_bins(acc) if acc is not None and method is Method.ADD else None
+        previous = acc
         try:
             acc = accumulate(acc, processed, method)
         except Incompatible as exc:
@@ -478,8 +480,10 @@ class Session:
                 processed = _to_histogram(processed, None)
             acc, method = accumulate(acc, processed, Method.REPLACE), Method.REPLACE
             before = None
+        missed_in_place = 0
         if before is not None:  # events histogrammed in place into the accumulation
-            outside += _outside_bins(acc) - before
+            missed_in_place = _outside_bins(acc) - before
+        outside += missed_in_place
         # the proc script's own histogramming (e.g. Rebin), read after accumulating: a pending histogram
         # knows its count once the accumulation has histogrammed its events
         outside += _outside_bins(script_output)
@@ -487,7 +491,13 @@ class Session:
         self._acc = acc
         self.ads.addOrReplace(self.accumulation_name, acc)
         st = self.state
-        st.events_accumulated = _event_count(acc)
+        # a histogram's count is a pass over the whole table (~50 ms at 10^8 bins): taken once per
+        # accumulation, then kept up by the counts each in-place Add put in
+        added = _counts_added_in_place(processed, previous, acc, method, missed_in_place)
+        if added is not None and self._counted is acc:
+            st.events_accumulated += added
+        else:
+            st.events_accumulated, self._counted = _event_count(acc), acc
         st.events_outside_bins += outside
         st.accumulation_bytes = acc.nbytes()
         self.records.emit(
@@ -649,6 +659,20 @@ def _drop_pulses_through(chunk: Chunk, last_ns: int) -> int:
     starts = np.concatenate([[0], np.cumsum(kept_per_pulse)[:-1]]).astype(np.int64)
     chunk.events = ChunkEvents(events.index[keep], events.tof[keep], events.pulse_time[keep_pulse], starts)
     return int(len(events) - keep.sum())
+
+
+def _counts_added_in_place(chunk, previous, acc, method: Method, missed_in_place: int) -> int | None:
+    """The counts an Add histogrammed into the same histogram accumulation in place, when known without a
+    pass over the table (unweighted events: one count each, less those outside the bins); else None."""
+    if method is not Method.ADD or acc is not previous or not isinstance(acc, HistogramWorkspace):
+        return None
+    if isinstance(chunk, EventWorkspace):
+        events = chunk.events
+    elif isinstance(chunk, HistogramWorkspace) and chunk.pending_events is not None:
+        events, missed_in_place = chunk.pending_events, chunk.events_outside_bins
+    else:
+        return None
+    return None if events.weights is not None else len(events) - missed_in_place
 
 
 def _outside_bins(ws) -> int:

@@ -154,6 +154,8 @@ def test_session_rebin_proc_into_add_accumulation_equals_numpy(tmp_path, ads, mo
     outside = int(((tof < 40000) | (tof >= 55000)).sum())
     assert outside > 0 and s.state.events_outside_bins == outside
     assert acc.values.sum() + outside == listener.produced_total == 2400
+    # kept up from each chunk's in-place counts, not a pass over the table: the same number
+    assert s.state.events_accumulated == acc.values.sum() == 2400 - outside
 
 
 @pytest.mark.parametrize("params", ["0,20,20000", "0,0.1,100", "40000,500,55000", "0.1,0.001,5"])
