@@ -447,3 +447,16 @@ def test_low_res_ref_removes_the_low_resolution_events(tmp_path):
     h = focused_d(out, "0.3,0.001,3.0")
     assert h.readY(0).sum() == 1 and h.readY(1).sum() == 2
     assert peak_centres(h, 0)[0] == pytest.approx([1.1005])
+
+
+def test_grouping_xml_by_detector_and_by_spectrum_number(tmp_path):
+    # group 7: detectors 1, 2 (bank 1); group 9: spectrum numbers 3, 4 (pixels 3, 4: one-to-one spectra 1..4)
+    xml = tmp_path / "g.xml"
+    xml.write_text(
+        '<detector-grouping><group ID="7"><detids val="1-2"/></group><group ID="9"><ids val="3,4"/></group>'
+        "</detector-grouping>"
+    )
+    ws = instrument_events({1: [1.0], 2: [2.0], 3: [1.5], 4: [1.5]})
+    out = call("AlignAndFocusPowder", ws, GroupFilename=str(xml), Params="0.5,0.001,3.0", StoreInADS=False)
+    assert out.getSpectrumNumbers() == [7, 9]
+    assert out.getSpectrum(1).getDetectorIDs() == [3, 4] and focused_d(out).readY(1).sum() == 2

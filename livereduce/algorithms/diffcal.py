@@ -200,6 +200,27 @@ def read_grouping_xml(path: str) -> tuple[np.ndarray, np.ndarray, list[tuple[int
     return _cached(str(path), "grouping", read)
 
 
+def spectrum_groups(
+    ws, ids: np.ndarray, groups: np.ndarray, by_spectrum: list[tuple[int, list[int]]], alg: str
+):
+    """The grouping XML's <ids> groups (spectrum numbers) added as the detector ids those spectra hold."""
+    s = ws.spectra
+    numbers = {int(n): i for i, n in enumerate(s.numbers)}
+    more_ids, more_groups = [ids], [groups]
+    for group, spectra in by_spectrum:
+        missing = [n for n in spectra if n not in numbers]
+        if missing:
+            raise AlgorithmError(
+                f"AlignAndFocusPowder: grouping file: no spectrum {missing[0]} in the workspace"
+            )
+        det = np.concatenate([s.detector_ids(numbers[n]) for n in spectra]) if spectra else np.empty(0)
+        more_ids.append(det.astype(np.int64))
+        more_groups.append(np.full(det.size, group, np.int64))
+    all_ids, all_groups = np.concatenate(more_ids), np.concatenate(more_groups)
+    order = np.argsort(all_ids, kind="stable")
+    return all_ids[order], all_groups[order]
+
+
 class GroupingWorkspace(HistogramWorkspace):
     """Mantid's GroupingWorkspace: one spectrum per detector, Y = its group (0: not grouped)."""
 
@@ -462,7 +483,13 @@ def _load_diff_cal(
     if MakeGroupingWorkspace:
         ids, groups = cal.det_ids, cal.group
         if GroupFilename:
-            ids, groups, _ = read_grouping_xml(str(GroupFilename))
+            ids, groups, by_spectrum = read_grouping_xml(str(GroupFilename))
+            if by_spectrum and InputWorkspace is None:
+                raise AlgorithmError(
+                    "LoadDiffCal: a grouping file by spectrum number (<ids>) needs InputWorkspace"
+                )
+            if by_spectrum:
+                ids, groups = spectrum_groups(InputWorkspace, ids, groups, by_spectrum, "LoadDiffCal")
         made[f"{name}_group"] = GroupingWorkspace.from_detectors(ids, groups, instrument=instrument)
     if MakeMaskWorkspace:
         made[f"{name}_mask"] = MaskWorkspace.from_detectors(cal.det_ids, ~cal.use, instrument=instrument)

@@ -24,6 +24,7 @@ from livereduce.algorithms.diffcal import (
     difc_from_geometry,
     read_calibration,
     read_grouping_xml,
+    spectrum_groups,
 )
 from livereduce.algorithms.focus import focus
 from livereduce.algorithms.grouping import mask_spectra
@@ -126,10 +127,8 @@ def _grouping(ws, group_ws, group_file: str, cal: Calibration | None):
     if group_file:
         if str(group_file).lower().endswith(".xml"):
             ids, groups, by_spectrum = read_grouping_xml(str(group_file))
-            if by_spectrum:
-                raise AlgorithmError(
-                    "AlignAndFocusPowder: grouping files by spectrum number (<ids>) are not supported; use <detids>"
-                )
+            if by_spectrum:  # <ids>: spectrum numbers of this workspace, as their detectors
+                ids, groups = spectrum_groups(ws, ids, groups, by_spectrum, "AlignAndFocusPowder")
             return ids, groups
         return read_calibration(str(group_file)).grouping()
     if cal is not None and np.any(cal.group > 0):
