@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from conftest import REPO, shared_path
 
 from livereduce.algorithms import call
@@ -203,3 +204,21 @@ def test_the_demo_config_and_scripts_focus_a_live_run(tmp_path):
     assert peaks
     for centre, _ in peaks:
         assert min(abs(centre / d - 1) for d in D_SI) < SIGMA / 5, centre
+
+
+def test_the_sample_model_is_the_diamond_structure():
+    """Multiplicity × |F|² by hand: {111} 8 × 32, {220} 12 × 64, {311} 24 × 32, {400} 6 × 64, {331} 24 × 32,
+    {422} 24 × 64, {333} + {511} (8 + 24) × 32; diamond's first peak d(111) = 3.56679/√3 = 2.05929 Å."""
+    from livereduce.servers.powder_sample import PowderSample
+
+    si = PowderSample("silicon")
+    assert si.n[:7].tolist() == [3, 8, 11, 16, 19, 24, 27]
+    assert si.weights[:7].tolist() == [256, 768, 768, 384, 768, 1536, 1024]
+    assert si.d[:13] == pytest.approx(D_SI)
+    assert PowderSample("diamond").d[0] == pytest.approx(2.05929, abs=1e-5)
+    # a pixel at 2θ = 90° sees λ = 2 d sin45° in [0.536, 1.596] Å: d from 0.379 to 1.1286 Å, so 422 (1.1086) but
+    # not 331 (1.2460); every drawn d lies within 6σ of a visible peak
+    seen = si.visible(np.array([math.sin(math.pi / 4)]))[0]
+    assert seen[5] and not seen[4]
+    d = si.draw_d(np.random.default_rng(0), np.full(10_000, math.sin(math.pi / 4)))
+    assert np.all(np.min(np.abs(d[:, None] / si.d[seen][None, :] - 1), axis=1) < 6 * SIGMA)
