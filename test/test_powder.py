@@ -250,13 +250,13 @@ def test_align_and_focus_takes_ranges_from_the_reduction_properties(tmp_path):
 
 
 def test_unsupported_options_are_refused(tmp_path):
-    with pytest.raises(AlgorithmError, match="UnwrapRef"):
+    with pytest.raises(AlgorithmError, match="LowResSpectrumOffset"):
         call(
             "AlignAndFocusPowder",
             instrument_events({1: [1.0]}),
             Params="0.001",
             DMax=3.0,
-            UnwrapRef=62.0,
+            LowResSpectrumOffset=0,
             StoreInADS=False,
         )
     with pytest.raises(AlgorithmError, match="Params"):
@@ -460,3 +460,28 @@ def test_grouping_xml_by_detector_and_by_spectrum_number(tmp_path):
     out = call("AlignAndFocusPowder", ws, GroupFilename=str(xml), Params="0.5,0.001,3.0", StoreInADS=False)
     assert out.getSpectrumNumbers() == [7, 9]
     assert out.getSpectrum(1).getDetectorIDs() == [3, 4] and focused_d(out).readY(1).sum() == 2
+
+
+def test_unwrap_ref_moves_events_a_frame_late(tmp_path):
+    """UnwrapSNS (Mantid's docs): the fastest neutron reaches a pixel at L·Tmin/LRef; an earlier event came a frame
+    late and gains Tmax − Tmin. Here L = 62 m, LRef = 61 m, TMin 20000 µs, TMax 50000 µs: the threshold is
+    62·20000/61 = 20327.9 µs. Bank 1's event at d 0.91 (TOF 22163.92·0.91 = 20169.2 µs) moves by 30000 µs, to
+    d = 0.91 + 30000/22163.92 = 2.26356 Å; its d 1.0 event (22163.9 µs) stays."""
+    ws = instrument_events({1: [0.91, 1.0]})
+    out = call(
+        "AlignAndFocusPowder",
+        ws,
+        CalFileName=cal_file(tmp_path),
+        Params="0.5,0.001,3.0",
+        TMin=20000.0,
+        TMax=50000.0,
+        UnwrapRef=61.0,
+        CompressTolerance=0.0,
+        StoreInADS=False,
+    )
+    d = np.sort(call("ConvertUnits", out, Target="dSpacing", StoreInADS=False).events.x)
+    assert d == pytest.approx([1.0, 0.91 + 30000 / DIFC[0]], rel=1e-9)
+    assert 0.91 + 30000 / DIFC[0] == pytest.approx(2.26356, abs=1e-5)
+    with pytest.raises(AlgorithmError, match="event data only"):
+        h = call("Rebin", ws, Params="10000,10,70000", PreserveEvents=False, StoreInADS=False)
+        call("AlignAndFocusPowder", h, Params="0.001", DMax=3.0, UnwrapRef=61.0, StoreInADS=False)

@@ -33,7 +33,7 @@ from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.algorithms.spectra_ops import extract
 from livereduce.algorithms.units import convert_units
 from livereduce.errors import AlgorithmError
-from livereduce.workspace.events import EventWorkspace
+from livereduce.workspace.events import EventColumns, EventWorkspace
 
 EMPTY = None  # Mantid's EMPTY_DBL: "not given"
 
@@ -170,6 +170,27 @@ def _crop_wavelength(ws, lo: float, hi: float | None):
     return ws.with_data(y, v)
 
 
+def _unwrap(ws, l_ref: float, tmin: float, tmax: float):
+    """UnwrapSNS on aligned events: with each spectrum's geometric TOF t = d·DIFC and flight path L = L1 + L2,
+    an event faster than the fastest possible neutron (t < L·Tmin/LRef) arrived a frame late: t += Tmax − Tmin.
+    Tmin and Tmax are TMin/TMax when given, else the data's range (Mantid's docs)."""
+    s = ws.spectra
+    difc = difc_from_geometry(s.l1, s.l2, s.two_theta)
+    length = s.l1 + s.l2
+    if not np.all(np.isfinite(difc) & (difc > 0) & np.isfinite(length)):
+        raise AlgorithmError("AlignAndFocusPowder: UnwrapRef needs every spectrum's L1, L2 and 2θ")
+    ev = ws.events
+    if not len(ev):
+        return ws
+    i = ev.index.astype(np.intp)
+    tof = ev.x * difc[i]
+    lo = tmin if tmin > 0 else float(np.min(tof))
+    hi = tmax if tmax > lo else float(np.max(tof))
+    late = tof < length[i] * lo / l_ref
+    x = np.where(late, (tof + (hi - lo)) / difc[i], ev.x)
+    return ws.with_events(EventColumns(ev.index, x, ev.pulse, ev.pulse_times, ev.weights, ev.err2))
+
+
 def _remove_low_res(ws, difc_ref: float, tmin: float, k: float = 3.22):
     """RemoveLowResTOF's Hodges criterion on aligned data: a spectrum with geometric DIFC keeps
     TOF ≥ DIFC·s², s = sqrt(Tmin/DIFC_ref) + K·log10(DIFC_ref/DIFC) (no cut when s < 0), i.e. d ≥ s². Tmin is
@@ -271,9 +292,9 @@ def align_and_focus(ws, p: dict):
     require_matrix(ws, "AlignAndFocusPowder")
     if ws.x_unit.unit_id != "TOF":
         raise AlgorithmError(f"AlignAndFocusPowder: the input must be in TOF, not {ws.x_unit.unit_id}")
-    if p["UnwrapRef"]:
+    if float(p["UnwrapRef"]) > 0 and not isinstance(ws, EventWorkspace):
         raise AlgorithmError(
-            "AlignAndFocusPowder: UnwrapRef (UnwrapSNS) is not supported by the embedded engine; use "
+            "AlignAndFocusPowder: UnwrapRef (UnwrapSNS) is supported for event data only; use "
             "CropWavelengthMin/CropWavelengthMax"
         )
     pm = _reduction_properties(p["ReductionProperties"])
@@ -326,6 +347,8 @@ def align_and_focus(ws, p: dict):
     if not dspace and params:
         out = rebin(out, params)
     out = align(out, p["_cal"])
+    if float(p["UnwrapRef"]) > 0:
+        out = _unwrap(out, float(p["UnwrapRef"]), tmin, tmax)
     if wl_min > 0 or wl_max is not None:
         out = _crop_wavelength(out, wl_min, wl_max)
     elif float(p["LowResRef"]) > 0:  # as Mantid: the wavelength crop overrides it
