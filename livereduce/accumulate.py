@@ -97,7 +97,9 @@ def add(acc, chunk):
             raise Incompatible("chunk binning differs from the accumulation's; rebin both the same way")
         ev = chunk.pending_events
         if ev is not None and not acc.distribution:
-            missed = histogram_into(acc.values, acc.variances, ev.index, ev.x, acc.edges, ev.weights, ev.err2)
+            missed = histogram_into(
+                acc.values, acc.variances, ev.index, ev.x_native, acc.edges, ev.weights, ev.err2
+            )
             chunk.events_histogrammed_elsewhere(missed)  # the chunk's own count, as its eager Rebin had
         else:
             np.add(acc.values, chunk.values, out=acc.values)  # in place, into scipp's buffers

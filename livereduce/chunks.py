@@ -34,7 +34,6 @@ def workspace_from_chunk(chunk: Chunk):
             if counts is not None
             else np.zeros(len(ev), np.uint32)
         )
-        columns = EventColumns(
-            ev.index, ev.tof.astype(np.float64), pulse, ev.pulse_time if ev.pulse_time.size else None
-        )
+        # TOF stays float32 (as received) until something reads it as float64: Rebin into an accumulation never does
+        columns = EventColumns(ev.index, ev.tof, pulse, ev.pulse_time if ev.pulse_time.size else None)
     return EventWorkspace(chunk.spectra, columns, None, chunk.run, "TOF", monitors)

@@ -205,3 +205,30 @@ def test_division_is_exact_only_where_it_is():
     e = edges_from_params("0,0.1,100")
     below = np.floor((np.nextafter(e[1:], -np.inf) - e[0]) / (e[1] - e[0]))
     assert not np.array_equal(below, np.arange(e.size - 1)) and not division_is_exact(e)
+
+
+def test_float32_tof_stays_float32_until_read_as_float64():
+    import pickle
+
+    from livereduce.chunks import workspace_from_chunk
+    from livereduce.listeners.base import Chunk, ChunkEvents
+
+    tof = np.array([1.5, 10.0, 19.999998, 25.25], np.float32)  # 19.999998 is a float32 just below 20
+    index = np.array([0, 1, 1, 0], np.uint32)
+    chunk = Chunk(
+        spectra=Spectra.one_to_one(np.arange(2)),
+        events=ChunkEvents(index, tof, np.array([10**18], np.int64), np.zeros(1, np.int64)),
+    )
+    ws = workspace_from_chunk(chunk)
+    assert ws.events.x_native.dtype == np.float32
+    acc = HistogramWorkspace.zeros(ws.spectra, [0.0, 10.0, 20.0, 30.0])
+    accumulate(acc, rebin(ws, "0,10,30", preserve_events=False), Method.ADD)
+    assert acc.values.tolist() == [[1, 0, 1], [0, 2, 0]]  # by hand: 19.999998 < 20 is bin 1
+    assert ws.events.x_native.dtype == np.float32  # never converted on that path
+    assert pickle.loads(pickle.dumps(ws.events)).x_native.dtype == np.float32  # noqa: S301 - our own bytes
+    x = ws.events.x
+    assert x.dtype == np.float64 and np.array_equal(x, tof.astype(np.float64))  # exact
+    mixed = EventColumns(index, tof)
+    mixed.append(EventColumns(np.zeros(1, np.uint32), np.array([0.1])))  # float64 joins: all float64
+    assert mixed.x_native.dtype == np.float64
+    assert mixed.x.tolist() == [*tof.astype(np.float64).tolist(), 0.1]

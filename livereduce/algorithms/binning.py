@@ -114,24 +114,23 @@ def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorks
         out = ws.histogram(edges)
         out.monitors = mon
         return out
-    # the events as they are now: appending to the input later never reaches this histogram
+    # the events as they are now (views, x as stored): appending to the input later never reaches them
+    ev = ws.events
     return HistogramWorkspace.from_events(
-        shared_events(ws.events), edges, ws.spectra, ws.run_info.copy(), ws.x_unit.unit_id, mon
+        ev.take(slice(0, len(ev))), edges, ws.spectra, ws.run_info.copy(), ws.x_unit.unit_id, mon
     )
 
 
 def rebin(ws, params, preserve_events: bool = True, full_bins_only: bool = False, inplace: bool = False):
     """Rebin `ws` (events or histogram) to Mantid `params`; returns a new workspace unless `inplace`."""
     if isinstance(ws, EventWorkspace):
-        # the data range ends just above the largest event so that it is counted
-        xmin, xmax = (
-            (ws.getTofMin(), float(np.nextafter(ws.getTofMax(), np.inf)))
-            if ws.getNumberEvents()
-            else (None, None)
-        )
-        if xmin is None and len(float_list(params)) == 1:
-            e = ws.edges
-            xmin, xmax = float(np.min(e)), float(np.max(e))
+        xmin = xmax = None
+        if len(float_list(params)) == 1:  # only a single step takes its range from the data
+            if ws.getNumberEvents():  # the range ends just above the largest event so that it is counted
+                xmin, xmax = ws.getTofMin(), float(np.nextafter(ws.getTofMax(), np.inf))
+            else:
+                e = ws.edges
+                xmin, xmax = float(np.min(e)), float(np.max(e))
         edges = edges_from_params(params, xmin, xmax, full_bins_only)
         if not preserve_events:
             return events_to_histogram(ws, edges)

@@ -134,7 +134,7 @@ def _write_events(g, ws: EventWorkspace) -> None:
     ev = ws.events
     order, indices = _group_order(ev.index, ws.getNumberHistograms())
     _attrs(d.create_dataset("indices", data=indices), units=ws.YUnit(), unit_label=ws.YUnitLabel())
-    d.create_dataset("tof", data=ev.x[order])
+    d.create_dataset("tof", data=ev.x_native[order].astype(np.float64))  # storage stays as it is
     d.create_dataset("pulsetime", data=ev.pulse_time()[order] - EPOCH_1990_NS)
     if ev.weights is not None and ev.err2 is not None:
         for name, col in (("weight", ev.weights[order]), ("error_squared", ev.err2[order])):

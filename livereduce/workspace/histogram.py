@@ -100,11 +100,11 @@ class HistogramWorkspace(MatrixWorkspace):
         self._set_data(None, None, edges, self.spectra)  # zeros, every page touched in order
         values, variances = self._data.values, self._data.variances
         if events.weights is None:  # counts-only kernel; variances (= counts) are one sequential copy
-            missed = histogram_into(values, None, events.index, events.x, edges)
+            missed = histogram_into(values, None, events.index, events.x_native, edges)
             np.copyto(variances, values)
         else:
             missed = histogram_into(
-                values, variances, events.index, events.x, edges, events.weights, events.err2
+                values, variances, events.index, events.x_native, edges, events.weights, events.err2
             )
         self._outside = int(missed)
 
