@@ -5,6 +5,7 @@ messages of `--per-message` events are produced first, then a listener started "
 timed from its assignment until extract() has handed out every event (consume → decode → time check → buffer →
 map to spectra). ADARA: the same figure for the ADARA listener fed over loopback TCP (bench_adara_decode's
 `tcp_rate`), at the same events per packet and at 170,000. Both run in this process with the broker or sender.
+For scale, a bare consumer reads the same Kafka messages without decoding them (what the broker allows).
 
     python benchmarks/bench_kafka.py [--events 4000000] [--per-message 10000] [--seconds 3]
 """
@@ -61,6 +62,24 @@ def start_tansu() -> tuple[subprocess.Popen, str] | None:
             time.sleep(0.02)
     proc.kill()
     raise RuntimeError("tansu did not start")
+
+
+def bare_rate(bootstrap: str, topic: str, messages: int, per_message: int) -> float:
+    """M events/s a bare consumer reads the same messages at (no decoding): the broker's share of the cost."""
+    import confluent_kafka as ck
+
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "bare", "fetch.wait.max.ms": 100})
+    consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+    try:
+        t0, got, deadline = 0.0, 0, time.monotonic() + 300
+        while got < messages and time.monotonic() < deadline:
+            batch = sum(1 for m in consumer.consume(256, 0.1) if m.error() is None)
+            if batch and not got:  # timed from the first message, as the listener is from its assignment
+                t0 = time.perf_counter()
+            got += batch
+        return (got - 1) * per_message / (time.perf_counter() - t0) / 1e6
+    finally:
+        consumer.close()
 
 
 def kafka_rate(bootstrap: str, events: int, per_message: int) -> tuple[float, int]:
@@ -126,6 +145,9 @@ def main(argv=None) -> int:
         proc, bootstrap = broker
         try:
             kafka, got = kafka_rate(bootstrap, args.events, args.per_message)
+            bare = bare_rate(
+                bootstrap, "BENCH_events", max(1, args.events // args.per_message), args.per_message
+            )
         finally:
             proc.kill()
             proc.wait(10)
@@ -135,6 +157,7 @@ def main(argv=None) -> int:
     print(f"{'listener':<58} {'M events/s':>10}")
     if kafka is not None:
         print(f"{f'kafka, Tansu, {args.per_message:,} events/message ({got:,} events)':<58} {kafka:>10.1f}")
+        print(f"{'  the same messages, a bare consumer (no decoding)':<58} {bare:>10.1f}")
     print(f"{f'adara, loopback TCP, {args.per_message:,} events/packet':<58} {adara_same:>10.1f}")
     print(f"{'adara, loopback TCP, 170,000 events/packet':<58} {adara_big:>10.1f}")
     return 0

@@ -678,7 +678,7 @@ class KafkaListener(RunStateMixin):
 
     # ---- receive thread: the loop --------------------------------------------------------------------------
     def _consume(self, consumer) -> None:
-        self._next_check = 0.0
+        self._next_check = time.monotonic() + 5.0  # the assignment has just asked the broker
         while not self._stop.is_set():
             if self._hold:
                 self._released.wait(0.1)
@@ -1019,7 +1019,8 @@ class KafkaListener(RunStateMixin):
         return all(p.eof_since is not None for p in self._parts.values() if p.role == "run_control")
 
     def _add(self, t: int, pixel: np.ndarray, us: np.ndarray, monitors: bool = False) -> None:
-        ids = pixel.astype(np.uint32, copy=False)
+        # int32 ids (ev44) as uint32 without a copy: a negative id becomes a huge one, unmapped at extract
+        ids = pixel.view(np.uint32) if pixel.dtype == np.int32 else pixel.astype(np.uint32, copy=False)
         if monitors:
             with self._lock:
                 self._monitor_events.add_pulse(t, ids, us)
