@@ -319,7 +319,21 @@ class Config:
     log_level: str = _key("INFO", "Log level.", "choice", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def describe(self) -> list[str]:
-        return [f"{f.key} = {getattr(self, f.attr)!r}" for f in FIELDS]
+        """`key = value` lines for the log; secrets in listener_options (a Kafka listener's SASL/SSL settings)
+        are shown as ***."""
+        return [f"{f.key} = {_redacted(getattr(self, f.attr))!r}" for f in FIELDS]
+
+
+_SECRET = re.compile(r"password|secret|token|credential|(^|[._])key($|[._])", re.IGNORECASE)
+
+
+def _redacted(value):
+    """`value` with the values of secret-looking keys (password, secret, token, credential, *.key) masked."""
+    if isinstance(value, dict):
+        return {k: "***" if _SECRET.search(str(k)) else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _field(f) -> Field:

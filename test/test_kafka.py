@@ -841,3 +841,22 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
     finally:
         daemon.stop()
         fake.stop()
+
+
+def test_secrets_are_not_in_the_daemons_config_lines():
+    from livereduce.config import parse_config
+
+    config, _ = parse_config(
+        {
+            "instrument": "POWGEN",
+            "listener": "kafka",
+            "address": "127.0.0.1:9092",
+            "listener_options": {
+                "kafka": {"sasl.password": "hunter2", "ssl.key.pem": "-----BEGIN", "sasl.username": "lr"}
+            },
+        }
+    )
+    text = "\n".join(config.describe())
+    assert "hunter2" not in text and "BEGIN" not in text
+    assert "'sasl.username': 'lr'" in text and "'sasl.password': '***'" in text
+    assert config.listener_options["kafka"]["sasl.password"] == "hunter2"  # the listener still gets it
