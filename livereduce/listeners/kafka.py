@@ -74,8 +74,19 @@ else:
 
 log = logging.getLogger("livereduce.listener.kafka")
 EXTRA_HINT = "pip install livereduce[kafka]"
-PER_RUN = ("run_number", "run_start", "run_end", "run_title", "instrument_name", "filename", "job_id")
+PER_RUN = (
+    "run_number",
+    "run_start",
+    "run_end",
+    "run_title",
+    "instrument_name",
+    "filename",
+    "job_id",
+    "nexus_structure",
+    "nexus_structure_bytes",
+)
 FALLBACK_MAX_PIXELS = 1 << 22
+MAX_NEXUS_STRUCTURE = 1 << 20  # a run start's NeXus JSON longer than this is not copied into every chunk
 TOPIC_ROLES = ("events", "logs", "run_control", "monitors")  # monitors: read only when a topic is given
 BATCH = 256  # messages taken from the consumer per call
 _ROLE_ALIASES = {
@@ -1202,8 +1213,11 @@ class KafkaListener(RunStateMixin):
         ):
             if value:
                 self._run.set(name, value)
-        if info.nexus_structure and info.nexus_structure != "{}":
-            self._run.set("nexus_structure", info.nexus_structure)
+        if info.nexus_structure and info.nexus_structure != "{}":  # the geometry JSON: kept unless huge
+            if len(info.nexus_structure) <= MAX_NEXUS_STRUCTURE:
+                self._run.set("nexus_structure", info.nexus_structure)
+            else:
+                self._run.set("nexus_structure_bytes", len(info.nexus_structure))
 
     def _begin(self, info: RunInfo) -> None:
         with self._lock:
