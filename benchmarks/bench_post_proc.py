@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""post_proc at 10^8 bins (issue #12): SumSpectra + Integration + SaveNexus of a 10^5 × 10^3 accumulation
+(values and variances: 1.6 GB), each timed, and the process's peak RSS while it runs (psutil, sampled every
+2 ms by a thread). Target: the three together ≤ 3 s with peak RSS ≤ 1.5× the accumulation.
+
+Beside them, in the same run: the plain numpy versions (a fancy-indexed sum over the spectra, an elementwise
+bin-weight product summed per spectrum, h5py writing values and np.sqrt(variances)), what livereduce did
+before (h5py's write fsync'd, as SaveNexus's product file is; and chunked with gzip level 1, to see whether
+compression pays), and one read pass over the table (np.sum of values and variances), the floor for any
+reduction. The accumulation holds --events uniform events (10 % of the bins filled at the defaults).
+
+    python benchmarks/bench_post_proc.py [--spectra 100000] [--bins 1000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from livereduce.algorithms.registry import call
+from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogram_kernels import histogram_into
+from livereduce.workspace.spectra import Spectra
+
+TARGET_SECONDS = 3.0
+TARGET_RSS = 1.5
+
+
+class PeakRSS:
+    """The largest RSS of this process while the block runs."""
+
+    def __enter__(self):
+        self._proc, self._stop, self.peak = psutil.Process(), threading.Event(), 0
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self._stop.wait(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spectra", type=int, default=100_000)
+    ap.add_argument("--bins", type=int, default=1000)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    a, _ = ap.parse_known_args()
+
+    spectra = Spectra.one_to_one(np.arange(a.spectra))
+    edges = np.linspace(1000.0, 16000.0, a.bins + 1)
+    acc = HistogramWorkspace.zeros(spectra, edges)
+    rng = np.random.default_rng(0)
+    histogram_into(
+        acc.values,
+        acc.variances,
+        rng.integers(0, a.spectra, a.events, dtype=np.uint32),
+        rng.uniform(1000.0, 16000.0, a.events),
+        edges,
+    )
+    table = acc.values.nbytes + acc.variances.nbytes
+    idx = np.arange(a.spectra)
+    frac = ((edges[:-1] >= 2000.0) & (edges[1:] <= 15000.0)).astype(float)
+
+    def naive_sum():
+        return acc.values[idx].sum(axis=0), acc.variances[idx].sum(axis=0)
+
+    def naive_integration():
+        f = np.broadcast_to(edges, (a.spectra, edges.size))[idx]  # what livereduce did: per-spectrum edges
+        w = ((f[:, :-1] >= 2000.0) & (f[:, 1:] <= 15000.0)).astype(float)
+        return (acc.values[idx] * w).sum(axis=1), (acc.variances[idx] * w).sum(axis=1)
+
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+
+        def naive_save(**options):
+            path = Path(tmp, "naive.h5")
+            with h5py.File(path, "w") as f:
+                f.create_dataset("values", data=acc.values, **options)
+                f.create_dataset("errors", data=np.sqrt(acc.variances), **options)
+            with open(path, "rb+") as f:  # as SaveNexus's product file: on disk before it counts
+                os.fsync(f.fileno())
+
+        gzip = {"chunks": (max(1, (1 << 20) // a.bins), a.bins), "compression": "gzip", "compression_opts": 1}
+
+        steps = {
+            "SumSpectra": lambda: call("SumSpectra", InputWorkspace=acc, StoreInADS=False),
+            "Integration": lambda: call(
+                "Integration", InputWorkspace=acc, RangeLower=2000.0, RangeUpper=15000.0, StoreInADS=False
+            ),
+            "SaveNexus": lambda: call("SaveNexus", InputWorkspace=acc, Filename=str(Path(tmp, "acc.nxs"))),
+            "numpy: fancy-index sum": naive_sum,
+            "numpy: weight product": naive_integration,
+            "h5py: values + sqrt(variances)": naive_save,
+            "h5py, chunked gzip-1": lambda: naive_save(**gzip),
+            "one read pass (np.sum)": lambda: (acc.values.sum(), acc.variances.sum()),
+        }
+        times: dict[str, list[float]] = {k: [] for k in steps}
+        peaks: dict[str, float] = dict.fromkeys(steps, 0.0)
+        for _ in range(a.rounds):  # interleaved rounds
+            for name, fn in steps.items():
+                with PeakRSS() as m:
+                    t = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t)
+                peaks[name] = max(peaks[name], m.peak)
+        del frac
+
+    print(f"\npost_proc of a {a.spectra} × {a.bins} accumulation ({table / 1e9:.2f} GB with variances)")
+    print(f"{'step':<32} {'median s':>9} {'peak RSS GB':>12} {'× table':>8}")
+    for name in steps:
+        print(
+            f"{name:<32} {statistics.median(times[name]):9.2f} {peaks[name] / 1e9:12.2f} "
+            f"{peaks[name] / table:8.2f}"
+        )
+    ours = ("SumSpectra", "Integration", "SaveNexus")
+    total = sum(statistics.median(times[k]) for k in ours)
+    peak = max(peaks[k] for k in ours) / table
+    ok = total <= TARGET_SECONDS and peak <= TARGET_RSS
+    print(
+        f"target: SumSpectra + Integration + SaveNexus ≤ {TARGET_SECONDS:.0f} s with peak RSS ≤ {TARGET_RSS}× the "
+        f"accumulation: {total:.2f} s, {peak:.2f}× {'(met)' if ok else 'BELOW'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
