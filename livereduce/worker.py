@@ -175,8 +175,9 @@ class PipeLogHandler(logging.Handler):
             self._send(("log", record.levelno, record.name, self.format(record)))
 
 
-def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
-    """The worker process: build the session, run it until told to stop."""
+def child_setup(conn: Connection, log_level: int) -> Callable[[tuple], None]:
+    """What every engine's worker process does first: leave the daemon's signals to the daemon, send its log
+    up the pipe. Returns the thread-safe send."""
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):  # the daemon's signals: it acts on them
         signal.signal(sig, signal.SIG_IGN)
     lock = threading.Lock()
@@ -188,6 +189,12 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [PipeLogHandler(send)]
     root.setLevel(log_level)
+    return send
+
+
+def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
+    """The worker process: build the session, run it until told to stop."""
+    send = child_setup(conn, log_level)
     replies: queue.Queue = queue.Queue()
     stop, orphaned = threading.Event(), threading.Event()
     listener = RemoteListener(send, replies, spec.cumulative)

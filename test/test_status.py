@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from inprocess import Notifier
 from prometheus_client.parser import text_string_to_metric_families
 
 from livereduce.config import parse_config, resolve
@@ -41,23 +42,6 @@ class FiniteListener(FakeEventListener):
         return super().extract()
 
 
-class Recorder:
-    def __init__(self):
-        self.sent: list[str] = []
-
-    def ready(self):
-        self.sent.append("READY=1")
-
-    def status(self, text):
-        self.sent.append(f"STATUS={text}")
-
-    def watchdog(self):
-        self.sent.append("WATCHDOG=1")
-
-    def stopping(self):
-        self.sent.append("STOPPING=1")
-
-
 class Running:
     def __init__(self, tmp_path: Path, scripts: dict[str, str], *, port: int = 0, **config):
         self.dir = tmp_path / "scripts"
@@ -76,7 +60,7 @@ class Running:
         }
         cfg, _ = parse_config(raw)
         self.listener = FiniteListener(events_per_extract=PER_EXTRACT, seed=3)
-        self.notifier = Recorder()
+        self.notifier = Notifier()
         self.daemon = Daemon(
             cfg,
             resolve(cfg),

@@ -24,7 +24,6 @@ import math
 import os
 import queue
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ from typing import Any
 from livereduce.instruments import MANTID_LISTENER_NAMES, ListenerKind
 from livereduce.records import Record, RecordKind, make_record
 from livereduce.session import Phase, SessionState
-from livereduce.worker import PipeLogHandler, WorkerSpec
+from livereduce.worker import WorkerSpec, child_setup
 
 log = logging.getLogger("livereduce.engine.mantid")
 
@@ -607,17 +606,7 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int, python_path:
     """The Mantid engine's worker process: StartLiveData with `spec.engine`'s arguments and copies of the
     accepted scripts, until the supervisor says stop. `python_path`: directories put first on sys.path before
     Mantid is imported (tests: the stand-in)."""
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):  # the daemon's signals: it acts on them
-        signal.signal(sig, signal.SIG_IGN)
-    lock = threading.Lock()
-
-    def send(message: tuple) -> None:
-        with lock:
-            conn.send(message)
-
-    root = logging.getLogger()
-    root.handlers[:] = [PipeLogHandler(send)]
-    root.setLevel(log_level)
+    send = child_setup(conn, log_level)
 
     def thread_crashed(args: threading.ExceptHookArgs) -> None:  # Mantid's Python threads included
         name = args.thread.name if args.thread is not None else "?"
