@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Bytes per buffered event (issue #12: ≤ 8 B in the listener and with preserve_events), beside the ADARA wire
+format's 8 B per event (the baseline: what arrives).
+
+  listener    the listener's EventBuffer after N events in pulses of 10^5 (its arrays, capacity included)
+  kept        an EventWorkspace accumulation (preserve_events) after N events in chunks of 10^7, as the
+              session appends them (workspace_from_chunk, then Add): its columns, capacity included
+  peak        the process's peak RSS growth over the whole path (buffer filled, swapped, made a workspace,
+              added to the accumulation) ÷ N, sampled by psutil
+
+    python benchmarks/bench_buffer_bytes.py [--events 50000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_post_proc import PeakRSS
+
+from livereduce.accumulate import Method, accumulate
+from livereduce.chunks import workspace_from_chunk
+from livereduce.listeners.base import Chunk, EventBuffer
+from livereduce.workspace.spectra import Spectra
+
+TARGET = 8.0
+WIRE = 8.0  # ADARA: uint32 TOF + uint32 pixel
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=float, default=5e7)
+    a, _ = ap.parse_known_args()
+    n, pulse, chunk = int(a.events), 100_000, 10_000_000
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 100_000, pulse, dtype=np.uint32)
+    tof = rng.uniform(1000.0, 16000.0, pulse).astype(np.float32)
+    spectra = Spectra.one_to_one(np.arange(100_000))
+
+    with PeakRSS() as m:
+        start = m.peak
+        acc, kept_bytes, listener_bytes, t = None, 0.0, 0.0, 0
+        while t < n:
+            buffer = EventBuffer(max_events=10**9)
+            for _ in range(min(chunk, n - t) // pulse):
+                buffer.add_pulse(1_700_000_000_000_000_000 + t * 10, index, tof)
+                t += pulse
+            listener_bytes = max(listener_bytes, (buffer._index.nbytes + buffer._tof.nbytes) / len(buffer))
+            ws = workspace_from_chunk(Chunk(spectra=spectra, events=buffer.swap()))
+            acc = ws if acc is None else accumulate(acc, ws, Method.ADD)
+        assert acc is not None
+        kept_bytes = acc.events.nbytes() / len(acc.events)
+    peak = (m.peak - start) / n
+
+    print(f"\nbytes per buffered event ({n:.0e} events; the wire: {WIRE:.0f} B)")
+    print(f"{'where':<12} {'B/event':>8} {'× wire':>7}")
+    for name, b in (("listener", listener_bytes), ("kept", kept_bytes), ("peak (RSS)", peak)):
+        print(f"{name:<12} {b:8.1f} {b / WIRE:7.2f}")
+    worst = max(listener_bytes, kept_bytes)
+    print(
+        f"target: ≤ {TARGET:.0f} B per buffered event (listener and preserve_events): listener "
+        f"{listener_bytes:.1f}, kept {kept_bytes:.1f} {'(met)' if worst <= TARGET else 'BELOW'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
