@@ -44,6 +44,27 @@ CHECK_LINE = re.compile(r"^(ERROR|WARNING)\b")
 # (file, message as written) → why its stable prefix is too short to be looked up, and how the doc finds it
 SHORT_MESSAGES: dict[tuple[str, str], str] = {
     (
+        "livereduce/listeners/kafka.py",
+        "lost %d messages of source %s on %s[%d] (message ids %d..%d were never received)",
+    ): "'lost' and a count; doc row `lost … messages of source … on …`",
+    (
+        "livereduce/listeners/kafka.py",
+        "run %d starts while run %d has no stop: ending run %d at run %d's start",
+    ): "'run' and a number; doc row `run … starts while run … has no stop…`",
+    (
+        "livereduce/listeners/kafka.py",
+        "run %d's stop (%s) came after pulses past it were handed out in its chunks: run control is "
+        "behind the events by more than an update",
+    ): "'run' and a number; doc row `run …'s stop (…) came after pulses past it…`",
+    (
+        "livereduce/servers/fake_kafka.py",
+        "run %d: %d messages not yet acknowledged by the broker",
+    ): "'run' and a number; doc row `run …: … messages not yet acknowledged…`",
+    (
+        "livereduce/servers/fake_kafka.py",
+        "run %d: a message of %d events was not delivered (%s)",
+    ): "'run' and a number; doc row `run …: a message of … events was not delivered…`",
+    (
         "livereduce/cli.py",
         "config: %s",
     ): "a warning from the config loader; the doc lists them under `config: …`",
