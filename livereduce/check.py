@@ -19,6 +19,8 @@ from pathlib import Path
 from livereduce.algorithms.registry import SAVE_SANDBOX
 from livereduce.config import load_config, resolve, resolve_config_path
 from livereduce.errors import ConfigError, ScriptError
+from livereduce.instruments import ListenerKind
+from livereduce.listeners import kafka
 from livereduce.listeners.fake import FakeEventListener, FakeHistogramListener
 from livereduce.mantidapi import unsupported_calls
 from livereduce.mantidapi.static import unsupported_names
@@ -46,6 +48,8 @@ def run_check(config_arg: str | None, out=None, idf: str | None = None) -> int:
         path = resolve_config_path(config_arg)
         config, warnings = load_config(path)
         runtime = resolve(config)
+        if runtime.listener is ListenerKind.KAFKA:
+            kafka.require_extra()  # the daemon would exit 2 on it: say so before it is started
     except ConfigError as exc:
         say(f"ERROR config: {exc}")
         return 2

@@ -860,3 +860,34 @@ def test_secrets_are_not_in_the_daemons_config_lines():
     assert "hunter2" not in text and "BEGIN" not in text
     assert "'sasl.username': 'lr'" in text and "'sasl.password': '***'" in text
     assert config.listener_options["kafka"]["sasl.password"] == "hunter2"  # the listener still gets it
+
+
+def test_livereduce_check_says_when_the_kafka_extra_is_missing(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "reduce_POWGEN_live_post_proc.py").write_text("pass\n")
+    config = tmp_path / "livereduce.conf"
+    config.write_text(
+        json.dumps(
+            {
+                "instrument": "POWGEN",
+                "listener": "kafka",
+                "address": "127.0.0.1:9092",
+                "script_dir": str(scripts),
+            }
+        )
+    )
+    code = (
+        "import sys; sys.modules['confluent_kafka'] = None\n"
+        "from livereduce.cli import main\n"
+        f"sys.exit(main(['check', {str(config)!r}]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "ERROR config:" in out.stdout and "pip install livereduce[kafka]" in out.stdout
