@@ -23,28 +23,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_end_to_end import numba_one_thread as one_loop
 
 from livereduce.accumulate import Method, accumulate
 from livereduce.algorithms.binning import rebin
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.histogram_kernels import histogram_into
-from livereduce.workspace.jit import njit
 from livereduce.workspace.spectra import Spectra
 
 TARGET = 20e6
-
-
-@njit(nogil=True)
-def one_loop(pix, tof, x0, inv, acc):
-    """performance.md's appendix kernel: one loop, one multiply per event (no edge checks)."""
-    npix, nb = acc.shape
-    flat = acc.ravel()
-    for i in range(pix.shape[0]):
-        p = pix[i]
-        b = int((tof[i] - x0) * inv)
-        if p < npix and 0 <= b < nb:
-            flat[p * nb + b] += 1.0
 
 
 def main() -> int:
