@@ -415,6 +415,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     gsas,
     math_ops,
     more_ops,
+    neighbours,
     nexus,
     plots_xye,
     point_data,

@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from livereduce.instrument.attrs import ParameterValue, describe, integer, number, parameter_value
+from livereduce.instrument.banks import Grid, add_grid, grid_shape, grids_of
 from livereduce.instrument.model import InstrumentGeometry, ReferenceFrame
 from livereduce.instrument.transforms import IDENTITY, place, rotation, spherical
 
@@ -49,6 +50,7 @@ class _Block:
     need: np.ndarray
     monitor: np.ndarray
     marks: list[tuple[str, np.ndarray]]
+    grids: list[Grid] = field(default_factory=list)  # bank layouts over leaf positions (banks.py)
 
     @staticmethod
     def empty() -> _Block:
@@ -58,7 +60,7 @@ class _Block:
         if rot is IDENTITY and not trans.any():  # <location/>: most assembly levels of real files
             return self
         marks = [(k, rot @ p + trans) for k, p in self.marks]
-        return _Block(place(self.pos, rot, trans), self.ids, self.need, self.monitor, marks)
+        return _Block(place(self.pos, rot, trans), self.ids, self.need, self.monitor, marks, self.grids)
 
     @staticmethod
     def concat(blocks: list[_Block]) -> _Block:
@@ -72,6 +74,11 @@ class _Block:
             np.concatenate([b.need for b in blocks]),
             np.concatenate([b.monitor for b in blocks]),
             [m for b in blocks for m in b.marks],
+            [
+                g._replace(start=g.start + off)
+                for b, off in zip(blocks, np.cumsum([0] + [b.ids.size for b in blocks[:-1]]), strict=True)
+                for g in b.grids
+            ],
         )
 
 
@@ -289,12 +296,17 @@ class _Reader:
             out = _Block(pos, np.zeros(n, np.int64), np.ones(n, bool), mon.astype(bool).reshape(n), [])
         else:
             blocks = []
-            for rot, trans, _, el in places:
+            for rot, trans, loc_name, el in places:
                 if k == "assembly":
                     excludes = frozenset(x.get("sub-part", "") for x in el.findall("exclude"))
                     block = self.assembly(name, t, excludes, depth)
+                    shape = None if excludes else grid_shape(self, name, t)
+                    if shape is not None and shape[0] * shape[1] == block.ids.size:  # a bank: keep its layout
+                        block = replace(block, grids=add_grid(block.grids, Grid((loc_name,), 0, *shape)))
                 elif k == "rect":
                     block = self.rect(name, t, comp)
+                    xp, yp = integer(t, "xpixels"), integer(t, "ypixels")
+                    block.grids = [Grid((loc_name,), 0, xp, yp, True)]
                 elif k in ("source", "sample"):
                     block = _Block.empty()
                     block.marks = [(k, np.zeros(3))]
@@ -357,7 +369,9 @@ class _Reader:
         n = int(block.need.sum())
         if ids.size != n:
             raise ValueError(f"<idlist idname={name!r}> has {ids.size} ids for {n} detectors/monitors")
-        out = _Block(block.pos, block.ids.copy(), np.zeros_like(block.need), block.monitor, block.marks)
+        out = _Block(
+            block.pos, block.ids.copy(), np.zeros_like(block.need), block.monitor, block.marks, block.grids
+        )
         out.ids[block.need] = ids
         return out
 
@@ -416,6 +430,7 @@ class _Reader:
             raise ValueError(
                 f"detector {int(block.ids[far.any(axis=1)][0])} is placed beyond {MAX_COORDINATE:g} m"
             )
+        banks = grids_of(block.grids, block.ids, block.monitor)  # leaf order → ids, before sorting
         ids, mon = block.ids, block.monitor
         if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # sorted already (most files): no copies
             order = np.argsort(ids, kind="stable")
@@ -446,6 +461,7 @@ class _Reader:
             parameters=self.parameters,
             valid_from=self.root.get("valid-from", ""),
             valid_to=self.root.get("valid-to", ""),
+            banks=banks,
         )
 
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 import numpy as np
 
 from livereduce.instrument.attrs import ParameterValue
+from livereduce.instrument.banks import BankLayout
 from livereduce.instrument.transforms import scattering_angles
 
 AXES = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]), "z": np.array([0.0, 0.0, 1.0])}
@@ -59,6 +60,7 @@ class InstrumentGeometry:
     parameters: Mapping[str, Mapping[str, ParameterValue]] = field(default_factory=dict)
     valid_from: str = ""
     valid_to: str = ""
+    banks: tuple[BankLayout, ...] = ()  # rectangular panels and banks of tubes, in document order
     l1: float = field(init=False)
     l2: np.ndarray = field(init=False)
     two_theta: np.ndarray = field(init=False)  # rad
@@ -104,6 +106,10 @@ class InstrumentGeometry:
         if not ok.all():
             raise KeyError(f"no detector id {int(want[~ok][0])} in {self.name or 'the instrument'}")
         return pos
+
+    def bank(self, name: str) -> BankLayout | None:
+        """The layout of the bank called `name` (a component's name in the IDF), or None."""
+        return next((b for b in self.banks if name in b.names), None)
 
     def parameter(self, name: str, component: str | None = None) -> ParameterValue | None:
         """A <parameter> of `component` (a component name), else of the instrument; None if neither has it."""
