@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Bytes per buffered event (issue #12: ≤ 8 B in the listener and with preserve_events), beside the ADARA wire
-format's 8 B per event (the baseline: what arrives).
+format's 8 B per event (the baseline: what arrives). Resident memory, measured as this process's RSS growth
+(psutil), so capacity reserved but never written does not count and spare capacity that was written does:
 
-  listener    the listener's EventBuffer after N events in pulses of 10^5 (its arrays, capacity included)
-  kept        an EventWorkspace accumulation (preserve_events) after N events in chunks of 10^7, as the
-              session appends them (workspace_from_chunk, then Add): its columns, capacity included
-  peak        the process's peak RSS growth over the whole path (buffer filled, swapped, made a workspace,
-              added to the accumulation) ÷ N, sampled by psutil
+  listener    the listener's EventBuffer (max_buffered_events at its default) holding N events that came in
+              pulses of 10^5
+  kept        an EventWorkspace accumulation (preserve_events) of N events that came in chunks of 10^7, as the
+              session appends them (workspace_from_chunk, then Add), once the chunks are gone
+  peak        the largest RSS growth over the kept path (buffer filled, swapped, made a workspace, added)
 
     python benchmarks/bench_buffer_bytes.py [--events 50000000]
 """
@@ -22,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import psutil
 from bench_post_proc import PeakRSS
 
 from livereduce.accumulate import Method, accumulate
@@ -43,19 +45,27 @@ def main() -> int:
     tof = rng.uniform(1000.0, 16000.0, pulse).astype(np.float32)
     spectra = Spectra.one_to_one(np.arange(100_000))
 
+    rss = psutil.Process().memory_info
+    start = rss().rss
+    buffer = EventBuffer()  # the daemon's default bound
+    for k in range(n // pulse):
+        buffer.add_pulse(1_700_000_000_000_000_000 + k, index, tof)
+    listener_bytes = (rss().rss - start) / n
+    del buffer
+
+    start = rss().rss
     with PeakRSS() as m:
-        start = m.peak
-        acc, kept_bytes, listener_bytes, t = None, 0.0, 0.0, 0
+        acc, t = None, 0
         while t < n:
-            buffer = EventBuffer(max_events=10**9)
+            buffer = EventBuffer()
             for _ in range(min(chunk, n - t) // pulse):
-                buffer.add_pulse(1_700_000_000_000_000_000 + t * 10, index, tof)
+                buffer.add_pulse(1_700_000_000_000_000_000 + t, index, tof)
                 t += pulse
-            listener_bytes = max(listener_bytes, (buffer._index.nbytes + buffer._tof.nbytes) / len(buffer))
             ws = workspace_from_chunk(Chunk(spectra=spectra, events=buffer.swap()))
+            del buffer
             acc = ws if acc is None else accumulate(acc, ws, Method.ADD)
-        assert acc is not None
-        kept_bytes = acc.events.nbytes() / len(acc.events)
+            del ws
+        kept_bytes = (rss().rss - start) / n
     peak = (m.peak - start) / n
 
     print(f"\nbytes per buffered event ({n:.0e} events; the wire: {WIRE:.0f} B)")
