@@ -177,7 +177,8 @@ class Daemon:
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
         self.restarts = 0
         self._watching_scripts = self._watching_config = self._watching_parameters = False
-        self._log_retry_at, self._log_retry_delay = 0.0, SYSTEMD_EVERY_S
+        # the log file failed (if it did) a moment ago, at setup: the first retry is one interval away
+        self._log_retry_at, self._log_retry_delay = time.monotonic() + SYSTEMD_EVERY_S, SYSTEMD_EVERY_S
         self._memory_restart_at = -float("inf")  # when the memory limit last restarted the worker
         self._memory_interval = config.memory_restart_interval
         self._memory_cleared = False  # the last memory restart started a new accumulation

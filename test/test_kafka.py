@@ -807,7 +807,9 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
     scripts.mkdir()
     (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=8.0, runs=1, seed=11)
+    # long enough that the restart lands inside the run on a loaded machine too (a run that ended while the
+    # daemon was down is not re-read: docs/kafka.md)
+    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=20.0, runs=1, seed=11)
     config = {
         "instrument": "POWGEN",
         "listener": "kafka",
@@ -828,12 +830,14 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
         fake.start()
         daemon.wait_for("run 1 started", timeout=30)
         daemon.wait_for("cycle ", timeout=30, count=daemon.log().count("cycle ") + 4)  # checkpointed
+        assert not fake.done.is_set(), "the run ended before the kill: this test needs a mid-run kill"
         daemon.proc.kill()
         daemon.proc.wait(10)
         daemon.stop()
         daemon = DaemonProcess(tmp_path, config)
+        daemon.wait_for("restored the checkpoint of run 1", timeout=60)
         assert fake.done.wait(60)
-        daemon.wait_for("session - INFO - run 1 ended (", timeout=30)
+        daemon.wait_for("session - INFO - run 1 ended (", timeout=60)
         record = json.loads((out / "run_1.json").read_text())
         assert record["events"] == fake.sent_events_per_run[1]
         assert "restored the checkpoint of run 1" in daemon.log()
