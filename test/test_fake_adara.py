@@ -328,3 +328,55 @@ def test_command_line_runs_and_stops_on_ctrl_c():
 def test_main_rejects_a_bad_speed():
     with pytest.raises(SystemExit):
         main(["--speed", "warp"])
+
+
+TINY_IDF = """<?xml version="1.0" encoding="UTF-8"?>
+<instrument name="TINY">
+  <defaults><length unit="meter"/><angle unit="degree"/>
+    <reference-frame><along-beam axis="z"/><pointing-up axis="y"/><handedness val="right"/></reference-frame>
+  </defaults>
+  <component type="moderator"><location z="-10.0"/></component>
+  <type name="moderator" is="Source"/>
+  <component type="sample-position"><location/></component>
+  <type name="sample-position" is="SamplePos"/>
+  <component type="pixel" idlist="pixels">
+    <location x="1.0"/><location y="2.0"/><location z="3.0"/>
+  </component>
+  <type name="pixel" is="detector"/>
+  <idlist idname="pixels"><id start="10" end="12"/></idlist>
+</instrument>
+"""
+
+
+def test_replaying_a_nexus_file_sends_its_embedded_instrument_definition(cleanup, tmp_path):
+    """An SNS event file carries its IDF (/entry/instrument/instrument_xml/data), and the real SMS sends the
+    definition in its geometry packet: the replay does the same, so replays have the run's real geometry."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "TINY_5.nxs.h5"
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry["run_number"] = "5"
+        instrument = entry.create_group("instrument")
+        instrument["name"] = "TINY"
+        instrument.create_group("instrument_xml")["data"] = TINY_IDF
+        g = entry.create_group("bank1_events")
+        g.attrs["NX_class"] = "NXevent_data"
+        g["event_id"] = np.array([10, 12, 11], np.uint32)
+        g["event_time_offset"] = np.array([100.0, 200.0, 300.0], np.float32)
+        g["event_time_offset"].attrs["units"] = "microsecond"
+        g["event_index"] = np.array([0], np.uint64)
+        g["event_time_zero"] = np.array([0.0])
+        g["event_time_zero"].attrs.update(units="second", offset="2024-05-01T12:00:00+00:00")
+    sms = FakeSMS(port=0, replay=path, speed="unlimited", wait_for_client=True)
+    cleanup(sms)
+    listener = AdaraListener(f"127.0.0.1:{sms.start()}")
+    cleanup(listener)
+    listener.start(StartFrom("start_of_run"))
+    chunks = [c for *_, c in drain(listener, ended(5)) if c.n_events]
+    spectra = chunks[0].spectra
+    # from the IDF by hand: source at z = -10 m (L1 = 10 m); pixels 10, 11, 12 at (1,0,0), (0,2,0), (0,0,3)
+    assert spectra.det_ids.tolist() == [10, 11, 12] and spectra.l1 == pytest.approx(10.0)
+    np.testing.assert_allclose(spectra.l2, [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(np.degrees(spectra.two_theta), [90.0, 90.0, 0.0], atol=1e-9)
+    assert chunks[0].events.index.tolist() == [0, 2, 1]  # ids 10, 12, 11 → workspace indices 0, 2, 1

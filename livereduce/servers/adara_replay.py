@@ -96,6 +96,8 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
             )
         run = int(_text(entry, "run_number", "0") or 0)
         name = _text(entry.get("instrument", entry), "name", "NEXUS")
+        # an SNS event file embeds the instrument's definition: the real SMS sends the same in its geometry
+        idf_text = _text(entry.get("instrument", entry), "instrument_xml/data")
         proposal, title = _text(entry, "experiment_identifier"), _text(entry, "title")
     pulses = np.unique(np.concatenate([b[4] for b in banks])) if banks else np.empty(0, np.int64)
     t0 = int(pulses[0]) if pulses.size else time.time_ns()
@@ -104,7 +106,7 @@ def nexus_packets(path: Path) -> Iterator[tuple[int, bytes]]:
     for body in (
         P.RunStatusPkt(run, epics, P.RunStatusCode.NEW_RUN),
         P.BeamlineInfoPkt("BL", name[:8], name),
-        P.GeometryPkt(geometry_xml(name, top + 1, l1=None, l2=None, monitors=())),
+        P.GeometryPkt(idf_text or geometry_xml(name, top + 1, l1=None, l2=None, monitors=())),
         P.RunInfoPkt(run_info_xml(proposal, title)),
     ):
         yield t0, frame(body, t0)
