@@ -59,7 +59,7 @@ def test_gaps_are_reported_with_file_and_line_only_where_code_runs(tmp_path):
         "def unused():\n"  # 2
         "    FitPeaks(input)\n"  # 3: never called: not reported
         "def used(ws):\n"  # 4
-        "    return StripPeaks(ws)\n"  # 5
+        "    return FindPeaks(ws)\n"  # 5
         "output = input\n"  # 6
         "if False:\n"  # 7
         "    used(input)\n"  # 8
@@ -69,5 +69,5 @@ def test_gaps_are_reported_with_file_and_line_only_where_code_runs(tmp_path):
     errors = [ln for ln in text.splitlines() if ln.startswith("ERROR") and "not provided" in ln]
     assert [e.split(": ", 2)[0] + ": " + e.split(": ", 2)[1].split(" ")[0] for e in errors] == [
         f"ERROR {tmp_path}/scripts/reduce_FAKE_live_proc.py:1: mantid.kernel.V3D",
-        f"ERROR {tmp_path}/scripts/reduce_FAKE_live_proc.py:5: StripPeaks",
+        f"ERROR {tmp_path}/scripts/reduce_FAKE_live_proc.py:5: FindPeaks",
     ]

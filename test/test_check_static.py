@@ -13,7 +13,7 @@ def test_only_code_that_runs_is_reported():
         "def helper(ws):\n"  # 4
         "    return SNSPowderReduction(ws)\n"  # 5: runs (called below, through another function)
         "def main():\n"  # 6
-        "    inner = lambda w: StripPeaks(w)\n"  # 7: a lambda runs where it is written
+        "    inner = lambda w: FindPeaks(w)\n"  # 7: a lambda runs where it is written
         "    return helper(input)\n"  # 8
         "class Unused:\n"  # 9
         "    def go(self):\n"  # 10
@@ -30,7 +30,7 @@ def test_only_code_that_runs_is_reported():
     )
     assert unsupported_calls(source) == [
         ("SNSPowderReduction", 5),
-        ("StripPeaks", 7),
+        ("FindPeaks", 7),
         ("GenerateEventsFilter", 16),
         ("SaveGSAS", 20),
     ]

@@ -150,14 +150,14 @@ def test_unsupported_calls_finds_only_missing_algorithms():
         "simpleapi.SumSpectra(input)\n"
         "mantid.simpleapi.SNSPowderReduction(input)\n"
         "Helper(1); Thing(); ReduceRefl(); ValueError('x'); print('x')\n"
-        "StripPeaks(input)\n"
+        "FindPeaks(input)\n"
         "Alias = Rebin\nAlias(input)\n"
     )
     assert unsupported_calls(source) == [
         ("FitPeak", 11),
         ("LoadEventAndCompress", 12),
         ("SNSPowderReduction", 14),
-        ("StripPeaks", 16),
+        ("FindPeaks", 16),
     ]
 
 

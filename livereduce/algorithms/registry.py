@@ -417,6 +417,7 @@ from livereduce.algorithms import (  # noqa: E402, F401
     more_ops,
     neighbours,
     nexus,
+    peaks,
     plots_xye,
     point_data,
     powder,
