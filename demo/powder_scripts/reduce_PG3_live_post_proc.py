@@ -43,5 +43,6 @@ SaveFocusedXYE(InputWorkspace=pattern, Filename=f"{output_dir}/PG3_{run_number}_
 SaveNexusProcessed(InputWorkspace=pattern, Filename=f"{output_dir}/PG3_{run_number}_focused.nxs")
 
 counts = [float(sum(pattern.readY(i))) for i in range(pattern.getNumberHistograms())]
+RenameWorkspace(InputWorkspace=pattern, OutputWorkspace=output)  # the result: the status page plots it
 DeleteWorkspace(focused)
 print(f"run {run_number}: {events} events, focused counts per group {counts}")
