@@ -111,9 +111,7 @@ def test_a_changed_error_logs_its_traceback_and_recovery_is_said(tmp_path, ads, 
 def test_the_chunk_carried_for_a_failing_proc_is_capped_and_what_is_dropped_is_counted(tmp_path, ads, caplog):
     session, _ = make(tmp_path, ads, caplog, proc=PROC_FAILS, max_carried_events=2500)
     drops = []
-    session.records.subscribe(
-        lambda r: drops.append(r.data.events) if r.kind == "events_dropped" else None
-    )
+    session.records.subscribe(lambda r: drops.append(r.data.events) if r.kind == "events_dropped" else None)
     for _ in range(5):  # 1000 events a cycle: carried 1000, 2000, then capped at 2500
         session.step()
     assert session.state.events_carried == 2500
