@@ -242,3 +242,36 @@ def test_sum_neighbours_errors(ads, small):
         g = read_idf(corelli)
         with pytest.raises(AlgorithmError, match="no RectangularDetector"):
             registry.call("SumNeighbours", workspace(g, ids=g.det_ids[:10]), OutputWorkspace="x")
+
+
+def test_sum_neighbours_powgen(ads):
+    path = IDF_DIR / "POWGEN_Definition_2018-05-05.xml"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    g = read_idf(path)
+    out = registry.call("SumNeighbours", workspace(g), SumX=14, SumY=7, OutputWorkspace="pg")
+    # 40 panels of 154 x 7 → 11 blocks each. The first panel in the file is bank43 (Column13, idstart 630000,
+    # idstepbyrow 7): its first block is x 0..13, y 0..6 = ids 630000..630097, values id + 1
+    assert out.getNumberHistograms() == 40 * 11
+    assert sorted(out.getSpectrum(0).getDetectorIDs()) == list(range(630000, 630098))
+    assert out.readY(0)[0] == 98 * (630001 + 630098) / 2
+    assert out.values.sum() == (g.det_ids + 1.0).sum()  # every pixel counted once
+    with pytest.raises(AlgorithmError, match="SumY=2 does not evenly divide the 7 Y pixels"):
+        registry.call("SumNeighbours", workspace(g), SumX=14, SumY=2, OutputWorkspace="x")
+
+
+def test_an_empty_panel(ads):
+    text = SMALL.replace(
+        '<type name="pixel" is="detector"/>',
+        '<type name="pixel" is="detector"/>\n'
+        '  <component type="none" idstart="900"><location name="bank3"/></component>\n'
+        '  <type name="none" is="RectangularDetector" type="pixel" xpixels="0" xstart="0" xstep="0.1"'
+        ' ypixels="6" ystart="0" ystep="0.1"/>',
+    )
+    g = parse_idf(text)
+    assert g.bank("bank3").ids.shape == (0, 6) and g.n_pixels == 30
+    ws = workspace(g)
+    assert registry.call("MaskBTP", Workspace=ws, Bank="3").size == 0  # nothing to mask: nothing masked
+    assert not ws.spectra.is_masked().any()
+    out = registry.call("SumNeighbours", ws, SumX=2, SumY=3, OutputWorkspace="e")
+    assert out.getNumberHistograms() == 4  # bank1's blocks only

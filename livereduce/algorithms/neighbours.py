@@ -191,7 +191,8 @@ def neighbour_groups(ws, sum_x: int, sum_y: int) -> tuple[list[np.ndarray], list
         )
     det = s.det_ids[s.det_offsets[:-1]].astype(np.int64)
     order = np.argsort(det, kind="stable")
-    groups, ids = [], []
+    groups: list[np.ndarray] = []
+    ids: list[np.ndarray] = []
     for b in rects:
         nx, ny = b.ids.shape
         for n, step, axis in ((nx, sum_x, "X"), (ny, sum_y, "Y")):
@@ -201,11 +202,12 @@ def neighbour_groups(ws, sum_x: int, sum_y: int) -> tuple[list[np.ndarray], list
                     f"RectangularDetector '{b.names[0]}'"
                 )
         blocks = b.ids.reshape(nx // sum_x, sum_x, ny // sum_y, sum_y).transpose(0, 2, 1, 3)
-        for block in blocks.reshape(-1, sum_x * sum_y):
-            pos = np.minimum(np.searchsorted(det, block, sorter=order), max(det.size - 1, 0))
-            hit = det[order[pos]] == block if det.size else np.zeros(block.size, bool)
-            groups.append(np.sort(order[pos[hit]]))
-            ids.append(block)
+        blocks = blocks.reshape(-1, sum_x * sum_y)  # one row per block: bank by bank, x blocks, then y
+        pos = np.minimum(np.searchsorted(det, blocks, sorter=order), max(det.size - 1, 0))
+        at = order[pos] if det.size else np.zeros(blocks.shape, np.int64)
+        hit = det[at] == blocks if det.size else np.zeros(blocks.shape, bool)
+        groups.extend(np.sort(a[h]) for a, h in zip(at, hit, strict=True))
+        ids.extend(blocks)
     return groups, ids
 
 

@@ -118,16 +118,8 @@ def mariscotti(y, e, fwhm: int, tolerance: float) -> list[int]:
     good = np.zeros(y.size, bool)
     good[half : y.size - half] = True  # the smoothing needs whole kernels
     hit = good & (f > 0) & (s > tolerance * np.where(f > 0, f, 1.0))
-    out, i = [], 0
-    while i < y.size:
-        if hit[i]:
-            j = i
-            while j < y.size and hit[j]:
-                j += 1
-            out.append(i + int(np.argmax(s[i:j])))
-            i = j
-        else:
-            i += 1
+    change = np.flatnonzero(np.diff(np.r_[0, hit.astype(np.int8), 0]))  # runs of hits: [start, stop) pairs
+    out = [int(a + np.argmax(s[a:b])) for a, b in zip(change[::2], change[1::2], strict=True)]
     return out
 
 
