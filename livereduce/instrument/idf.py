@@ -10,6 +10,9 @@ anything but a single detector or monitor (it turns the component, which moves o
 components-are-facing, <offsets spherical="delta">, Structured and Grid detectors. Log-driven parameters
 (<logfile>) take their value from `logs` (through the logfile's eq formula) and are skipped without.
 
+Bank layouts (banks.py): each RectangularDetector's x-by-y id grid and each bank of tubes' tube-by-pixel
+grid are kept as `InstrumentGeometry.banks`, for MaskBTP and SumNeighbours.
+
 Speed: the leaves of an assembly type placed more than once are computed once, in its own frame, and placed
 with one matrix product per placement, so 10^5–10^6 pixels cost one numpy pass each, not a Python loop per
 pixel. Every pixel count is totalled from the declared numbers before any array is made (`max_pixels`).
