@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from livereduce.listeners.base import Chunk
 from livereduce.workspace.events import EventColumns, EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
@@ -28,12 +26,13 @@ def workspace_from_chunk(chunk: Chunk):
     if ev is None:
         columns = EventColumns.empty()
     else:
-        counts = np.diff(np.append(ev.pulse_start, len(ev))) if ev.pulse_time.size else None
-        pulse = (
-            np.repeat(np.arange(ev.pulse_time.size, dtype=np.uint32), counts)
-            if counts is not None
-            else np.zeros(len(ev), np.uint32)
+        # TOF stays float32 (as received) until something reads it as float64, and each event's pulse is
+        # spelled out only when read: Rebin into an accumulation does neither
+        columns = EventColumns(
+            ev.index,
+            ev.tof,
+            None,
+            ev.pulse_time if ev.pulse_time.size else None,
+            pulse_start=ev.pulse_start if ev.pulse_time.size else None,
         )
-        # TOF stays float32 (as received) until something reads it as float64: Rebin into an accumulation never does
-        columns = EventColumns(ev.index, ev.tof, pulse, ev.pulse_time if ev.pulse_time.size else None)
     return EventWorkspace(chunk.spectra, columns, None, chunk.run, "TOF", monitors)

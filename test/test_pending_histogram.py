@@ -232,3 +232,31 @@ def test_float32_tof_stays_float32_until_read_as_float64():
     mixed.append(EventColumns(np.zeros(1, np.uint32), np.array([0.1])))  # float64 joins: all float64
     assert mixed.x_native.dtype == np.float64
     assert mixed.x.tolist() == [*tof.astype(np.float64).tolist(), 0.1]
+
+
+def test_pulses_are_spelled_out_per_event_only_when_read():
+    from livereduce.chunks import workspace_from_chunk
+    from livereduce.listeners.base import Chunk, ChunkEvents
+
+    def chunk(t0):  # 3 pulses: events 0-1, 2 (none), 2-4
+        return workspace_from_chunk(
+            Chunk(
+                spectra=Spectra.one_to_one(np.arange(2)),
+                events=ChunkEvents(
+                    np.array([0, 1, 0, 1, 1], np.uint32),
+                    np.array([1, 2, 3, 4, 5], np.float32),
+                    np.array([t0, t0 + 10, t0 + 20], np.int64),
+                    np.array([0, 2, 2], np.int64),
+                ),
+            )
+        )
+
+    ws = chunk(1000)
+    acc = HistogramWorkspace.zeros(ws.spectra, [0.0, 10.0])
+    accumulate(acc, rebin(ws, "0,10,10", preserve_events=False), Method.ADD)
+    assert acc.values.tolist() == [[2.0], [3.0]] and ws.events._pulse is None  # never needed
+    assert ws.events.pulse.tolist() == [0, 0, 2, 2, 2]  # by hand: pulse 1 has no events
+    assert ws.events.pulse_time().tolist() == [1000, 1000, 1020, 1020, 1020]
+    kept = chunk(1000)
+    kept.add_events(chunk(2000))  # an events accumulation: the second chunk's pulses follow the first's
+    assert kept.events.pulse_time().tolist() == [1000, 1000, 1020, 1020, 1020, 2000, 2000, 2020, 2020, 2020]

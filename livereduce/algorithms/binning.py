@@ -117,7 +117,7 @@ def events_to_histogram(ws: EventWorkspace, edges: np.ndarray) -> HistogramWorks
     # the events as they are now (views, x as stored): appending to the input later never reaches them
     ev = ws.events
     return HistogramWorkspace.from_events(
-        ev.take(slice(0, len(ev))), edges, ws.spectra, ws.run_info.copy(), ws.x_unit.unit_id, mon
+        ev.view(), edges, ws.spectra, ws.run_info.copy(), ws.x_unit.unit_id, mon
     )
 
 

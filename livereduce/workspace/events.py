@@ -8,6 +8,8 @@ The x column is TOF in µs until ConvertUnits changes the unit; pulse times are 
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 
 from livereduce.workspace.base import MatrixWorkspace
@@ -43,16 +45,22 @@ class EventColumns:
 
     x given as float32 (TOF as the listeners deliver it) stays float32 until something reads `x`, which is
     float64 (converted once, exactly); the histogram kernels read `x_native` and never convert, so a chunk
-    Rebin histograms into an accumulation costs no float64 copy and buffered events 4 bytes less each."""
+    Rebin histograms into an accumulation costs no float64 copy and buffered events 4 bytes less each.
+    Likewise each event's pulse may be given as the pulses' first events (`pulse_start`, as listeners deliver
+    it) and is spelled out per event only when read (`pulse`)."""
 
-    def __init__(self, index, x, pulse=None, pulse_times=None, weights=None, err2=None):
+    def __init__(self, index, x, pulse=None, pulse_times=None, weights=None, err2=None, pulse_start=None):
         n = np.asarray(index).size
         self._n = n
         self._index = np.ascontiguousarray(index, dtype=np.uint32)
         x = np.asarray(x)
         self._x = np.ascontiguousarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
-        self._pulse = (
-            np.zeros(n, np.uint32) if pulse is None else np.ascontiguousarray(pulse, dtype=np.uint32)
+        # None: made from _pulse_start when first read
+        self._pulse_start = None if pulse is not None or pulse_start is None else np.asarray(pulse_start)
+        self._pulse: np.ndarray | None = (
+            np.ascontiguousarray(pulse, dtype=np.uint32)
+            if pulse is not None
+            else (np.zeros(n, np.uint32) if pulse_start is None else None)
         )
         self._pulse_times = (
             np.zeros(1, np.int64) if pulse_times is None else np.atleast_1d(np.asarray(pulse_times, np.int64))
@@ -93,10 +101,6 @@ class EventColumns:
         return self._x[: self._n]
 
     @property
-    def pulse(self) -> np.ndarray:
-        return self._pulse[: self._n]
-
-    @property
     def weights(self) -> np.ndarray | None:
         return None if self._w is None else self._w[: self._n]
 
@@ -110,12 +114,40 @@ class EventColumns:
         never copies the whole run's."""
         return self._pulse_times[: self._n_pulses]
 
+    @property
+    def pulse(self) -> np.ndarray:
+        if self._pulse is None:  # each pulse's number repeated over its events
+            counts = np.diff(np.append(self._pulse_start, self._n))
+            self._pulse = np.repeat(np.arange(counts.size, dtype=np.uint32), counts)
+            self._pulse_start = None
+        return self._pulse[: self._n]
+
+    def view(self) -> EventColumns:
+        """These events as they are now, sharing the columns (O(1), nothing spelled out): appending to either
+        side later never shows in the other."""
+        lazy = self._pulse is None
+        return EventColumns(
+            self.index,
+            self.x_native,
+            None if lazy else self.pulse,
+            self.pulse_times,
+            self.weights,
+            self.err2,
+            pulse_start=self._pulse_start if lazy else None,
+        )
+
     def pulse_time(self) -> np.ndarray:
         return self.pulse_times[self.pulse]
 
+    def _pulse_column(self) -> np.ndarray:
+        """The whole pulse column (capacity included), spelled out: before the columns grow or are written."""
+        self.pulse  # noqa: B018
+        return typing.cast(np.ndarray, self._pulse)
+
     def _reserve(self, need: int) -> None:
+        pulse = self._pulse_column()
         if need > self._index.size:
-            self._index, self._x, self._pulse = grown([self._index, self._x, self._pulse], self._n, need)
+            self._index, self._x, self._pulse = grown([self._index, self._x, pulse], self._n, need)
             if self._w is not None and self._e2 is not None:
                 self._w, self._e2 = grown([self._w, self._e2], self._n, need)
 
@@ -136,7 +168,7 @@ class EventColumns:
         s = slice(self._n, self._n + m)
         self._index[s] = other.index + np.uint32(index_offset) if index_offset else other.index
         self._x[s] = other.x_native
-        self._pulse[s] = other.pulse + np.uint32(self.pulse_times.size)
+        self._pulse_column()[s] = other.pulse + np.uint32(self.pulse_times.size)
         if self._w is not None:
             self._w[s] = other.weights
             self._e2[s] = other.err2
@@ -170,7 +202,8 @@ class EventColumns:
         )
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self._index, self._x, self._pulse, self._w, self._e2) if a is not None)
+        columns = (self._index, self._x, self._pulse, self._pulse_start, self._w, self._e2)
+        return sum(a.nbytes for a in columns if a is not None)
 
 
 def default_edges(x: np.ndarray, x_range: tuple[float, float] | None = None) -> np.ndarray:
