@@ -14,7 +14,7 @@ start and the table's first touch). A warm-up run first fills numba's cache. The
 (proc Rebin, 10^5 pixels): the daemon's RSS (with its worker) every second, and its spread after the first
 quarter (the issue: ±5 % over 10 minutes after the first minute; pass --rss-seconds 600 for that).
 
-    python benchmarks/bench_end_to_end.py [--rate 6e7] [--seconds 6] [--rss-seconds 40] [--rss-rate 2e7]
+    python benchmarks/bench_end_to_end.py [--rate 6e7] [--seconds 6] [--rss-seconds 40] [--rss-rate 5e6]
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each end-to-end run")
     ap.add_argument("--baseline-events", type=float, default=1e7)
     ap.add_argument("--rss-seconds", type=float, default=40.0, help="length of the RSS run (the issue: 600)")
-    ap.add_argument("--rss-rate", type=float, default=2e7, help="events/s of the RSS run")
+    ap.add_argument("--rss-rate", type=float, default=5e6, help="events/s of the RSS run (one it sustains)")
     ap.add_argument("--logs", default="", help="keep each daemon's log in this directory")
     ap.add_argument("--only", default="", help="run only the cases whose label contains this")
     a, _ = ap.parse_known_args()
