@@ -49,6 +49,7 @@ from livereduce.scripts import script_kind
 from livereduce.session import Session
 from livereduce.status.model import StatusModel
 from livereduce.status.server import StatusServer
+from livereduce.status.systemd_feed import SystemdFeed
 from livereduce.watch import Watcher
 from livereduce.worker import MAX_ATTEMPTS, ProcessWorker, Worker, WorkerSpec, session_options
 
@@ -141,10 +142,16 @@ def build_daemon(
         def server(model: StatusModel) -> Server:
             return StatusServer(model, config.status_host, config.status_port)
 
+    def listener() -> Listener:
+        extra = {}
+        if runtime.listener == "kafka":  # a run that ended while the daemon was down is read again from Kafka
+            extra = resume_run(state_dir_path(config.state_dir))
+        return with_instrument(
+            make_listener(runtime.listener, runtime.address, **options, **extra), config.instrument_definition
+        )
+
     parts = Parts(
-        make_listener=lambda: with_instrument(
-            make_listener(runtime.listener, runtime.address, **options), config.instrument_definition
-        ),
+        make_listener=listener,
         watch=Watcher,
         memory_guard=memory,
         status_server=server,
@@ -154,6 +161,20 @@ def build_daemon(
         parts.worker = functools.partial(ProcessWorker, target=mantid.worker_main)
         parts.engine, parts.engine_options = "mantid", mantid.start_live_data_args(config, runtime)
     return Daemon(config, runtime, parts, config_path=config_path)
+
+
+def resume_run(state_dir) -> dict:
+    """The listener option `resume_run` for the checkpoint's run when that run had not ended (a listener that
+    can read a finished run again reads it from its start; the session skips what the checkpoint holds)."""
+    checkpoint = checkpoints.read_index(state_dir)
+    if checkpoint is None or checkpoint.run_ended or not checkpoint.run_number:
+        return {}
+    run = {
+        "run_number": checkpoint.run_number,
+        "run_start": checkpoint.run_start,
+        "last_pulse_ns": checkpoint.last_pulse_ns,
+    }
+    return {"resume_run": run}
 
 
 class Daemon:
@@ -198,16 +219,20 @@ class Daemon:
             memory_limits_mb=_memory_limits(config.system_mem_limit_perc),
         )
         self.records = Dispatcher()  # what the workers and the daemon report: the status model, health, tests
-        subscribers: list[Callable[[Record], None]] = [self.status, self._note_progress]
+        self.systemd = SystemdFeed(
+            parts.notifier,
+            self.status,
+            update_every=config.update_every,
+            threshold=config.watchdog_threshold,
+            ready_grace=config.ready_grace,
+            watchdog_every=parts.watchdog_every,
+            clock=parts.clock,
+            every=SYSTEMD_EVERY_S,
+        )
+        subscribers: list[Callable[[Record], None]] = [self.status, self.systemd.note]
         for fn in (*subscribers, *parts.extra_subscribers):
             self.records.subscribe(fn)
         self.server: Server | None = None
-        self._ready = False
-        self._started_at = parts.clock()
-        self._progress_at = parts.clock()  # the last cycle or wait on the DAS (the worker is not stuck)
-        self._progress: Record | None = None
-        self._watchdog_at = -float("inf")
-        self._status_text, self._status_at = "", -float("inf")
         self._listener_at = -float("inf")
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -256,6 +281,11 @@ class Daemon:
         self._scripts_changed()
         self._feed_systemd(self.parts.clock())
         self.started.set()
+
+    def _feed_systemd(self, now: float) -> None:
+        worker = self.worker
+        busy = worker.busy_seconds() if worker is not None else None
+        self.systemd.feed(now, self.scripts.waiting, busy, self._listener_connected)
 
     def _start_status_server(self) -> None:
         """The status page is for people; a port someone else holds must not stop the reduction."""
@@ -371,7 +401,7 @@ class Daemon:
         )
         self.worker.start()
         self._worker_started = time.monotonic()
-        self._progress_at = self.parts.clock()
+        self.systemd.worker_started()
         log.info(
             "session started (%s): listener %s %s, accumulation %s, update every %s s",
             why,
@@ -450,7 +480,7 @@ class Daemon:
             return
         if worker.alive():
             return
-        last = self._progress  # the last cycle's record: the daemon knows the session by its records only
+        last = self.systemd.last  # the last cycle's record: the daemon knows the session by its records only
         cycles = last.cycle if last is not None and last.kind is RecordKind.CYCLE else 0
         ended = cycles and last is not None and last.data.run_status == "END_RUN"
         if self.config.update_every == 0 or (ended and self.config.run_transition == "Stop"):
@@ -661,11 +691,6 @@ class Daemon:
             self._log_retry_delay = min(2 * self._log_retry_delay, 600.0)
         self._log_retry_at = now + self._log_retry_delay
 
-    def _note_progress(self, record: Record) -> None:
-        """A record subscriber: a cycle that completed, or a wait on the DAS, shows the worker is not stuck."""
-        if record.kind in (RecordKind.CYCLE, RecordKind.WAITING):
-            self._progress, self._progress_at = record, self.parts.clock()
-
     def _publish_listener(self, now: float) -> None:
         """The listener's connection and loss counters, as a record (the status page's and metrics' source)."""
         if self.listener is None or now - self._listener_at < LISTENER_EVERY_S:
@@ -685,51 +710,6 @@ class Daemon:
             counters=counters,
             last_error=str(state.get("last_error") or ""),
         )
-
-    def health(self, now: float) -> tuple[bool, str]:
-        """(whether to feed systemd's watchdog, what STATUS says). Fed while cycles complete, while the session
-        waits on the DAS, and while the daemon waits for scripts; not while a cycle is stuck."""
-        if self.scripts.waiting is not None:
-            return True, f"waiting for scripts: {self.scripts.waiting}"
-        worker = self.worker
-        if worker is None:
-            return True, "starting"
-        limit = max(3 * self.config.update_every, self.config.watchdog_threshold)
-        quiet = max(now - self._progress_at, worker.busy_seconds())
-        if quiet > limit:
-            return False, f"stuck: no cycle completed for {quiet:.0f} s (the watchdog is no longer fed)"
-        record = self._progress
-        if record is None:
-            return True, "starting: waiting for the first cycle"
-        if record.kind is RecordKind.WAITING:
-            return True, f"waiting on the DAS: {record.data.reason}"
-        d = record.data
-        errors = sum(self.status.snapshot(memory=False)["errors_total"].values())
-        idle = d.run_status in ("NO_RUN", "END_RUN") and not d.events
-        return True, (
-            f"{'idle' if idle else 'running'}: run {d.run_number}, {record.cycle} cycles, "
-            f"{d.events_accumulated} events, {errors} script errors"
-        )
-
-    def _feed_systemd(self, now: float) -> None:
-        notifier = self.parts.notifier
-        healthy, text = self.health(now)
-        if not self._ready:
-            connected = self._listener_connected()
-            waited = now - self._started_at
-            if connected or waited >= self.config.ready_grace:
-                self._ready = True
-                notifier.ready()
-                if not connected:
-                    text = f"{text} (the DAS was not reachable within {self.config.ready_grace:.0f} s)"
-                    log.warning("telling systemd the service is ready although %s", text)
-        every = self.parts.watchdog_every
-        if every and healthy and now - self._watchdog_at >= every:
-            self._watchdog_at = now
-            notifier.watchdog()
-        if text != self._status_text or now - self._status_at >= SYSTEMD_EVERY_S:
-            self._status_text, self._status_at = text, now
-            notifier.status(text)
 
     def _listener_connected(self) -> bool:
         if self.listener is None:  # an engine with its own listener reports it in LISTENER records
