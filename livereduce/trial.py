@@ -38,6 +38,7 @@ from pathlib import Path
 from livereduce.algorithms.registry import SAVE_SANDBOX
 from livereduce.config import Config, Runtime, load_config, resolve, resolve_config_path
 from livereduce.errors import ConfigError, ScriptError
+from livereduce.instrument.attach import with_instrument
 from livereduce.instruments import ListenerKind
 from livereduce.listeners.adara.client import AdaraListener
 from livereduce.listeners.base import StartFrom
@@ -176,7 +177,13 @@ class Trial:
         options = self.config.listener_options if self.runtime.listener is ListenerKind.ADARA else {}
         try:
             listener = AdaraListener(f"127.0.0.1:{sms.start()}", **options)
-            session = build_session(spec, listener)
+            try:  # the daemon's rule: the config's instrument_definition where the stream sends no geometry
+                source = with_instrument(listener, self.config.instrument_definition)
+            except (OSError, ValueError) as exc:
+                raise SetupError(
+                    f"instrument_definition {self.config.instrument_definition}: {exc}"
+                ) from None
+            session = build_session(spec, source)
             with _sandbox(self.products):
                 self._cycles(session, listener, sms, outcome)
         except ScriptError as exc:  # a script that does not compile: its file and line

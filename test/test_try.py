@@ -336,3 +336,43 @@ def test_watch_tries_again_when_a_script_is_saved(tmp_path):
         < text.index("second version")
     )
     assert text.rstrip().endswith("stopped watching")
+
+
+ROW_IDF = """<?xml version="1.0" encoding="UTF-8"?>
+<instrument name="TRY">
+  <defaults><length unit="meter"/><angle unit="degree"/></defaults>
+  <component type="moderator"><location z="-20.0"/></component>
+  <type name="moderator" is="Source"/>
+  <component type="sample-position"><location/></component>
+  <type name="sample-position" is="SamplePos"/>
+  <component type="pixel" idlist="row"><locations n-elements="32" x="1.0" x-end="2.55"/></component>
+  <type name="pixel" is="detector"/>
+  <idlist idname="row"><id start="0" end="31"/></idlist>
+</instrument>
+"""
+
+
+def test_instrument_definition_gives_the_replay_its_geometry(tmp_path, capsys):
+    """The daemon's rule in `try` too: the config's instrument_definition where the stream sends none."""
+    recording = tmp_path / "TRY_7.nxs.h5"
+    recorded_run(recording, pulses=20)
+    idf = tmp_path / "TRY_Definition.xml"
+    idf.write_text(ROW_IDF)
+    out = tmp_path / "geometry.json"
+    post = (
+        "import json\n"
+        "info = accumulation.spectrumInfo()\n"
+        f"with open({str(out)!r}, 'w') as f:\n"
+        "    json.dump({'l1': info.l1(), 'l2': [info.l2(i) for i in (0, 31)]}, f)\n"
+    )
+    scripts = scripts_dir(tmp_path, proc=None, post_proc=post)
+    cfg = config(tmp_path, scripts, instrument_definition=str(idf))
+    code, lines = try_(capsys, write_config(tmp_path, cfg), "--replay", str(recording))
+    assert code == 0, lines[-5:]
+    geometry = json.loads(out.read_text())
+    # by hand: source at z = -20 m; pixel 0 at x = 1.0 m, pixel 31 at 1.0 + 31 * 0.05 = 2.55 m
+    assert geometry["l1"] == pytest.approx(20.0)
+    assert geometry["l2"] == pytest.approx([1.0, 2.55])
+    bad = config(tmp_path, scripts, instrument_definition=str(tmp_path / "missing.xml"))
+    code, lines = try_(capsys, write_config(tmp_path, bad), "--replay", str(recording))
+    assert code == 2 and any("instrument_definition" in line and "missing.xml" in line for line in lines)
