@@ -41,6 +41,7 @@ from livereduce.listeners import make_listener  # noqa: E402
 from livereduce.listeners.base import RunStatus, StartFrom  # noqa: E402
 from livereduce.listeners.kafka import KafkaListener, _Partition, parse_start  # noqa: E402
 from livereduce.servers.fake_kafka import FakeKafka  # noqa: E402
+from livereduce.workspace.run import iso_from_ns  # noqa: E402
 
 LOST = re.compile(r"message ids (\d+)\.\.(\d+) were never received")
 
@@ -808,7 +809,7 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
     (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
     # long enough that the restart lands inside the run on a loaded machine too (a run that ended while the
-    # daemon was down is not re-read: docs/kafka.md)
+    # daemon was down: the test after the next)
     fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=20.0, runs=1, seed=11)
     config = {
         "instrument": "POWGEN",
@@ -842,6 +843,123 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
         assert record["events"] == fake.sent_events_per_run[1]
         assert "restored the checkpoint of run 1" in daemon.log()
         assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
+        fake.stop()
+
+
+def test_a_run_that_ended_is_read_again_from_its_start_when_resumed(tansu):
+    """resume_run names a run that has ended (and a newer one is on): the listener reads that run again from its
+    start, ends it at its stop, then goes on with the run that followed, each whole."""
+    fake = producer(tansu, runs=2, run_seconds=[1.5, 4.0])
+    fake.start()
+    wait_until(lambda: 1 in fake.runs_finished and fake.produced_events_per_run.get(2, 0) > 3000, 20, "run 2")
+    start = {}  # run 1's start as its run_start property states it (what the session's checkpoint keeps)
+    reader = ck.Consumer({"bootstrap.servers": tansu.bootstrap, "group.id": "probe"})
+    reader.assign([ck.TopicPartition("TEST_runInfo", 0, ck.OFFSET_BEGINNING)])
+    try:
+        while 1 not in start:
+            msg = wait_until(lambda: reader.poll(0.2), 20, "run 1's start on TEST_runInfo")
+            if not msg.error() and msg.value()[4:8] == b"pl72":
+                run_start = sdt.deserialise_pl72(msg.value())
+                start[int(run_start.run_name)] = iso_from_ns(run_start.start_time * 1_000_000)
+    finally:
+        reader.close()
+    without = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5, group_id="a")
+    resumed = KafkaListener(
+        tansu.bootstrap,
+        instrument="TEST",
+        stop_grace=0.5,
+        group_id="b",
+        resume_run={"run_number": 1, "run_start": start[1], "last_pulse_ns": 0},
+    )
+    other = KafkaListener(  # a checkpoint of a run with another start: not this run 1
+        tansu.bootstrap,
+        instrument="TEST",
+        stop_grace=0.5,
+        group_id="c",
+        resume_run={"run_number": 1, "run_start": "2001-01-01T00:00:00Z"},
+    )
+    for listener in (without, resumed, other):
+        listener.start(StartFrom("start_of_run"))
+    a, b, c = Collector(without), Collector(resumed), Collector(other)
+    try:
+        b.until(lambda: ("END_RUN", 2) in b.statuses, 60, "END_RUN of run 2 (resumed at run 1)")
+        a.until(lambda: ("END_RUN", 2) in a.statuses, 20, "END_RUN of run 2")
+        c.until(lambda: ("END_RUN", 2) in c.statuses, 20, "END_RUN of run 2")
+        assert fake.done.wait(10)
+        assert b.statuses == [("BEGIN_RUN", 1), ("END_RUN", 1), ("BEGIN_RUN", 2), ("END_RUN", 2)]
+        assert b.events[1] == fake.sent_events_per_run[1] and b.events[2] == fake.sent_events_per_run[2]
+        sent = [v for name, _, v in fake.sent_logs[1] if name == "SampleTemp"]
+        assert sent and set(sent) <= set(b.logs[1]["SampleTemp"])
+        for got in (a, c):  # today's start_of_run: the current run only
+            assert got.statuses == [("BEGIN_RUN", 2), ("END_RUN", 2)] and got.events[1] == 0
+            assert got.events[2] == fake.sent_events_per_run[2]
+        state = resumed.state()
+        assert state["run_stops_without_start"] == state["bad_messages"] == state["messages_lost"] == 0
+    finally:
+        for listener in (without, resumed, other):
+            listener.close()
+        fake.stop()
+
+
+def test_resume_run_option_is_checked():
+    with pytest.raises(Exception, match="resume_run"):
+        KafkaListener("127.0.0.1:1", resume_run={"run_start": "x"})
+    with pytest.raises(Exception, match="resume_run"):
+        KafkaListener("127.0.0.1:1", resume_run={"run_number": "one"})
+
+
+def test_daemon_kill_9_mid_run_then_restart_after_the_run_ended(tansu, tmp_path):
+    """A run that ended while the daemon was down is read again (docs/kafka.md): kill -9 mid-run 1, let run 1 end
+    and run 2 begin, start a new daemon: the checkpoint's run 1 is read again from its pl72, the checkpoint
+    restored and its pulses skipped; run 1's total and run 2's total are what the producer sent."""
+    out = tmp_path / "out"
+    out.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
+    (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
+    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=[15.0, 6.0], runs=2, seed=13)
+    config = {
+        "instrument": "POWGEN",
+        "listener": "kafka",
+        "address": tansu.bootstrap,
+        "listener_options": {"stop_grace": 0.5},
+        "script_dir": str(scripts),
+        "update_every": 0.5,
+        "preserve_events": True,
+        "accum_method": "Add",
+        "system_mem_limit_perc": 0,
+        "state_dir": str(tmp_path / "state"),
+        "checkpoint_every": 2,
+    }
+    fake.create_topics()
+    daemon = DaemonProcess(tmp_path, config)
+    try:
+        daemon.wait_for("reading POWGEN_events[0]", timeout=30)
+        fake.start()
+        daemon.wait_for("run 1 started", timeout=30)
+        daemon.wait_for("cycle ", timeout=30, count=daemon.log().count("cycle ") + 4)  # checkpointed
+        assert 1 not in fake.runs_finished, "run 1 ended before the kill: this test needs a mid-run kill"
+        daemon.proc.kill()
+        daemon.proc.wait(10)
+        daemon.stop()
+        wait_until(lambda: 1 in fake.runs_finished and 2 in fake.produced_events_per_run, 60, "run 1 over")
+        daemon = DaemonProcess(tmp_path, config)
+        daemon.wait_for("reading run 1 again from its start", timeout=60)
+        daemon.wait_for("restored the checkpoint of run 1", timeout=60)
+        daemon.wait_for("session - INFO - run 1 ended (", timeout=60)
+        assert fake.done.wait(60)
+        daemon.wait_for("session - INFO - run 2 ended (", timeout=60)
+        log = daemon.log()
+        skipped = re.search(r"resumed run 1 after its checkpoint: (\d+) replayed events", log)
+        assert skipped and int(skipped.group(1)) > 0, "the checkpoint's pulses were read again and skipped"
+        for run in (1, 2):
+            record = json.loads((out / f"run_{run}.json").read_text())
+            assert record["events"] == fake.sent_events_per_run[run], f"run {run}"
+        assert "ended while livereduce was down" not in log  # the session's error when a run cannot be read
+        assert "Traceback" not in log
     finally:
         daemon.stop()
         fake.stop()

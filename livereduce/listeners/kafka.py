@@ -12,6 +12,9 @@ Where reading starts (`start_from`, the daemon's start unless the option says ot
 last `lookback` messages say whether a run is on. `start_of_run`: events and logs from the run's start time
 (offsets_for_times, and pulses older than the run start are dropped whatever offset the broker returns, since
 some brokers answer 0); `now`: from the end; a time (ISO 8601 or Unix seconds): from that time.
+`resume_run` (the daemon's checkpoint run, when it had not ended): with start_of_run, that run is read again from
+its pl72 if it has ended since (a daemon down at its end), then the runs after it; its first chunk waits until
+the pulses up to the checkpoint's last one are read again, so the session skips them all in that chunk.
 
 Runs are decided by time, not by message order across topics (Kafka orders only within a partition): a pulse
 belongs to the run whose [start, stop) holds its reference time. A run ends (END_RUN) once its stop is known and
@@ -162,6 +165,24 @@ def run_number_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def parse_resume(value) -> tuple[int, str, int] | None:
+    """listener_options `resume_run` (the daemon passes its checkpoint's run when that run had not ended):
+    {"run_number": N, "run_start": ISO 8601 text as the run's `run_start` property states it ("" or absent:
+    any start), "last_pulse_ns": the latest pulse the checkpoint holds (0 or absent: unknown)}.
+    (number, start, last pulse), or None."""
+    if not value:
+        return None
+    if not isinstance(value, dict) or "run_number" not in value:
+        raise ConfigError("listener_options.resume_run", '{"run_number": N, "run_start": "ISO 8601"}', value)
+    try:
+        number, last = int(value["run_number"]), int(value.get("last_pulse_ns") or 0)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "listener_options.resume_run", "an integer run_number and last_pulse_ns", value
+        ) from None
+    return number, str(value.get("run_start") or ""), last
+
+
 class SpectrumMap:
     """Detector id → workspace index through a detector-spectrum map (several detectors may share a spectrum);
     the interface `map_events` wants (`size`, call)."""
@@ -259,6 +280,7 @@ class KafkaListener(RunStateMixin):
         silence_timeout: float | None = 120.0,
         init_wait: float = 1.0,
         backoff: tuple[float, float] = (0.5, 10.0),
+        resume_run: dict | None = None,
         **options,
     ):
         require_extra()
@@ -275,6 +297,7 @@ class KafkaListener(RunStateMixin):
                 raise ConfigError("listener_options.topics", f"keys among {', '.join(TOPIC_ROLES)}", role)
             self.topics[role] = str(topic)
         self._start_option = parse_start(start_from)
+        self.resume_run = parse_resume(resume_run)
         self.group_id = group_id or f"livereduce-{self.instrument}-{socket.gethostname()}"
         self.pixels = None if pixels is None else int(pixels)
         self.monitor_ids = tuple(int(m) for m in monitor_ids)
@@ -332,6 +355,7 @@ class KafkaListener(RunStateMixin):
         self._begin_pending = False  # a BEGIN_RUN that no extract has reported yet
         self._next_check = 0.0  # when to ask the broker for watermarks and partitions (not cached ones)
         self._handed_max_ns = 0  # the latest pulse handed out by an extract in the current run
+        self._replay_until = 0  # resuming a run: no chunk until every pulse up to this one is read again
         self._empty_poll = (0, 0.0)  # (wall ns, monotonic s) when a poll last found nothing to read
         self._last_message = time.monotonic()
         self._last_pulse_ns = 0
@@ -381,6 +405,11 @@ class KafkaListener(RunStateMixin):
                 f"Kafka topics {', '.join(self.topics.values())} at {self.address} not assigned yet "
                 f"(connected={self.connected}, last error: {self.last_error or 'none'})"
             )
+        if self._replay_until and not self._replayed():
+            raise NotYet(
+                f"reading run {self.run_number} again up to its checkpoint's last pulse "
+                f"({iso_from_ns(self._replay_until)}; {self.state()['lag_messages']} messages behind)"
+            )
         with self._lock:
             layout = self._layout or self._make_layout()
             if layout is None:
@@ -414,6 +443,18 @@ class KafkaListener(RunStateMixin):
         return Chunk(
             spectra=_copy(spectra), run=run, events=events, monitors=self._monitor_chunk(run, monitor_events)
         )
+
+    def _replayed(self) -> bool:
+        """Whether every event partition has been read again past the checkpoint's last pulse (or to its end, or
+        the buffer is full): so the session, which skips the pulses its checkpoint holds in the first chunk of
+        the run it resumes, finds all of them in that chunk. Once true, it stays true."""
+        parts = [p for p in list(self._parts.values()) if p.role in ("events", "monitors")]
+        done = len(self._events) >= self.max_buffered_events or all(
+            p.last_time_ns > self._replay_until or p.eof_since is not None for p in parts
+        )
+        if done:
+            self._replay_until = 0
+        return done
 
     def _monitor_chunk(self, run: Run, events) -> Chunk | None:
         """The monitors' chunk (spectra: -monitor id, as the ADARA listener names them), when a monitors topic
@@ -586,8 +627,31 @@ class KafkaListener(RunStateMixin):
             for partition in found[topic]
         }
         control = self.topics["run_control"]
-        run = self._scan_run_control(consumer, control, found[control], ends)
+        run, resumed, times = self._scan_run_control(consumer, control, found[control], ends)
         mode = self._start.mode
+        resuming: int | None = (
+            None  # the start (ns) of a run that ended while the daemon was down, read again
+        )
+        if mode == "start_of_run" and self.resume_run is not None:
+            number, start, last_pulse = self.resume_run
+            if resumed is None:
+                log.info(
+                    "the checkpoint's run %d (started %s) is not among the last %d run-control messages: "
+                    "starting from the current run",
+                    number,
+                    start or "?",
+                    self.lookback,
+                )
+            elif run is None or not resumed[0].same(run[0]):
+                log.info(
+                    "reading run %d again from its start (%s): the checkpoint says it had not ended, and it "
+                    "ended while the daemon was down",
+                    number,
+                    iso_from_ns(resumed[0].start_ns),
+                )
+                run, resuming = resumed, resumed[0].start_ns
+            if resumed is not None and last_pulse and run is not None and resumed[0].same(run[0]):
+                self._replay_until = last_pulse  # the first chunk holds every pulse the checkpoint has
         starts: dict = {}
         since_ns: int | None = None  # events and logs from this time (None: from the end)
         if mode == "time":
@@ -605,6 +669,11 @@ class KafkaListener(RunStateMixin):
                 )
         for partition in found[control]:
             starts[(control, partition)] = ends[(control, partition)]
+            if (
+                resuming is not None
+            ):  # what came after the resumed run's start is read live: its stop, next runs
+                later = [o for o, t in times.get(partition, []) if t >= resuming]
+                starts[(control, partition)] = later[0] if later else ends[(control, partition)]
         if run is not None:
             info, partition, offset = run
             starts[(control, partition)] = offset + 1  # the run's stop (if any) comes after its start
@@ -617,7 +686,12 @@ class KafkaListener(RunStateMixin):
                     self._begin_pending = True
                 self._details(info)
             self._floor_ns = max(info.start_ns, since_ns or 0) if mode != "now" else 0
-            log.info("run %d is on (started %s)", info.number, iso_from_ns(info.start_ns))
+            log.info(
+                "run %d is %s (started %s)",
+                info.number,
+                "on" if resuming is None else "read again",
+                iso_from_ns(info.start_ns),
+            )
         else:
             self._floor_ns = since_ns or 0
         return starts
@@ -635,9 +709,13 @@ class KafkaListener(RunStateMixin):
         return high if high >= 0 else ck.OFFSET_END
 
     def _scan_run_control(self, consumer, topic: str, partitions: list[int], ends: dict):
-        """(RunInfo, partition, offset) of the last run start not followed by its stop, or None; each
-        partition's end as scanned goes into `ends` (reading goes on from there)."""
-        latest = None
+        """What the run-control partitions' last `lookback` messages say: (open, resumed, times). `open`: the
+        last run start not followed by its stop; `resumed`: the last start of the run `resume_run` names; both
+        (RunInfo, partition, offset) or None. `times`: per partition, (offset, time ns) of each start and stop
+        read (a start's time, a stop's time). Each partition's end as scanned goes into `ends` (reading goes
+        on from there)."""
+        latest = resumed = None
+        times: dict[int, list[tuple[int, int]]] = {}
         for partition in partitions:
             tp = ck.TopicPartition(topic, partition)
             low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout)
@@ -662,16 +740,36 @@ class KafkaListener(RunStateMixin):
                 try:
                     if schema == b"pl72":
                         info = self._run_info(deserialise_pl72(value))
-                        if info is not None and (latest is None or info.start_ns >= latest[0].start_ns):
+                        if info is None:
+                            continue
+                        times.setdefault(partition, []).append((msg.offset(), info.start_ns))
+                        if latest is None or info.start_ns >= latest[0].start_ns:
                             latest = (info, partition, msg.offset())
-                    elif schema == b"6s4t" and latest is not None:
+                        if self._is_resumed(info) and (
+                            resumed is None or info.start_ns >= resumed[0].start_ns
+                        ):
+                            resumed = (info, partition, msg.offset())
+                    elif schema == b"6s4t":
                         stop = deserialise_6s4t(value)
-                        if self._stop_matches(latest[0], stop):
+                        stop_ns = (
+                            int(stop.stop_time) * 1_000_000
+                            if stop.stop_time
+                            else msg.timestamp()[1] * 1_000_000
+                        )
+                        times.setdefault(partition, []).append((msg.offset(), stop_ns))
+                        if latest is not None and self._stop_matches(latest[0], stop):
                             latest = None
                 except Exception as exc:  # counted when read again live; a scan only looks
                     log.debug("run-control message at offset %d unreadable: %s", msg.offset(), exc)
             consumer.unassign()
-        return latest
+        return latest, resumed, times
+
+    def _is_resumed(self, info: RunInfo) -> bool:
+        """Whether a run start is of the run `resume_run` names (its number, and its start when given)."""
+        if self.resume_run is None:
+            return False
+        number, start, _ = self.resume_run
+        return info.number == number and (not start or iso_from_ns(info.start_ns) == start)
 
     def _offset_at(self, consumer, topic: str, partition: int, time_ns: int) -> int:
         """The first offset at or after `time_ns` (the broker's answer; the low watermark when it has none)."""
