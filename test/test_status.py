@@ -374,3 +374,15 @@ def test_the_page_and_its_assets_are_served_from_the_package(running):
         r.get("static/..%2F..%2Fconfig.py")
     assert escape.value.code == 404
     escape.value.close()
+
+
+def test_counts_per_spectrum_are_summed_block_by_block_with_nan_as_zero(monkeypatch):
+    import numpy as np
+
+    from livereduce.status import plot
+
+    monkeypatch.setattr(plot, "ROWS_PER_BLOCK_BYTES", 2 * 3 * 8)  # two rows of three float64 a block
+    values = np.arange(15, dtype=np.float64).reshape(5, 3)
+    values[1, 1] = np.nan
+    # by hand: rows 0..4 sum to 3, 8 (3 + 5: the NaN counts as 0), 21, 30, 39
+    assert plot._row_sums(values).tolist() == [3.0, 8.0, 21.0, 30.0, 39.0]

@@ -84,7 +84,7 @@ def _histogram_curves(ws: HistogramWorkspace) -> tuple[list[Curve], np.ndarray]:
         _curve(label, ws.readX(i), values[i])
         for i, label in zip(range(count), _labels(ws, count), strict=True)
     ]
-    return curves, np.nansum(values, axis=-1)
+    return curves, _row_sums(values)
 
 
 def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
@@ -93,7 +93,7 @@ def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
     ev = ws.events
     per_spectrum = np.bincount(ev.index, weights=ev.weights, minlength=n)[:n]
     near = ev.index < count  # one pass over the events; the histograms use only the first spectra's
-    index, x = ev.index[near], ev.x[near]
+    index, x = ev.index[near], ev.x_native[near]  # x_native: reading ev.x would widen all TOFs to float64
     weights = ev.weights[near] if ev.weights is not None else None
     curves = []
     for i, label in zip(range(count), _labels(ws, count), strict=True):
@@ -101,6 +101,19 @@ def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
         y = np.histogram(x[mine], bins=ws.readX(i), weights=None if weights is None else weights[mine])[0]
         curves.append(_curve(label, ws.readX(i), y.astype(np.float64)))
     return curves, per_spectrum
+
+
+ROWS_PER_BLOCK_BYTES = 16 << 20
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Each spectrum's total, NaN as 0, a block of rows at a time: np.nansum of the whole table would copy it
+    (800 MB at 10^8 bins, every cycle)."""
+    rows = max(1, ROWS_PER_BLOCK_BYTES // max(values[0].nbytes if len(values) else 1, 1))
+    out = np.empty(len(values))
+    for start in range(0, len(values), rows):
+        out[start : start + rows] = np.nansum(values[start : start + rows], axis=-1)
+    return out
 
 
 def _curve(label: str, edges: np.ndarray, y: np.ndarray) -> Curve:
