@@ -261,6 +261,179 @@ def test_ev44_f144_and_run_control_make_chunks(unit):
     assert unit.state()["events_outside_run"] == 1
 
 
+def dataset(name, values, **attrs):
+    """A static dataset as the file-writer's JSON writes it today ({"module": "dataset", "config": ...})."""
+    return {
+        "module": "dataset",
+        "config": {"name": name, "values": values},
+        "attributes": [{"name": k, "values": v} for k, v in attrs.items()],
+    }
+
+
+def old_dataset(name, values, **attrs):
+    """The older form: {"type": "dataset", "name", "values", "attributes": {name: value}}."""
+    return {"type": "dataset", "name": name, "values": values, "attributes": attrs}
+
+
+def group(name, nx_class, *children):
+    return {
+        "name": name,
+        "type": "group",
+        "attributes": [{"name": "NX_class", "dtype": "string", "values": nx_class}],
+        "children": list(children),
+    }
+
+
+def nexus_instrument() -> str:
+    """A source 10 m upstream, the sample at the origin, two detectors:
+    - `flat`: ids 1..4, 2 m downstream (translation 2000 mm along z), pixels 0.1 m off the beam along ±x, ±y;
+    - `arm`: id 11 on an arm rotated 90° about y (depends_on: distance 1.5 m along z, then the arm's rotation),
+      pixel offset x = 0.2 m in the arm's frame (which the rotation turns into -z), and id 12 at the arm's origin.
+    An ev44 stream in the detector group (no values) is passed over."""
+    flat = group(
+        "flat",
+        "NXdetector",
+        dataset("detector_number", [1, 2, 3, 4]),
+        dataset("x_pixel_offset", [0.1, -0.1, 0.0, 0.0], units="m"),
+        dataset("y_pixel_offset", [0.0, 0.0, 100.0, -100.0], units="mm"),
+        dataset("depends_on", "transformations/location"),
+        group(
+            "transformations",
+            "NXtransformations",
+            dataset(
+                "location",
+                2000.0,
+                transformation_type="translation",
+                vector=[0, 0, 1],
+                units="mm",
+                depends_on=".",
+            ),
+        ),
+        {"module": "ev44", "config": {"topic": "UNIT_events", "source": "flat"}},
+    )
+    arm = group(
+        "arm",
+        "NXdetector",
+        old_dataset("detector_number", [[11, 12]]),
+        old_dataset("x_pixel_offset", [[0.2, 0.0]], units="m"),
+        old_dataset("depends_on", "/entry/instrument/arm/transformations/distance"),
+        group(
+            "transformations",
+            "NXtransformations",
+            old_dataset(
+                "distance",
+                1.5,
+                transformation_type="translation",
+                vector=[0, 0, 1],
+                units="m",
+                depends_on="rotation",
+            ),
+            old_dataset(
+                "rotation",
+                90.0,
+                transformation_type="rotation",
+                vector=[0, 1, 0],
+                units="deg",
+                depends_on=".",
+            ),
+        ),
+    )
+    source = group(
+        "source",
+        "NXsource",
+        dataset("depends_on", "transformations/position"),
+        group(
+            "transformations",
+            "NXtransformations",
+            dataset(
+                "position",
+                -10.0,
+                transformation_type="translation",
+                vector=[0, 0, 1],
+                units="m",
+                depends_on=".",
+            ),
+        ),
+    )
+    instrument = group("instrument", "NXinstrument", dataset("name", "UNIT"), flat, arm, source)
+    return json.dumps({"children": [group("entry", "NXentry", instrument, group("sample", "NXsample"))]})
+
+
+def test_run_start_nexus_json_gives_the_spectra_their_geometry(unit):
+    """Positions worked by hand: L1 = 10 m; flat pixel 1 at (0.1, 0, 2): L2 = sqrt(4.01), 2θ = atan(0.1/2), φ = 0;
+    pixel 3 at (0, 0.1, 2): φ = 90°; pixel 2 at (-0.1, 0, 2): φ = 180°. The arm: R_y(90°) turns z into x and x into
+    -z, so id 12 (the arm's origin, 1.5 m along z, rotated) is at (1.5, 0, 0): L2 1.5, 2θ 90°; id 11 is 0.2 m
+    further along -z: (1.5, 0, -0.2), L2 = sqrt(2.29), cos 2θ = -0.2 / sqrt(2.29)."""
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    start = sdt.serialise_pl72(
+        job_id="job8",
+        filename="f.nxs",
+        start_time=t0 // 1_000_000,
+        run_name="8",
+        instrument_name="UNIT",
+        nexus_structure=nexus_instrument(),
+    )
+    unit._on_pl72(unit._parts[(unit.topics["run_control"], 0)], sdt.deserialise_pl72(start), None)
+    feed(unit, "events", sdt.serialise_ev44("det", 1, [t0 + 1000], [0], [1000, 2000, 3000], [1, 12, 99]), 0)
+    chunk = unit.extract()
+    s = chunk.spectra
+    assert list(s.det_ids) == [1, 2, 3, 4, 11, 12]  # one spectrum per detector, in id order
+    assert s.l1 == pytest.approx(10.0)
+    expected = {
+        1: (np.sqrt(4.01), np.arctan2(0.1, 2.0), 0.0),
+        2: (np.sqrt(4.01), np.arctan2(0.1, 2.0), np.pi),
+        3: (np.sqrt(4.01), np.arctan2(0.1, 2.0), np.pi / 2),
+        4: (np.sqrt(4.01), np.arctan2(0.1, 2.0), -np.pi / 2),
+        11: (np.sqrt(2.29), np.arccos(-0.2 / np.sqrt(2.29)), 0.0),
+        12: (1.5, np.pi / 2, 0.0),
+    }
+    for i, det in enumerate(s.det_ids):
+        l2, tt, phi = expected[int(det)]
+        assert s.l2[i] == pytest.approx(l2, abs=1e-9), det
+        assert s.two_theta[i] == pytest.approx(tt, abs=1e-9), det
+        assert np.angle(np.exp(1j * (s.azimuthal[i] - phi))) == pytest.approx(0.0, abs=1e-9), det
+    assert s.geometry is not None and s.geometry.n_pixels == 6
+    assert list(chunk.events.index) == [0, 5]  # ids 1 and 12; 99 is in no detector: dropped and counted
+    assert unit.state()["unmapped_events_dropped"] == 1 and unit.state()["bad_geometry"] == 0
+
+
+def test_run_start_geometry_with_a_detector_spectrum_map_and_bad_json(unit):
+    """With a detector-spectrum map too, the map groups the spectra and each takes its first detector's
+    geometry; a NeXus structure whose instrument cannot be read is counted, and the run goes on without it."""
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    dsm = sdt.run_start_pl72.DetectorSpectrumMap(
+        np.array([1, 1, 2, 2], np.int32), np.array([3, 4, 1, 2], np.int32), 4
+    )
+    start = sdt.serialise_pl72(
+        job_id="job9",
+        filename="f.nxs",
+        start_time=t0 // 1_000_000,
+        run_name="9",
+        instrument_name="UNIT",
+        nexus_structure=nexus_instrument(),
+        detector_spectrum_map=dsm,
+    )
+    unit._on_pl72(unit._parts[(unit.topics["run_control"], 0)], sdt.deserialise_pl72(start), None)
+    s = unit.extract().spectra
+    assert list(s.numbers) == [1, 2] and list(s.det_ids) == [3, 4, 1, 2]
+    assert list(s.azimuthal) == pytest.approx([np.pi / 2, 0.0])  # detectors 3 and 1
+    assert s.l2 == pytest.approx([np.sqrt(4.01)] * 2)
+    broken = nexus_instrument().replace('"transformations/location"', '"transformations/nope"')
+    start = sdt.serialise_pl72(
+        job_id="job10",
+        filename="f.nxs",
+        start_time=t0 // 1_000_000 + 20,
+        run_name="10",
+        nexus_structure=broken,
+    )
+    unit._on_pl72(unit._parts[(unit.topics["run_control"], 0)], sdt.deserialise_pl72(start), None)
+    unit._begin(unit._upcoming.popleft())  # run 9 had no stop: ended at run 10's start
+    assert unit.state()["bad_geometry"] == 1
+    unit.pixels = 4
+    s = unit.extract().spectra
+    assert s.geometry is None and np.isnan(s.l2).all() and list(s.det_ids) == [0, 1, 2, 3]
+
+
 def test_bad_messages_are_counted_and_skipped(unit):
     feed(unit, "events", b"")
     feed(unit, "events", None)
@@ -515,7 +688,7 @@ def test_daemon_three_runs_back_to_back(tansu, tmp_path, restart):
     out.mkdir()
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    # a TOF step: pl72 names no geometry this daemon reads (NeXus JSON geometry is not parsed), so no dSpacing
+    # a TOF step: the fake's pl72 carries no NeXus geometry here, so no dSpacing
     (scripts / "reduce_PG3_live_proc.py").write_text(
         "from mantid.simpleapi import Rebin\n"
         "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='100,100,20000', PreserveEvents=True)\n"

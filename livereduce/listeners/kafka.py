@@ -54,8 +54,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from livereduce.errors import ConfigError, NotYet
+from livereduce.instrument.attach import attach_geometry
+from livereduce.instrument.model import InstrumentGeometry
 from livereduce.listeners.adara.geometry import DetectorMap, map_events
 from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.nexus_json import GeometryError
+from livereduce.listeners.nexus_json import parse as parse_nexus_geometry
 from livereduce.listeners.stream import RateLimited, positive_seconds
 from livereduce.workspace.run import Run, iso_from_ns
 from livereduce.workspace.spectra import Spectra
@@ -116,6 +120,7 @@ COUNTERS = (
     "monitor_events_outside_run",
     "consumer_restarts",
     "broker_errors",
+    "bad_geometry",
 )
 
 
@@ -235,6 +240,7 @@ class RunInfo:
     dsm: tuple[np.ndarray, np.ndarray] | None = None  # (spectrum numbers, detector ids)
     stop_ns: int | None = None
     stop_seen: float = 0.0  # monotonic time its stop was read
+    geometry: InstrumentGeometry | None = None  # from nexus_structure (read when the run begins here)
 
     def same(self, other: RunInfo) -> bool:
         return (self.number, self.start_ns) == (other.number, other.start_ns)
@@ -477,14 +483,20 @@ class KafkaListener(RunStateMixin):
         """Spectra for the run and the detector-id map (lock held), or None when nothing sizes them yet."""
         run = self._current or self._last_run
         name = (run.instrument if run else "") or self.instrument
+        geometry = run.geometry if run is not None else None
         if run is not None and run.dsm is not None and run.dsm[0].size:
             self._layout = spectra_from_map(*run.dsm, name)
+        elif geometry is not None:  # one spectrum per detector the run start places, in id order
+            spectra = Spectra.one_to_one(geometry.det_ids, instrument=name)
+            self._layout = (spectra, DetectorMap(spectra.det_ids))
         elif self.pixels is not None or self._max_pixel >= 0:
             n = self.pixels if self.pixels is not None else self._max_pixel + 1
             spectra = Spectra.one_to_one(np.arange(n), instrument=name)
             self._layout = (spectra, DetectorMap(spectra.det_ids))
         else:
             return None
+        if geometry is not None:
+            attach_geometry(self._layout[0], geometry)
         return self._layout
 
     def _fresh_run(self, run: Run) -> Run:
@@ -677,6 +689,7 @@ class KafkaListener(RunStateMixin):
         if run is not None:
             info, partition, offset = run
             starts[(control, partition)] = offset + 1  # the run's stop (if any) comes after its start
+            self._read_geometry(info)
             with self._lock:
                 self._current = info
                 if mode == "now":
@@ -1317,7 +1330,31 @@ class KafkaListener(RunStateMixin):
             else:
                 self._run.set("nexus_structure_bytes", len(info.nexus_structure))
 
+    def _read_geometry(self, info: RunInfo) -> None:
+        """The instrument in the run start's NeXus JSON, if it has one (receive thread, before the run begins)."""
+        if not info.nexus_structure or info.nexus_structure == "{}":
+            return
+        try:
+            info.geometry = parse_nexus_geometry(info.nexus_structure, info.instrument or self.instrument)
+        except GeometryError as exc:
+            self._bad(
+                "bad_geometry",
+                "run %d's start has a NeXus structure whose instrument cannot be read (%s); its spectra have no "
+                "geometry",
+                info.number,
+                exc,
+            )
+            return
+        if info.geometry is not None:
+            log.info(
+                "run %d's start places %d detectors (L1 %.3f m)",
+                info.number,
+                info.geometry.n_pixels,
+                info.geometry.l1,
+            )
+
     def _begin(self, info: RunInfo) -> None:
+        self._read_geometry(info)
         with self._lock:
             self._current = info
             self._tracker.begin_run(info.number)
@@ -1370,6 +1407,8 @@ def _copy(s: Spectra) -> Spectra:
         s.l1,
         s.instrument,
         dict(s.extra),
+        s.geometry,  # frozen: shared
+        None if s.masked is None else s.masked.copy(),
     )
 
 
