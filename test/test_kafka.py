@@ -146,6 +146,7 @@ class Collector:
         self.statuses: list[tuple[str, int]] = []
         self.monitors: dict[int, dict[int, int]] = {}
         self.monitor_counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.monitor_histograms: dict[int, dict[int, np.ndarray]] = collections.defaultdict(dict)
         self.logs: dict[int, dict[str, list[float]]] = collections.defaultdict(
             lambda: collections.defaultdict(list)
         )
@@ -158,15 +159,20 @@ class Collector:
         status = self.listener.run_status()
         run = chunk.run.getRunNumber() if chunk.run.hasProperty("run_number") else 0
         self.events[run] += chunk.n_events
-        if chunk.monitors is not None:
+        if chunk.monitors is not None and chunk.monitors.histograms is not None:
+            h = chunk.monitors.histograms
+            for i, spectrum in enumerate(chunk.monitors.spectra.det_ids):
+                got = self.monitor_histograms[run]
+                got[-int(spectrum)] = got.get(-int(spectrum), 0) + h.counts[0, i]
+        elif chunk.monitors is not None:
             counts = self.monitors.setdefault(run, {})
             ids, n = np.unique(chunk.monitors.events.index, return_counts=True)
             for spectrum, k in zip(ids, n, strict=True):
                 monitor = -int(chunk.monitors.spectra.det_ids[spectrum])
                 counts[monitor] = counts.get(monitor, 0) + int(k)
-            for prop in chunk.run.getProperties():  # the run's monitor counts say the same
-                if prop.name.startswith("monitor") and prop.name.endswith("_counts"):
-                    self.monitor_counts[run][int(prop.name[7:-7])] += int(prop.value)
+        for prop in chunk.run.getProperties():  # the run's monitor counts say the same
+            if prop.name.startswith("monitor") and prop.name.endswith("_counts"):
+                self.monitor_counts[run][int(prop.name[7:-7])] += int(prop.value)
         if status in (RunStatus.BEGIN_RUN, RunStatus.END_RUN):
             self.statuses.append((status.name, run))
         if run:
@@ -432,6 +438,99 @@ def test_run_start_geometry_with_a_detector_spectrum_map_and_bad_json(unit):
     unit.pixels = 4
     s = unit.extract().spectra
     assert s.geometry is None and np.isnan(s.l2).all() and list(s.det_ids) == [0, 1, 2, 3]
+
+
+def hs01(source: str, counts, edges_ns=(0, 1000, 2000, 3000), t_ns: int = 0, **extra) -> bytes:
+    counts = np.asarray(counts, np.float64)
+    return sdt.serialise_hs01(
+        {
+            "source": source,
+            "timestamp": t_ns,
+            "current_shape": list(counts.shape),
+            "dim_metadata": [
+                {
+                    "length": counts.shape[0],
+                    "unit": "ns",
+                    "label": "tof",
+                    "bin_boundaries": np.asarray(edges_ns, float),
+                }
+            ],
+            "data": counts,
+            "info": '{"state": "COUNTING", "id": "m"}',
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def with_monitors():
+    listener = KafkaListener(
+        "127.0.0.1:1", instrument="UNIT", stop_grace=0.0, init_wait=0.0, topics={"monitors": "UNIT_monitors"}
+    )
+    for role, topic in listener.topics.items():
+        listener._parts[(topic, 0)] = _Partition(topic, 0, role, eof_since=time.monotonic())
+    listener._initialised.set()
+    yield listener
+    listener.close()
+
+
+def test_hs01_monitor_histograms_are_cumulative_and_chunks_hand_their_growth(with_monitors):
+    """hs01 messages are the source's counts so far (just-bin-it's semantics): the chunks' monitor histograms
+    are the growth since the last extract, so their sum (what the session's Add makes) is the latest message;
+    a histogram that goes down started counting again and is handed whole from then on."""
+    unit = with_monitors
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    feed(unit, "run_control", pl72(7, t0 // 1_000_000))
+    feed(unit, "monitors", hs01("monitor1", [1, 2, 3], t_ns=t0 + 1))
+    feed(unit, "monitors", hs01("monitor2", [5, 0, 0], t_ns=t0 + 1))
+    first = unit.extract()
+    feed(unit, "monitors", hs01("monitor1", [2, 4, 5], t_ns=t0 + 2))
+    feed(unit, "monitors", hs01("monitor1", [10, 4, 6], t_ns=t0 + 3))
+    second = unit.extract()
+    feed(unit, "monitors", hs01("monitor1", [1, 0, 0], t_ns=t0 + 4))  # reset_counts
+    third = unit.extract()
+    m = [c.monitors for c in (first, second, third)]
+    assert all(x.histograms is not None and list(x.spectra.det_ids) == [-1, -2] for x in m)
+    assert list(m[0].histograms.edges) == [0.0, 1.0, 2.0, 3.0]  # ns → µs
+    assert m[0].histograms.counts.tolist() == [[[1, 2, 3], [5, 0, 0]]]
+    assert m[1].histograms.counts.tolist() == [[[9, 2, 3], [0, 0, 0]]]
+    assert m[2].histograms.counts.tolist() == [[[1, 0, 0], [0, 0, 0]]]
+    assert [c.run["monitor1_counts"].value for c in (first, second, third)] == [6, 14, 1]
+    state = unit.state()
+    assert state["histograms_received"] == 5 and state["histogram_resets"] == 1
+    assert state["unsupported_histograms"] == 0
+
+
+def test_hs01_that_cannot_be_read_is_counted_and_skipped(with_monitors):
+    unit = with_monitors
+    t0 = (time.time_ns() // 1_000_000 - 10_000) * 1_000_000
+    feed(unit, "monitors", hs01("monitor1", [1, 2, 3], t_ns=t0))  # before any run
+    feed(unit, "run_control", pl72(7, t0 // 1_000_000))
+    two_d = sdt.serialise_hs01(
+        {
+            "source": "det",
+            "timestamp": t0 + 1,
+            "current_shape": [2, 2],
+            "dim_metadata": [
+                {"length": 2, "unit": "ns", "label": "tof", "bin_boundaries": np.array([0.0, 1, 2])},
+                {"length": 2, "unit": "", "label": "det", "bin_boundaries": np.array([0.0, 1, 2])},
+            ],
+            "data": np.ones((2, 2)),
+        }
+    )
+    feed(unit, "monitors", two_d)
+    feed(unit, "events", hs01("det", [1, 2, 3], t_ns=t0 + 1))  # not on the monitors topic
+    feed(unit, "monitors", hs01("monitor1", [1, 2, 3], edges_ns=(0, 1, 2), t_ns=t0 + 1))  # edges for 2 bins
+    feed(unit, "monitors", hs01("monitor1", [1, 2, 3], edges_ns=(0, 1, 2, 3), t_ns=t0 + 1))  # read
+    feed(unit, "monitors", hs01("monitor2", [1, 2], edges_ns=(0, 5, 9), t_ns=t0 + 1))  # another binning
+    feed(unit, "monitors", hs01("monitor3", [1, 2, 3], t_ns=t0 + 1)[:40])  # truncated
+    state = unit.state()
+    assert state["histograms_outside_run"] == 1 and state["unsupported_histograms"] == 4
+    assert state["bad_messages"] == 1 and state["histograms_received"] == 2  # monitor1, and monitor2 refused
+    chunk = unit.extract()
+    assert list(chunk.monitors.spectra.det_ids) == [-1] and chunk.monitors.histograms.counts.tolist() == [
+        [[1, 2, 3]]
+    ]
 
 
 def test_bad_messages_are_counted_and_skipped(unit):
@@ -786,6 +885,65 @@ def stop_run(bootstrap: str, stop_ms: int) -> None:
         "HAND_runInfo", sdt.serialise_6s4t(job_id="job5", run_name="5", stop_time=stop_ms), partition=0
     )
     assert out.flush(30) == 0
+
+
+def test_hs01_monitor_histograms_through_a_real_broker(tansu):
+    """A producer (as just-bin-it does) publishes each monitor's cumulative histogram a few times in run 5,
+    and once more after the listener has begun the run: the chunks' monitor histograms sum to each monitor's
+    last message, bin by bin, and the run's monitorN_counts to its total."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": tansu.bootstrap})
+    topics = [NewTopic(f"HIST_{t}", 1, 1) for t in ("events", "sampleEnv", "runInfo", "monitors")]
+    for future in admin.create_topics(topics).values():
+        future.result(15)
+    out = ck.Producer({"bootstrap.servers": tansu.bootstrap, "batch.num.messages": 1})
+    start_ms = time.time_ns() // 1_000_000 - 60_000
+    t0 = start_ms * 1_000_000
+    out.produce("HIST_runInfo", pl72(5, start_ms, pixels=None), partition=0)
+    out.produce(
+        "HIST_events", sdt.serialise_ev44("bank0", 1, [t0 + 1000], [0], [5000, 6000], [3, 4]), partition=0
+    )
+    rng = np.random.default_rng(17)
+    edges = np.linspace(0, 20_000_000, 51)  # ns, 50 bins
+    last = {1: np.zeros(50), 2: np.zeros(50)}
+    for k in range(3):
+        for monitor in (1, 2):
+            last[monitor] = last[monitor] + rng.integers(0, 100, 50)
+            out.produce(
+                "HIST_monitors", hs01(f"monitor{monitor}", last[monitor], edges, t0 + k + 2), partition=0
+            )
+    assert out.flush(30) == 0
+    listener = KafkaListener(
+        tansu.bootstrap, instrument="HIST", pixels=8, stop_grace=0.3, topics={"monitors": "HIST_monitors"}
+    )
+    listener.start(StartFrom("start_of_run"))
+    got = Collector(listener)
+    try:
+        got.until(lambda: ("BEGIN_RUN", 5) in got.statuses, 30, "BEGIN_RUN of run 5")
+        for monitor in (1, 2):
+            last[monitor] = last[monitor] + rng.integers(0, 100, 50)
+            out.produce(
+                "HIST_monitors", hs01(f"monitor{monitor}", last[monitor], edges, t0 + 10), partition=0
+            )
+        out.produce(
+            "HIST_runInfo",
+            sdt.serialise_6s4t(job_id="job5", run_name="5", stop_time=start_ms + 100),
+            partition=0,
+        )
+        assert out.flush(30) == 0
+        got.until(lambda: ("END_RUN", 5) in got.statuses, 30, "END_RUN of run 5")
+        for monitor in (1, 2):
+            assert got.monitor_histograms[5][monitor].tolist() == last[monitor].tolist(), monitor
+            assert got.monitor_counts[5][monitor] == last[monitor].sum()
+        assert got.events[5] == 2
+        state = listener.state()
+        assert (
+            state["histograms_received"] == 8
+            and state["unsupported_histograms"] == state["bad_messages"] == 0
+        )
+    finally:
+        listener.close()
 
 
 def test_partitions_split_an_instrument_and_the_sum_is_whole(tansu):

@@ -2,7 +2,8 @@
 
 Topics (listener_options `topics`, defaults from the instrument name): `events` (ev44, or ev42 from older
 producers: detector events), `logs` (f144 sample-environment values → time-series logs), `run_control` (pl72 run
-start, 6s4t run stop). `address` is the bootstrap servers. Partitions are assigned explicitly (`assign()`, no
+start, 6s4t run stop), `monitors` (optional: ev44 monitor events, or hs01 monitor histograms, cumulative:
+chunks hand their growth). `address` is the bootstrap servers. Partitions are assigned explicitly (`assign()`, no
 group rebalancing: one daemon reads every partition of its instrument's topics); partitions that appear later
 are picked up from their start (`partitions` limits a role to some partitions: one daemon per group of
 detector banks). The group id (`group_id`) only names where offsets are committed for
@@ -57,7 +58,7 @@ from livereduce.errors import ConfigError, NotYet
 from livereduce.instrument.attach import attach_geometry
 from livereduce.instrument.model import InstrumentGeometry
 from livereduce.listeners.adara.geometry import DetectorMap, map_events
-from livereduce.listeners.base import Chunk, EventBuffer, RunStateMixin, RunTracker, StartFrom
+from livereduce.listeners.base import Chunk, EventBuffer, Histograms, RunStateMixin, RunTracker, StartFrom
 from livereduce.listeners.nexus_json import GeometryError
 from livereduce.listeners.nexus_json import parse as parse_nexus_geometry
 from livereduce.listeners.stream import RateLimited, positive_seconds
@@ -71,6 +72,7 @@ try:  # the optional extra
         deserialise_ev42,
         deserialise_ev44,
         deserialise_f144,
+        deserialise_hs01,
         deserialise_pl72,
     )
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test in a subprocess
@@ -121,7 +123,20 @@ COUNTERS = (
     "consumer_restarts",
     "broker_errors",
     "bad_geometry",
+    "histograms_received",
+    "histograms_outside_run",
+    "unsupported_histograms",
+    "histogram_resets",
 )
+TOF_US = {
+    "": 1e-3,
+    "ns": 1e-3,
+    "us": 1.0,
+    "µs": 1.0,
+    "microseconds": 1.0,
+    "ms": 1e3,
+    "s": 1e6,
+}  # hs01 axis units
 
 
 def require_extra() -> None:
@@ -247,6 +262,15 @@ class RunInfo:
 
 
 @dataclass
+class _Histogram:
+    """A monitor's hs01 histogram in the current run: the latest counts (cumulative) and those handed out."""
+
+    edges: np.ndarray  # µs
+    counts: np.ndarray
+    handed: np.ndarray
+
+
+@dataclass
 class _Partition:
     """What the receive thread knows of one assigned partition."""
 
@@ -334,6 +358,7 @@ class KafkaListener(RunStateMixin):
         self._events = EventBuffer(1 << 20)
         self._monitor_events = EventBuffer(1024)
         self._monitor_counts: dict[int, int] = {}
+        self._histograms: dict[int, _Histogram] = {}  # monitor id → its hs01 histogram in the current run
         self._tracker = RunTracker()
         self._run = Run()
         self._reset = False
@@ -431,12 +456,19 @@ class KafkaListener(RunStateMixin):
             if events.pulse_time.size:
                 self._handed_max_ns = max(self._handed_max_ns, int(events.pulse_time.max()))
             run, self._run = self._run, self._run.carry_over()
+            histograms = self._histogram_increments()
+            if histograms is not None:
+                for monitor, counts in zip(histograms[0], histograms[2], strict=True):
+                    monitor_counts[int(monitor)] = monitor_counts.get(int(monitor), 0) + round(
+                        float(counts.sum())
+                    )
             for monitor, count in monitor_counts.items():
                 run.set(f"monitor{monitor}_counts", count, additive=True)  # this chunk's; Add sums them
             self._tracker.latch()
             self._begin_pending = False
             if self._hold:  # the END_RUN chunk is out: the gap after it starts afresh
                 self._hold = False
+                self._histograms = {}
                 self._run = self._fresh_run(self._run)
                 self._layout, self._max_pixel = None, -1
             self._commit, self._handed = self._handed, self._positions()
@@ -447,7 +479,10 @@ class KafkaListener(RunStateMixin):
             with self._lock:
                 self._counts["unmapped_events_dropped"] += dropped
         return Chunk(
-            spectra=_copy(spectra), run=run, events=events, monitors=self._monitor_chunk(run, monitor_events)
+            spectra=_copy(spectra),
+            run=run,
+            events=events,
+            monitors=self._monitor_chunk(run, monitor_events, histograms),
         )
 
     def _replayed(self) -> bool:
@@ -462,11 +497,45 @@ class KafkaListener(RunStateMixin):
             self._replay_until = 0
         return done
 
-    def _monitor_chunk(self, run: Run, events) -> Chunk | None:
+    def _histogram_increments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(monitor ids, edges µs, counts [monitors, bins]) added to the monitors' hs01 histograms since the
+        last extract, or None when none came in this run (lock held). hs01 histograms are cumulative (each
+        message the source's counts so far, as just-bin-it publishes them): a chunk hands the difference, so
+        the session's Add sums them back to the latest message. A histogram that went down was restarted by
+        its producer: its new counts are handed whole."""
+        if not self._histograms:
+            return None
+        ids = np.array(sorted(self._histograms), np.int64)
+        edges = self._histograms[int(ids[0])].edges
+        rows = []
+        for monitor in ids:
+            h = self._histograms[int(monitor)]
+            rows.append(h.counts - h.handed)
+            h.handed = h.counts
+        return ids, edges.copy(), np.array(rows)
+
+    def _monitor_chunk(self, run: Run, events, histograms=None) -> Chunk | None:
         """The monitors' chunk (spectra: -monitor id, as the ADARA listener names them), when a monitors topic
-        is read."""
+        is read: their events, or the increments of their hs01 histograms when the run has those."""
         if "monitors" not in self.topics:
             return None
+        if histograms is not None:
+            ids, edges, counts = histograms
+            if len(events):
+                self._bad(
+                    "unsupported_histograms",
+                    "monitor events and hs01 monitor histograms in the same run: the histograms are kept, %d "
+                    "monitor events are not",
+                    len(events),
+                )
+            monitor_run = Run()
+            if run.hasProperty("run_number"):
+                monitor_run.set("run_number", run["run_number"].value)
+            return Chunk(
+                spectra=Spectra.one_to_one(-ids, instrument=self.instrument),
+                run=monitor_run,
+                histograms=Histograms(edges, counts[np.newaxis]),
+            )
         ids = np.asarray(self.monitor_ids)
         spectra = Spectra.one_to_one(-ids, instrument=self.instrument)
         mapped, dropped = map_events(events, DetectorMap(ids))
@@ -1195,6 +1264,76 @@ class KafkaListener(RunStateMixin):
         with self._lock:
             self._run.series(value.source_name).append(t, v)
 
+    def _on_hs01(self, part: _Partition, h: dict, msg) -> None:
+        """A monitor's histogram (hs01 on the monitors topic; the monitor id from the source name's trailing
+        digits): cumulative, so the latest message of the current run is kept and extracts hand its growth."""
+        source = h.get("source", "")
+        dims, data = h["dim_metadata"], np.asarray(h["data"], np.float64)
+        if part.role != "monitors" or len(dims) != 1 or data.ndim != 1:
+            self._bad(
+                "unsupported_histograms",
+                "an hs01 histogram (source %r, %d dimensions) on %s[%d]: only one-dimensional monitor histograms "
+                "on the monitors topic are read; skipped",
+                source,
+                len(dims),
+                part.topic,
+                part.partition,
+            )
+            return
+        unit = str(dims[0].get("unit", "")).strip()
+        edges = np.asarray(dims[0]["bin_boundaries"], np.float64)
+        if (
+            unit not in TOF_US
+            or edges.size != data.size + 1
+            or data.size != int(dims[0]["length"])
+            or not np.all(np.diff(edges) > 0)
+            or not np.all(np.isfinite(data))
+        ):
+            self._bad(
+                "unsupported_histograms",
+                "an hs01 histogram (source %r) on %s[%d] is a slice, or has %d counts for %d bin edges, edges "
+                "not increasing, or units %r (a time of flight in ns, us, ms or s is read); skipped",
+                source,
+                part.topic,
+                part.partition,
+                data.size,
+                edges.size,
+                unit,
+            )
+            return
+        edges = edges * TOF_US[unit]
+        t = int(h.get("timestamp") or 0) or msg.timestamp()[1] * 1_000_000
+        run = self._current
+        if run is None or t < run.start_ns:
+            with self._lock:
+                self._counts["histograms_outside_run"] += 1
+            return
+        monitor = run_number_of(source) or 0
+        restarted = False
+        with self._lock:
+            self._counts["histograms_received"] += 1
+            known = self._histograms.get(monitor)
+            reference = known or next(iter(self._histograms.values()), None)
+            if reference is not None and not np.array_equal(reference.edges, edges):
+                if len(self._histograms) > (
+                    known is not None
+                ):  # one chunk holds one binning for all monitors
+                    self._counts["unsupported_histograms"] += 1
+                    return
+                known = None  # the only monitor binned anew: it starts again with the new binning
+            if known is None:
+                self._histograms[monitor] = _Histogram(edges, data, np.zeros_like(data))
+                return
+            # counting started again (just-bin-it's reset_counts, a restart): data counts from then on, so
+            # counts - handed becomes data plus what had not been handed out before
+            restarted = bool(np.any(data < known.counts))
+            if restarted:
+                self._counts["histogram_resets"] += 1
+                known.handed = known.handed - known.counts
+            known.counts = data
+        if restarted:
+            log.info("monitor %d's hs01 histogram (source %s) started counting again", monitor, source)
+
     def _on_pl72(self, part: _Partition, start, msg) -> None:
         info = self._run_info(start)
         if info is None:
@@ -1363,6 +1502,7 @@ class KafkaListener(RunStateMixin):
             self._details(info)
             self._layout, self._max_pixel = None, -1
             self._handed_max_ns = 0
+            self._histograms = {}
         self._floor_ns = info.start_ns
         log.info("run %d started (%s)", info.number, iso_from_ns(info.start_ns))
 
@@ -1420,6 +1560,7 @@ _HANDLERS = {
     b"f144": KafkaListener._on_f144,
     b"pl72": KafkaListener._on_pl72,
     b"6s4t": KafkaListener._on_6s4t,
+    b"hs01": KafkaListener._on_hs01,
 }
 _DECODERS = (
     {
@@ -1428,6 +1569,7 @@ _DECODERS = (
         b"f144": deserialise_f144,
         b"pl72": deserialise_pl72,
         b"6s4t": deserialise_6s4t,
+        b"hs01": deserialise_hs01,
     }
     if ck is not None
     else {}
