@@ -147,6 +147,7 @@ class Collector:
         self.monitors: dict[int, dict[int, int]] = {}
         self.monitor_counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
         self.monitor_histograms: dict[int, dict[int, np.ndarray]] = collections.defaultdict(dict)
+        self.spectra: dict = {}  # run → the spectra of its last chunk
         self.logs: dict[int, dict[str, list[float]]] = collections.defaultdict(
             lambda: collections.defaultdict(list)
         )
@@ -159,6 +160,7 @@ class Collector:
         status = self.listener.run_status()
         run = chunk.run.getRunNumber() if chunk.run.hasProperty("run_number") else 0
         self.events[run] += chunk.n_events
+        self.spectra[run] = chunk.spectra
         if chunk.monitors is not None and chunk.monitors.histograms is not None:
             h = chunk.monitors.histograms
             for i, spectrum in enumerate(chunk.monitors.spectra.det_ids):
@@ -641,6 +643,33 @@ def test_three_runs_through_a_real_broker(tansu):
         fake.stop()
 
 
+def test_fake_kafka_nexus_geometry_reaches_the_spectra(tansu):
+    """fake-kafka --nexus-geometry puts the fake SMS's geometry in each run start's NeXus JSON (pixels as points,
+    the source L1 upstream): the listener's spectra get back each pixel's L2, 2θ and φ as the fake defines them."""
+    fake = producer(tansu, runs=1, run_seconds=1.0, pixels=256, nexus_geometry=True)
+    fake.start()
+    listener = KafkaListener(tansu.bootstrap, instrument="TEST", stop_grace=0.5)
+    listener.start(StartFrom("start_of_run"))
+    got = Collector(listener)
+    try:
+        got.until(lambda: ("END_RUN", 1) in got.statuses, 30, "END_RUN of run 1")
+        assert got.events[1] == fake.sent_events_per_run[1]
+        spectra = got.spectra[1]
+        g = fake._geometry
+        order = np.searchsorted(g.det_ids, spectra.det_ids)  # spectrum i+1 holds detector id det_ids[i]
+        assert list(g.det_ids[order]) == list(spectra.det_ids) and len(spectra) == 256
+        assert spectra.l1 == pytest.approx(g.l1, abs=1e-6)
+        assert spectra.l2 == pytest.approx(g.l2[order], abs=1e-5)
+        assert spectra.two_theta == pytest.approx(g.two_theta[order], abs=1e-5)
+        off_axis = np.sin(g.two_theta[order]) > 1e-3  # φ of a pixel on the beam axis is not defined
+        dphi = np.angle(np.exp(1j * (spectra.azimuthal - g.azimuthal[order])))[off_axis]
+        assert np.abs(dphi).max() < 1e-4
+        assert listener.state()["bad_geometry"] == 0
+    finally:
+        listener.close()
+        fake.stop()
+
+
 def test_joining_mid_run_from_its_start_and_from_now(tansu):
     fake = producer(tansu, runs=2, run_seconds=2.5)
     fake.start()
@@ -846,6 +875,56 @@ def test_daemon_three_runs_back_to_back(tansu, tmp_path, restart):
         else:
             assert not lost
         assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
+        fake.stop()
+
+
+def test_daemon_converts_to_d_spacing_with_the_run_starts_geometry(tansu, tmp_path):
+    """fake-kafka --nexus-geometry → Tansu → the daemon: the powder proc's ConvertUnits to dSpacing works on the
+    Kafka stream (its geometry came in the run start's NeXus JSON), and every event sent is accumulated."""
+    out = tmp_path / "out"
+    out.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "reduce_PG3_live_proc.py").write_text(
+        "from mantid.simpleapi import ConvertUnits\n"
+        "ConvertUnits(InputWorkspace=input, OutputWorkspace=output, Target='dSpacing')\n"
+    )
+    (scripts / "reduce_PG3_live_post_proc.py").write_text(
+        "import json, os\n"
+        "record = {'events': accumulation.getNumberEvents(), 'unit': accumulation.getAxis(0).getUnit().unitID()}\n"
+        f"path = os.path.join({str(out)!r}, 'run_' + accumulation.getRun().getProperty('run_number').value)\n"
+        "open(path + '.tmp', 'w').write(json.dumps(record))\n"
+        "os.replace(path + '.tmp', path + '.json')\n"
+    )
+    fake = producer(
+        tansu, instrument="POWGEN", rate=20_000, run_seconds=2.0, runs=1, seed=5, nexus_geometry=True
+    )
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "POWGEN",
+            "listener": "kafka",
+            "address": tansu.bootstrap,
+            "listener_options": {"stop_grace": 0.5},
+            "script_dir": str(scripts),
+            "update_every": 0.5,
+            "preserve_events": True,
+            "accum_method": "Add",
+            "system_mem_limit_perc": 0,
+        },
+    )
+    fake.create_topics()
+    try:
+        daemon.wait_for("reading POWGEN_events[0]", timeout=30)
+        fake.start()
+        assert fake.done.wait(60)
+        log = daemon.wait_for("session - INFO - run 1 ended (", timeout=30)
+        record = json.loads((out / "run_1.json").read_text())
+        assert record == {"events": fake.sent_events_per_run[1], "unit": "dSpacing"}
+        assert "start places 1024 detectors" in log
+        assert "Traceback" not in log and "ERROR" not in log
     finally:
         daemon.stop()
         fake.stop()

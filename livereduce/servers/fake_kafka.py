@@ -1,12 +1,12 @@
 """A fake ESS-style Kafka producer: the fake SMS's synthetic runs (or a replay) as FlatBuffers on Kafka topics.
 
-The source is the fake SMS's own (`adara_synthetic.SyntheticRuns`, or `adara_replay.replay_packets` for a
-`.adara` capture or a NeXus event file); each ADARA packet becomes the message the ESS streaming schemas carry:
-NEW_RUN → `pl72` run start (run name = the run number, start time, instrument name, a detector-spectrum map
-from the geometry: spectrum i+1 ← detector id i), END_RUN → `6s4t` run stop, a banked event packet → one `ev44`
-message per pulse (error banks left out; TOF in ns), beam monitor events → `ev44` on the monitors topic (one
-source per monitor, pixel ids = the monitor id), a numeric process variable → `f144`. Strings, annotations and
-heartbeats have no topic here and are not sent.
+The source is the fake SMS's own (`adara_synthetic.SyntheticRuns`, or `adara_replay.replay_packets` for a `.adara`
+capture or a NeXus event file); each ADARA packet becomes the message the ESS streaming schemas carry: NEW_RUN →
+`pl72` run start (run name = the run number, start time, instrument name, a detector-spectrum map from the
+geometry: spectrum i+1 ← detector id i; with `nexus_geometry`, the geometry as NeXus JSON too), END_RUN → `6s4t`
+run stop, a banked event packet → one `ev44` message per pulse (error banks left out; TOF in ns), beam monitor
+events → `ev44` on the monitors topic (one source per monitor, pixel ids = the monitor id), a numeric process
+variable → `f144`. Strings, annotations and heartbeats have no topic here and are not sent.
 
 Topics: `<instrument>_events`, `<instrument>_sampleEnv`, `<instrument>_runInfo` (the Kafka listener's
 defaults) and `<instrument>_monitors` (read when the listener's `topics` names it), created with one
@@ -21,6 +21,7 @@ finished run logs "run N: sent M events", as the fake SMS does.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import threading
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from livereduce.listeners.adara import packets as P
-from livereduce.listeners.adara.geometry import parse_geometry
+from livereduce.listeners.adara.geometry import Geometry, parse_geometry
 from livereduce.listeners.adara.pvs import describe
 from livereduce.listeners.kafka import EXTRA_HINT, default_topics
 from livereduce.servers.adara_replay import replay_packets
@@ -41,6 +42,7 @@ from livereduce.servers.base import HelpFormatter, serve_forever
 
 log = logging.getLogger("livereduce.fake_kafka")
 MAX_GAP_NS = 10 * 1_000_000_000  # replays at original speed shorten longer silences to this
+MAX_NEXUS_JSON = 800_000  # a run start's NeXus JSON longer than this is not sent (Kafka's messages: 1 MB)
 
 
 def _libraries():
@@ -72,6 +74,7 @@ class FakeKafka:
         replay: str | Path | None = None,
         seed: int | None = None,
         producer_settings: dict | None = None,
+        nexus_geometry: bool = False,
     ):
         if speed not in ("original", "unlimited"):
             raise ValueError(f"speed must be original or unlimited, not {speed!r}")
@@ -84,6 +87,10 @@ class FakeKafka:
         self.replay = Path(replay) if replay else None
         self._rng = np.random.default_rng(seed)
         self.producer_settings = dict(producer_settings or {})
+        self.nexus_geometry = bool(nexus_geometry)
+        self._geometry: Geometry | None = (
+            None  # the run's geometry (its GEOMETRY packet), for nexus_structure
+        )
         self.port = 0  # serve_forever's banner has none to show
         self.sent_events_per_run: dict[int, int] = {}
         self.produced_events_per_run: dict[int, int] = {}
@@ -204,9 +211,10 @@ class FakeKafka:
             return
         if ptype == P.Type.GEOMETRY and self._pending_start:
             try:
-                det = parse_geometry(P.GeometryPkt.decode(payload, version).xml).det_ids
+                self._geometry = parse_geometry(P.GeometryPkt.decode(payload, version).xml)
+                det = self._geometry.det_ids
             except ValueError:
-                det = None
+                self._geometry, det = None, None
             self._start_run(det)
             return
         if ptype in (P.Type.BEAMLINE_INFO, P.Type.RUN_INFO, P.Type.HEARTBEAT):
@@ -251,10 +259,77 @@ class FakeKafka:
                 run_name=str(run),
                 instrument_name=self.instrument,
                 detector_spectrum_map=dsm,
+                nexus_structure=self._nexus_structure() if self.nexus_geometry else "{}",
             ),
         )
         self._run = run
         log.info("run %d started", run)
+
+    def _nexus_structure(self) -> str:
+        """The run's geometry as the file-writer's NeXus JSON: the source L1 upstream along z, the sample at the
+        origin, one NXdetector with each pixel's offset from the sample (L2, 2θ, φ as a point). "{}" without a
+        geometry, or when the JSON would not fit a Kafka message (about 11,000 pixels at most)."""
+        g = self._geometry
+        if g is None or not g.det_ids.size:
+            return "{}"
+        s = np.sin(g.two_theta)
+        pos = g.l2[:, None] * np.stack(
+            [s * np.cos(g.azimuthal), s * np.sin(g.azimuthal), np.cos(g.two_theta)], axis=1
+        )
+
+        def dataset(name, values, **attrs):
+            attributes = [{"name": k, "values": v} for k, v in attrs.items()]
+            return {"module": "dataset", "config": {"name": name, "values": values}, "attributes": attributes}
+
+        def group(name, nx_class, *children):
+            return {
+                "name": name,
+                "type": "group",
+                "attributes": [{"name": "NX_class", "values": nx_class}],
+                "children": list(children),
+            }
+
+        detector = group(
+            "detector",
+            "NXdetector",
+            dataset("detector_number", g.det_ids.astype(int).tolist()),
+            *(
+                dataset(f"{a}_pixel_offset", pos[:, k].round(6).tolist(), units="m")
+                for k, a in enumerate("xyz")
+            ),
+        )
+        children = [detector]
+        if np.isfinite(g.l1):
+            children.append(
+                group(
+                    "source",
+                    "NXsource",
+                    dataset("depends_on", "transformations/position"),
+                    group(
+                        "transformations",
+                        "NXtransformations",
+                        dataset(
+                            "position",
+                            -float(g.l1),
+                            transformation_type="translation",
+                            vector=[0, 0, 1],
+                            units="m",
+                            depends_on=".",
+                        ),
+                    ),
+                )
+            )
+        instrument = group(
+            "instrument", "NXinstrument", dataset("name", g.name or self.instrument), *children
+        )
+        text = json.dumps({"children": [group("entry", "NXentry", instrument, group("sample", "NXsample"))]})
+        if len(text) > MAX_NEXUS_JSON:
+            log.info(
+                "run geometry of %d pixels is too large for a run start message: sent without it",
+                g.det_ids.size,
+            )
+            return "{}"
+        return text
 
     def _end_run(self, time_ns: int) -> None:
         run = self._run
@@ -338,6 +413,11 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-kafka") -> 
     p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
+    p.add_argument(
+        "--nexus-geometry",
+        action="store_true",
+        help="put the geometry in each run start's nexus_structure (up to about 11,000 pixels)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     producer = FakeKafka(
@@ -353,6 +433,7 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-kafka") -> 
         speed=a.speed,
         replay=a.replay,
         seed=a.seed,
+        nexus_geometry=a.nexus_geometry,
     )
     return serve_forever(
         producer,
