@@ -739,3 +739,53 @@ def test_fake_sms_refuses_an_unusable_idf_in_one_line(tmp_path):
         check=False,
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr, r.stderr
+
+
+PARAMETER_IDF = """<?xml version="1.0" encoding="UTF-8"?>
+<instrument name="TINYP">
+  <component type="moderator"><location z="-10.0"/></component>
+  <type name="moderator" is="Source"/>
+  <component type="sample-position"><location/></component>
+  <type name="sample-position" is="SamplePos"/>
+  <component type="pixel" idlist="pixels"><location x="1.0"/></component>
+  <type name="pixel" is="detector"/>
+  <idlist idname="pixels"><id val="7"/></idlist>
+  <component-link name="TINYP">
+    <parameter name="l2-offset"><value val="0.5"/></parameter>
+    <parameter name="kept"><value val="3"/></parameter>
+  </component-link>
+</instrument>
+"""
+PARAMETER_FILE = """<?xml version="1.0" encoding="UTF-8"?>
+<parameter-file instrument="TINYP" valid-from="2020-01-01T00:00:00">
+  <component-link name="TINYP">
+    <parameter name="l2-offset"><value val="0.75"/></parameter>
+    <parameter name="DetectorCalibrationType" type="string"><value val="file"/></parameter>
+  </component-link>
+</parameter-file>
+"""
+
+
+def test_a_parameter_file_beside_the_definition_adds_and_replaces_parameters(tmp_path):
+    """Mantid reads <NAME>_Parameters.xml after the definition: its values win, the rest stay."""
+    import pickle
+
+    idf = tmp_path / "TINYP_Definition_2020.xml"
+    idf.write_text(PARAMETER_IDF)
+    alone = read_idf(idf)
+    assert (
+        alone.number_parameter("l2-offset") == [0.5]
+        and alone.string_parameter("DetectorCalibrationType") == []
+    )
+    (tmp_path / "TINYP_Parameters.xml").write_text(PARAMETER_FILE)
+    g = read_idf(idf)
+    assert g.number_parameter("l2-offset") == [0.75]  # the file's value replaces the definition's
+    assert g.number_parameter("kept") == [3.0]  # what the file does not name stays
+    assert g.string_parameter("DetectorCalibrationType") == ["file"]
+    again = pickle.loads(pickle.dumps(g))  # noqa: S301 - the daemon → worker pipe: parameters go with the text
+    assert again.number_parameter("l2-offset") == [0.75] and again.string_parameter(
+        "DetectorCalibrationType"
+    ) == ["file"]
+    (tmp_path / "TINYP_Parameters.xml").write_text("<instrument/>")
+    with pytest.raises(ValueError, match="parameter file: root element is <instrument>"):
+        read_idf(idf)

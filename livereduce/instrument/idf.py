@@ -100,6 +100,7 @@ class _Reader:
         if root.tag != "instrument":
             raise ValueError(f"root element is <{root.tag}>, not <instrument>")
         self.root, self.max_pixels, self.logs = root, max_pixels, logs
+        self.overrides: list[ET.Element] = []  # a parameter file's <component-link>s
         self.name = root.get("name", "")
         self.deg = self._defaults()
         self.types: dict[str, ET.Element] = {}
@@ -425,6 +426,11 @@ class _Reader:
         self._params(self.root, self.name)
         for link in self.root.findall("component-link"):
             self._params(link, link.get("name", ""))
+        for link in self.overrides:  # a parameter file's values replace the definition's, as in Mantid
+            for par in link.findall("parameter"):
+                v = parameter_value(par, self.logs)
+                if v is not None:
+                    self.parameters.setdefault(link.get("name", "") or self.name, {})[par.get("name", "")] = v
         block = _Block.concat([self.component(c) for c in tops])
         if block.need.any():
             raise ValueError(f"{int(block.need.sum())} detectors/monitors are in no component with an idlist")
@@ -469,10 +475,25 @@ class _Reader:
 
 
 def read_root(
-    root: ET.Element, max_pixels: int = MAX_PIXELS, logs: Mapping[str, float] | None = None
+    root: ET.Element,
+    max_pixels: int = MAX_PIXELS,
+    logs: Mapping[str, float] | None = None,
+    parameter_file: ET.Element | None = None,
 ) -> InstrumentGeometry:
     """The geometry of a parsed IDF (namespaces are stripped from `root` in place). ValueError naming the
     element for anything unsupported or inconsistent; numpy's overflow warnings are off (overflowed numbers
     are caught as positions out of bounds)."""
     with np.errstate(all="ignore"):
-        return _Reader(root, max_pixels, logs or {}).read()
+        reader = _Reader(root, max_pixels, logs or {})
+        reader.overrides = _links(parameter_file) if parameter_file is not None else []
+        return reader.read()
+
+
+def _links(root: ET.Element) -> list[ET.Element]:
+    """The <component-link>s of a Mantid parameter file (<parameter-file instrument=…>)."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and "}" in el.tag:
+            el.tag = el.tag.rsplit("}", 1)[1]
+    if root.tag != "parameter-file":
+        raise ValueError(f"parameter file: root element is <{root.tag}>, not <parameter-file>")
+    return root.findall("component-link")

@@ -28,6 +28,7 @@ def parse_idf(
     max_pixels: int = MAX_PIXELS,
     limit: int = MAX_IDF_BYTES,
     cache: bool = True,
+    parameters: str | None = None,
 ) -> InstrumentGeometry:
     """The geometry an IDF's text defines. Results are cached by the text's SHA-256 (the last CACHE_SIZE
     texts), so the same IDF arriving again (each run's GEOMETRY packet) costs a hash; `cache=False` reads it
@@ -42,6 +43,7 @@ def parse_idf(
         hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
         max_pixels,
         tuple(sorted(logs.items())),
+        hashlib.sha256(parameters.encode("utf-8", "surrogatepass")).hexdigest() if parameters else "",
     )
     with _cache_lock:
         hit = _cache.get(key) if cache else None
@@ -49,14 +51,15 @@ def parse_idf(
             _cache.move_to_end(key)
             return hit
     try:
-        geometry = read_root(parse_xml(text, limit), max_pixels, logs)
+        extra = parse_xml(parameters, limit) if parameters else None
+        geometry = read_root(parse_xml(text, limit), max_pixels, logs, extra)
     except ET.ParseError as exc:
         raise ValueError(f"IDF: not readable XML: {exc}") from None
     except RecursionError:
         raise ValueError("IDF: nested too deep") from None
     except ValueError as exc:
         raise ValueError(f"IDF {exc}" if str(exc).startswith("<") else f"IDF: {exc}") from None
-    object.__setattr__(geometry, "_source", (text, max_pixels, tuple(sorted(logs.items()))))
+    object.__setattr__(geometry, "_source", (text, max_pixels, tuple(sorted(logs.items())), parameters))
     with _cache_lock:
         _cache[key] = geometry
         while len(_cache) > CACHE_SIZE:
@@ -67,23 +70,41 @@ def parse_idf(
 def read_idf(
     path: str | Path, *, logs: Mapping[str, float] | None = None, max_pixels: int = MAX_PIXELS
 ) -> InstrumentGeometry:
-    """parse_idf of a file; ValueError (naming the file) if it cannot be read or is too large."""
+    """parse_idf of a file, with the instrument's parameter file beside it when there is one (Mantid's
+    `<NAME>_Parameters.xml`, NAME the part of the file name before `_Definition`: its values replace the
+    definition's). ValueError (naming the file) if either cannot be read or is too large."""
     p = Path(path)
+    text = _read(p)
+    found = parameter_file(p)
+    parameters = _read(found) if found is not None else None
     try:
-        size = p.stat().st_size
-        if size > MAX_IDF_BYTES:
-            raise ValueError(f"{p}: {size} bytes, over the {MAX_IDF_BYTES}-byte bound")
-        text = p.read_bytes().decode("utf-8", "replace")
-    except OSError as exc:
-        raise ValueError(f"{p}: {exc.strerror or exc}") from None
-    try:
-        return parse_idf(text, logs=logs, max_pixels=max_pixels)
+        return parse_idf(text, logs=logs, max_pixels=max_pixels, parameters=parameters)
     except ValueError as exc:
         raise ValueError(f"{p}: {exc}") from None
 
 
-def _from_text(text: str, max_pixels: int, logs: tuple) -> InstrumentGeometry:
-    return parse_idf(text, logs=dict(logs), max_pixels=max_pixels, limit=max(MAX_IDF_BYTES, len(text)))
+def parameter_file(idf: Path) -> Path | None:
+    """`<NAME>_Parameters.xml` beside `idf` (NAME_Definition….xml), or None."""
+    name = idf.name.split("_Definition", 1)[0]
+    if name == idf.name:
+        return None
+    candidate = idf.with_name(f"{name}_Parameters.xml")
+    return candidate if candidate.is_file() else None
+
+
+def _read(p: Path) -> str:
+    try:
+        size = p.stat().st_size
+        if size > MAX_IDF_BYTES:
+            raise ValueError(f"{p}: {size} bytes, over the {MAX_IDF_BYTES}-byte bound")
+        return p.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise ValueError(f"{p}: {exc.strerror or exc}") from None
+
+
+def _from_text(text: str, max_pixels: int, logs: tuple, parameters: str | None = None) -> InstrumentGeometry:
+    limit = max(MAX_IDF_BYTES, len(text), len(parameters or ""))
+    return parse_idf(text, logs=dict(logs), max_pixels=max_pixels, limit=limit, parameters=parameters)
 
 
 def _reduce(g: InstrumentGeometry):
