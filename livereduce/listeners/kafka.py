@@ -479,7 +479,7 @@ class KafkaListener(RunStateMixin):
             with self._lock:
                 self._counts["unmapped_events_dropped"] += dropped
         return Chunk(
-            spectra=_copy(spectra),
+            spectra=spectra.copy(),
             run=run,
             events=events,
             monitors=self._monitor_chunk(run, monitor_events, histograms),
@@ -1533,23 +1533,6 @@ class KafkaListener(RunStateMixin):
             self._held_logs = []
         log.info("run %d ended (%s)", run.number, iso_from_ns(run.stop_ns))
         return True
-
-
-def _copy(s: Spectra) -> Spectra:
-    """An independent copy in a few array copies (Spectra.copy goes spectrum by spectrum)."""
-    return Spectra(
-        s.numbers.copy(),
-        s.det_ids.copy(),
-        s.det_offsets.copy(),
-        s.l2.copy(),
-        s.two_theta.copy(),
-        s.azimuthal.copy(),
-        s.l1,
-        s.instrument,
-        dict(s.extra),
-        s.geometry,  # frozen: shared
-        None if s.masked is None else s.masked.copy(),
-    )
 
 
 _TAKEN_BACK = ("", -1)  # the held pulses taken back from the buffer at a late run stop

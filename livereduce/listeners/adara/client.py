@@ -244,10 +244,10 @@ class AdaraListener(RunStateMixin):
         if run.hasProperty("run_number"):
             monitor_run.set("run_number", run["run_number"].value)
         return Chunk(
-            spectra=_copy(spectra),
+            spectra=spectra.copy(),
             run=run,
             events=events,
-            monitors=Chunk(spectra=_copy(monitor_spectra), run=monitor_run, events=monitor_events),
+            monitors=Chunk(spectra=monitor_spectra.copy(), run=monitor_run, events=monitor_events),
         )
 
     # ---- layout --------------------------------------------------------------------------------------------
@@ -607,22 +607,6 @@ class AdaraListener(RunStateMixin):
 
 def _type_name(ptype: int) -> str:
     return P.Type(ptype).name if ptype in P.KNOWN_TYPES else f"0x{ptype:04x}"
-
-
-def _copy(s: Spectra) -> Spectra:
-    """An independent copy, in a few array copies (Spectra.copy goes spectrum by spectrum)."""
-    return Spectra(
-        s.numbers.copy(),
-        s.det_ids.copy(),
-        s.det_offsets.copy(),
-        s.l2.copy(),
-        s.two_theta.copy(),
-        s.azimuthal.copy(),
-        s.l1,
-        s.instrument,
-        dict(s.extra),
-        s.geometry,  # the IDF reader's frozen result: shared, never copied
-    )
 
 
 T = P.Type
