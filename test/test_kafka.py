@@ -1209,18 +1209,15 @@ def test_back_pressure_pauses_and_lag_is_reported(tansu):
         listener.close()
 
 
-def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_path):
-    """Restarts without duplicates (docs/kafka.md): the new daemon reads the run again from its start; the
-    session restores the checkpoint and skips the pulses it already holds. Offsets play no part."""
+def checkpointing_daemon(tansu, tmp_path) -> tuple:
+    """(products directory, config) of a POWGEN daemon on `tansu` that checkpoints every second cycle; its
+    post_proc writes run_<N>.json with the run's event count (the kill -9 tests)."""
     out = tmp_path / "out"
     out.mkdir()
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    # long enough that the restart lands inside the run on a loaded machine too (a run that ended while the
-    # daemon was down: the test after the next)
-    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=20.0, runs=1, seed=11)
     config = {
         "instrument": "POWGEN",
         "listener": "kafka",
@@ -1234,6 +1231,16 @@ def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_p
         "state_dir": str(tmp_path / "state"),
         "checkpoint_every": 2,
     }
+    return out, config
+
+
+def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_path):
+    """Restarts without duplicates (docs/kafka.md): the new daemon reads the run again from its start; the
+    session restores the checkpoint and skips the pulses it already holds. Offsets play no part."""
+    out, config = checkpointing_daemon(tansu, tmp_path)
+    # long enough that the restart lands inside the run on a loaded machine too (a run that ended while the
+    # daemon was down: the test after the next)
+    fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=20.0, runs=1, seed=11)
     fake.create_topics()
     daemon = DaemonProcess(tmp_path, config)
     try:
@@ -1324,26 +1331,8 @@ def test_daemon_kill_9_mid_run_then_restart_after_the_run_ended(tansu, tmp_path)
     """A run that ended while the daemon was down is read again (docs/kafka.md): kill -9 mid-run 1, let run 1 end
     and run 2 begin, start a new daemon: the checkpoint's run 1 is read again from its pl72, the checkpoint
     restored and its pulses skipped; run 1's total and run 2's total are what the producer sent."""
-    out = tmp_path / "out"
-    out.mkdir()
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
-    (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
+    out, config = checkpointing_daemon(tansu, tmp_path)
     fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=[15.0, 6.0], runs=2, seed=13)
-    config = {
-        "instrument": "POWGEN",
-        "listener": "kafka",
-        "address": tansu.bootstrap,
-        "listener_options": {"stop_grace": 0.5},
-        "script_dir": str(scripts),
-        "update_every": 0.5,
-        "preserve_events": True,
-        "accum_method": "Add",
-        "system_mem_limit_perc": 0,
-        "state_dir": str(tmp_path / "state"),
-        "checkpoint_every": 2,
-    }
     fake.create_topics()
     daemon = DaemonProcess(tmp_path, config)
     try:
