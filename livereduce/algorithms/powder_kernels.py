@@ -9,25 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.events import EventColumns, EventWorkspace, group_by_spectrum
 from livereduce.workspace.jit import njit
-
-
-@njit(nogil=True)
-def _by_spectrum(index, nspec):  # pragma: no cover - compiled
-    """Counting sort: the event order grouped by spectrum (stable), and each spectrum's start."""
-    start = np.zeros(nspec + 1, np.int64)
-    for i in range(index.size):
-        start[index[i] + 1] += 1
-    for k in range(nspec):
-        start[k + 1] += start[k]
-    fill = start[:-1].copy()
-    order = np.empty(index.size, np.int64)
-    for i in range(index.size):
-        k = index[i]
-        order[fill[k]] = i
-        fill[k] += 1
-    return order, start
 
 
 @njit(nogil=True)
@@ -72,7 +55,7 @@ def compress(ws: EventWorkspace, tolerance: float) -> EventWorkspace:
         return ws.with_events(ev)
     x = ev.x
     cell = np.floor((x - x.min()) / tolerance).astype(np.int64)
-    order, start = _by_spectrum(ev.index, ws.getNumberHistograms())
+    order, start = group_by_spectrum(ev.index, ws.getNumberHistograms())
     w = np.ones(n) if ev.weights is None else ev.weights
     e2 = np.ones(n) if ev.err2 is None else ev.err2
     out = (np.empty(n, np.uint32), np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.uint32))

@@ -15,6 +15,7 @@ import numpy as np
 from livereduce.workspace.base import MatrixWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.histogram_kernels import histogram_into
+from livereduce.workspace.jit import njit
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
@@ -38,6 +39,29 @@ def grown(columns: list[np.ndarray], used: int, need: int, limit: int | None = N
         new[:used] = old[:used]
         out.append(new)
     return out
+
+
+@njit(nogil=True)
+def _counting_order(index, nspec):  # pragma: no cover - compiled
+    offsets = np.zeros(nspec + 1, np.int64)
+    for i in range(index.size):
+        offsets[index[i] + 1] += 1
+    for k in range(nspec):
+        offsets[k + 1] += offsets[k]
+    fill = offsets[:-1].copy()
+    order = np.empty(index.size, np.int64)
+    for i in range(index.size):
+        k = index[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, offsets
+
+
+def group_by_spectrum(index: np.ndarray, nspec: int) -> tuple[np.ndarray, np.ndarray]:
+    """(event order grouped by spectrum, arrival order kept within one; offsets [nspec+1]): a stable counting
+    sort, one pass each way (an argsort costs ~1 s per 10^7 events, this ~0.05 s). Every index must be below
+    `nspec` (callers check, or know it)."""
+    return _counting_order(np.ascontiguousarray(index), nspec)
 
 
 class EventColumns:
