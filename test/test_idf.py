@@ -19,11 +19,11 @@ import math
 import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from conftest import REPO, shared_path
+from stream_helpers import one_run
 
 from livereduce.instrument import InstrumentGeometry, parse_idf, read_idf
 
@@ -696,28 +696,10 @@ def test_a_real_idf_in_the_geometry_packet_gives_the_full_geometry():
 
 
 def test_the_fake_sms_streams_a_real_idf_and_the_listener_reads_the_same_geometry():
-    from livereduce.errors import NotYet
-    from livereduce.listeners.adara.client import AdaraListener
-    from livereduce.listeners.base import RunStatus, StartFrom
-    from livereduce.servers.adara import FakeSMS
-
     path = shared_path(IDF + "POWGEN_Definition_2018-05-05.xml")
     direct = read_idf(path)
-    sms = FakeSMS(port=0, idf=path, runs=1, run_seconds=0.5, speed="unlimited", wait_for_client=True, seed=5)
-    listener = AdaraListener(f"127.0.0.1:{sms.start()}")
-    try:
-        listener.start(StartFrom("start_of_run"))
-        chunks, deadline = [], time.monotonic() + 30
-        while not chunks or listener.run_status() != RunStatus.END_RUN:
-            assert time.monotonic() < deadline, "run 1 did not end"
-            try:
-                chunks.append(listener.extract())
-            except NotYet:
-                time.sleep(0.02)
-        unmapped = listener.state()["unmapped_events_dropped"]
-    finally:
-        listener.close()
-        sms.stop()
+    chunks, sms, state = one_run(idf=path, run_seconds=0.5, seed=5)
+    unmapped = state["unmapped_events_dropped"]
     spectra = chunks[-1].spectra
     assert spectra.instrument == "PG3" and spectra.l1 == pytest.approx(direct.l1)
     assert np.array_equal(spectra.det_ids, direct.det_ids)

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import pytest
 from conftest import REPO, shared_path
+from stream_helpers import one_run
 
 from livereduce.algorithms import call
 from livereduce.chunks import workspace_from_chunk
@@ -40,35 +41,7 @@ H, M_N = 6.62607015e-34, 1.67492750056e-27
 
 def stream(idf: str, seconds: float, rate: float, seed: int):
     """Every chunk of one fake-SMS run, and the events it says it sent."""
-    from livereduce.errors import NotYet
-    from livereduce.listeners.adara.client import AdaraListener
-    from livereduce.listeners.base import RunStatus, StartFrom
-    from livereduce.servers.adara import FakeSMS
-
-    sms = FakeSMS(
-        port=0,
-        idf=idf,
-        powder="silicon",
-        runs=1,
-        run_seconds=seconds,
-        rate=rate,
-        speed="unlimited",
-        wait_for_client=True,
-        seed=seed,
-    )
-    listener = AdaraListener(f"127.0.0.1:{sms.start()}")
-    try:
-        listener.start(StartFrom("start_of_run"))
-        chunks, deadline = [], time.monotonic() + 60
-        while not chunks or listener.run_status() != RunStatus.END_RUN:
-            assert time.monotonic() < deadline, "the run did not end"
-            try:
-                chunks.append(listener.extract())
-            except NotYet:
-                time.sleep(0.02)
-    finally:
-        listener.close()
-        sms.stop()
+    chunks, sms, _ = one_run(timeout=60, idf=idf, powder="silicon", run_seconds=seconds, rate=rate, seed=seed)
     return chunks, sms.sent_events_per_run[1]
 
 

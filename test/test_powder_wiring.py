@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import numpy as np
 import pytest
 from conftest import shared_path
+from stream_helpers import one_run
 
 from livereduce.algorithms import call
 from livereduce.chunks import workspace_from_chunk
@@ -94,27 +94,9 @@ def test_a_config_idf_gives_workspaces_the_instrument(tmp_path):
 
 
 def test_the_live_adara_stream_gives_workspaces_the_full_idf(caplog):
-    from livereduce.errors import NotYet
-    from livereduce.listeners.adara.client import AdaraListener
-    from livereduce.listeners.base import RunStatus, StartFrom
-    from livereduce.servers.adara import FakeSMS
-
     path = shared_path(POWGEN)
     direct = read_idf(path)
-    sms = FakeSMS(port=0, idf=path, runs=1, run_seconds=0.3, speed="unlimited", wait_for_client=True, seed=3)
-    listener = AdaraListener(f"127.0.0.1:{sms.start()}")
-    try:
-        listener.start(StartFrom("start_of_run"))
-        chunks, deadline = [], time.monotonic() + 30
-        while not chunks or listener.run_status() != RunStatus.END_RUN:
-            assert time.monotonic() < deadline, "run 1 did not end"
-            try:
-                chunks.append(listener.extract())
-            except NotYet:
-                time.sleep(0.02)
-    finally:
-        listener.close()
-        sms.stop()
+    chunks, _, _ = one_run(idf=path, run_seconds=0.3, seed=3)
     ws = workspace_from_chunk(chunks[-1])
     g = ws.spectra.geometry  # the full definition the packet held, as reading the file gives it
     assert g.name == "PG3" and np.array_equal(g.det_ids, direct.det_ids)
