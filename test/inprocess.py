@@ -61,7 +61,30 @@ def wait_until(condition, timeout=10.0, what="condition"):
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
-class Running:
+class DaemonOnThread:
+    """A Daemon running on a thread of the test: `launch` waits until it runs; `stop` asks it to stop as SIGTERM
+    does and returns its exit code."""
+
+    stop_timeout = 15.0
+
+    def launch(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.exit_code: int | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.daemon.started.wait(10), "the daemon did not start"
+
+    def _run(self):
+        self.exit_code = self.daemon.run()
+
+    def stop(self) -> int | None:
+        self.daemon.request_stop()
+        self.thread.join(self.stop_timeout)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+        return self.exit_code
+
+
+class Running(DaemonOnThread):
     """A daemon running on a thread, with its script directory and config file."""
 
     def __init__(
@@ -98,26 +121,21 @@ class Running:
             self.guards.append(FiringGuard(on_soft, on_hard))
             return self.guards[-1]
 
-        self.daemon = Daemon(
-            cfg,
-            resolve(cfg),
-            Parts(
-                make_listener=listener,
-                watch=Watcher,
-                memory_guard=guard,
-                notifier=self.notifier,
-                worker=ThreadWorker,
-                watchdog_every=0.05,  # as if systemd set WATCHDOG_USEC=100000
-            ),
-            config_path=str(self.config_path),
+        self.launch(
+            Daemon(
+                cfg,
+                resolve(cfg),
+                Parts(
+                    make_listener=listener,
+                    watch=Watcher,
+                    memory_guard=guard,
+                    notifier=self.notifier,
+                    worker=ThreadWorker,
+                    watchdog_every=0.05,  # as if systemd set WATCHDOG_USEC=100000
+                ),
+                config_path=str(self.config_path),
+            )
         )
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-        assert self.daemon.started.wait(10), "the daemon did not start"
-
-    def _run(self):
-        self.exit_code = self.daemon.run()
 
     def write(self, kind: str, text: str):
         path = self.dir / f"reduce_FAKE_live_{kind}.py"
@@ -133,9 +151,3 @@ class Running:
         session = session or self.session()
         script = session.post_proc
         return script.namespace.setdefault("record", []) if script is not None else []
-
-    def stop(self) -> int:
-        self.daemon.request_stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        return self.exit_code

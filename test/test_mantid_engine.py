@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from inprocess import FiringGuard, Notifier, Running, wait_until
+from inprocess import DaemonOnThread, FiringGuard, Notifier, Running, wait_until
 
 from livereduce import cli
 from livereduce.config import parse_config, resolve
@@ -520,7 +520,9 @@ def test_engine_mantid_without_mantid_is_exit_2_naming_the_environment(tmp_path)
 # -- the daemon, against both engines ----------------------------------------------------------------------------
 
 
-class MantidRunning:
+class MantidRunning(DaemonOnThread):
+    stop_timeout = 20.0  # a worker process running the stand-in's live algorithms
+
     """The daemon in-process as `inprocess.Running`, with the Mantid engine's worker processes (the stand-in
     on their path) in place of the embedded session."""
 
@@ -550,42 +552,31 @@ class MantidRunning:
             self.guards.append(FiringGuard(on_soft, on_hard))
             return self.guards[-1]
 
-        self.daemon = Daemon(
-            cfg,
-            runtime,
-            Parts(
-                make_listener=None,
-                watch=Watcher,
-                memory_guard=guard,
-                notifier=self.notifier,
-                worker=functools.partial(
-                    ProcessWorker, target=functools.partial(engine_mod.worker_main, python_path=[STANDIN])
+        self.launch(
+            Daemon(
+                cfg,
+                runtime,
+                Parts(
+                    make_listener=None,
+                    watch=Watcher,
+                    memory_guard=guard,
+                    notifier=self.notifier,
+                    worker=functools.partial(
+                        ProcessWorker, target=functools.partial(engine_mod.worker_main, python_path=[STANDIN])
+                    ),
+                    engine="mantid",
+                    engine_options=start_live_data_args(cfg, runtime),
+                    watchdog_every=0.05,
                 ),
-                engine="mantid",
-                engine_options=start_live_data_args(cfg, runtime),
-                watchdog_every=0.05,
-            ),
-            config_path=str(self.config_path),
+                config_path=str(self.config_path),
+            )
         )
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-        assert self.daemon.started.wait(10), "the daemon did not start"
-
-    def _run(self):
-        self.exit_code = self.daemon.run()
 
     def write(self, kind: str, text: str):
         path = self.dir / f"reduce_ADARA_FakeEvent_live_{kind}.py"
         temp = path.with_suffix(".tmp")
         temp.write_text(text)
         temp.replace(path)
-
-    def stop(self) -> int:
-        self.daemon.request_stop()
-        self.thread.join(20)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        return self.exit_code
 
 
 @pytest.fixture(params=["embedded", "mantid"])

@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from inprocess import Notifier
+from inprocess import DaemonOnThread, Notifier
 from prometheus_client.parser import text_string_to_metric_families
 
 from livereduce.config import parse_config, resolve
@@ -42,7 +41,7 @@ class FiniteListener(FakeEventListener):
         return super().extract()
 
 
-class Running:
+class Running(DaemonOnThread):
     def __init__(self, tmp_path: Path, scripts: dict[str, str], *, port: int = 0, **config):
         self.dir = tmp_path / "scripts"
         self.dir.mkdir()
@@ -61,24 +60,19 @@ class Running:
         cfg, _ = parse_config(raw)
         self.listener = FiniteListener(events_per_extract=PER_EXTRACT, seed=3)
         self.notifier = Notifier()
-        self.daemon = Daemon(
-            cfg,
-            resolve(cfg),
-            Parts(
-                make_listener=lambda: self.listener,
-                notifier=self.notifier,
-                worker=ThreadWorker,
-                status_server=lambda model: StatusServer(model, cfg.status_host, cfg.status_port),
-                watchdog_every=None,
-            ),
+        self.launch(
+            Daemon(
+                cfg,
+                resolve(cfg),
+                Parts(
+                    make_listener=lambda: self.listener,
+                    notifier=self.notifier,
+                    worker=ThreadWorker,
+                    status_server=lambda model: StatusServer(model, cfg.status_host, cfg.status_port),
+                    watchdog_every=None,
+                ),
+            )
         )
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-        assert self.daemon.started.wait(10), "the daemon did not start"
-
-    def _run(self):
-        self.exit_code = self.daemon.run()
 
     @property
     def url(self) -> str:
@@ -91,12 +85,6 @@ class Running:
 
     def status(self) -> dict:
         return json.loads(self.get("status")[2])
-
-    def stop(self) -> int | None:
-        self.daemon.request_stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        return self.exit_code
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
