@@ -34,7 +34,14 @@ import numpy as np
 from livereduce.listeners.adara import packets as P
 from livereduce.servers.adara_idf import IdfRuns, idf_source
 from livereduce.servers.adara_replay import replay_packets
-from livereduce.servers.adara_synthetic import PooledPacket, SyntheticRuns, frame, packet_head, packet_parts
+from livereduce.servers.adara_synthetic import (
+    PooledPacket,
+    SyntheticRuns,
+    add_run_options,
+    frame,
+    packet_head,
+    packet_parts,
+)
 from livereduce.servers.base import HelpFormatter, TCPServer, serve_forever
 from livereduce.workspace.run import EPICS_EPOCH_OFFSET_S
 
@@ -311,19 +318,12 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=31415, help="TCP port to listen on")
-    p.add_argument("--pixels", type=int, default=1024, help="detector pixels")
-    p.add_argument("--banks", type=int, default=4, help="detector banks the pixels are split into")
-    p.add_argument("--rate", type=float, default=10_000.0, help="detector events per second")
-    p.add_argument("--run-seconds", type=float, default=10.0, help="length of each run")
-    p.add_argument("--runs", type=int, default=0, help="number of runs (0: forever)")
-    p.add_argument("--first-run", type=int, default=1, help="run number of the first run")
-    p.add_argument("--gap-seconds", type=float, default=1.0, help="pause between runs")
+    add_run_options(p)
     p.add_argument("--instrument", default="FAKE", help="instrument name")
     p.add_argument("--proposal", default="IPTS-0000", help="proposal in the run info")
     p.add_argument("--title", default="fake run", help="run title")
     p.add_argument("--pause-at", type=float, default=None, help="pause each run this many seconds in")
     p.add_argument("--pause-for", type=float, default=1.0, help="seconds each pause lasts")
-    p.add_argument("--replay", default=None, help="a .adara capture or a NeXus event file")
     p.add_argument(
         "--idf", default=None, help="a Mantid IDF: sent as the geometry, events over its detector ids"
     )
@@ -333,9 +333,6 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-adara") -> 
         default=None,
         help="with --idf: events follow this powder's Bragg peaks (TOF = DIFC·d of each pixel)",
     )
-    p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
     a = p.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if a.powder and not a.idf:

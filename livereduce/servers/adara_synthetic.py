@@ -269,3 +269,19 @@ class SyntheticRuns:
         words = self.rng.integers(10_000, 160_000, m).astype(np.uint32) | np.uint32(1 << 31)
         section = P.MonitorSection(1, 0, 0, True, words)
         return P.BeamMonitorPkt(1_500_000, 940_000_000, pulse % 600, 0, 0, [section])
+
+
+def add_run_options(p) -> None:
+    """The options of the synthetic runs (and replays) every fake server takes alike (an argparse parser):
+    fake-adara and fake-kafka play the same runs, so their options must not drift apart."""
+    p.add_argument("--pixels", type=int, default=1024, help="detector pixels")
+    p.add_argument("--banks", type=int, default=4, help="detector banks the pixels are split into")
+    p.add_argument("--rate", type=float, default=10_000.0, help="detector events per second")
+    p.add_argument("--run-seconds", type=float, default=10.0, help="length of each run")
+    p.add_argument("--runs", type=int, default=0, help="number of runs (0: forever)")
+    p.add_argument("--first-run", type=int, default=1, help="run number of the first run")
+    p.add_argument("--gap-seconds", type=float, default=1.0, help="pause between runs")
+    p.add_argument("--replay", default=None, help="a .adara capture or a NeXus event file")
+    p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")

@@ -37,7 +37,7 @@ from livereduce.listeners.adara.geometry import Geometry, parse_geometry
 from livereduce.listeners.adara.pvs import describe
 from livereduce.listeners.kafka import EXTRA_HINT, default_topics
 from livereduce.servers.adara_replay import replay_packets
-from livereduce.servers.adara_synthetic import SyntheticRuns
+from livereduce.servers.adara_synthetic import SyntheticRuns, add_run_options
 from livereduce.servers.base import HelpFormatter, serve_forever
 
 log = logging.getLogger("livereduce.fake_kafka")
@@ -402,17 +402,7 @@ def main(argv: list[str] | None = None, prog: str = "livereduce fake-kafka") -> 
     )
     p.add_argument("--broker", default="127.0.0.1:9092", help="Kafka bootstrap servers, HOST:PORT")
     p.add_argument("--instrument", default="FAKE", help="instrument name (the topics' prefix)")
-    p.add_argument("--pixels", type=int, default=1024, help="detector pixels")
-    p.add_argument("--banks", type=int, default=4, help="detector banks the pixels are split into")
-    p.add_argument("--rate", type=float, default=10_000.0, help="detector events per second")
-    p.add_argument("--run-seconds", type=float, default=10.0, help="length of each run")
-    p.add_argument("--runs", type=int, default=0, help="number of runs (0: forever)")
-    p.add_argument("--first-run", type=int, default=1, help="run number of the first run")
-    p.add_argument("--gap-seconds", type=float, default=1.0, help="pause between runs")
-    p.add_argument("--replay", default=None, help="a .adara capture or a NeXus event file")
-    p.add_argument("--speed", choices=("original", "unlimited"), default="original", help="replay speed")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--exit-when-done", action="store_true", help="exit once every run has been sent")
+    add_run_options(p)
     p.add_argument(
         "--nexus-geometry",
         action="store_true",
