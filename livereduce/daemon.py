@@ -32,16 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import psutil
-
 from livereduce import checkpoint as checkpoints
 from livereduce import logs, systemd
-from livereduce.config import SOFT_MEMORY_FRACTION, Config, Runtime, state_dir_path
+from livereduce.config import Config, Runtime, state_dir_path
 from livereduce.engines import mantid  # imports no Mantid itself: its worker does, in its own process
 from livereduce.instrument.attach import with_instrument
 from livereduce.listeners import make_listener
 from livereduce.listeners.base import Listener, StartFrom
-from livereduce.memory import MemoryGuard
+from livereduce.memory import MemoryGuard, limits_mb
 from livereduce.progress import ProgressLog
 from livereduce.records import Dispatcher, Record, RecordKind
 from livereduce.script_set import ScriptSet
@@ -103,14 +101,6 @@ class Parts:
     engine: str = "embedded"  # what runs in the worker: our session, or Mantid's StartLiveData
     engine_options: dict = field(default_factory=dict)  # handed to the worker (WorkerSpec.engine)
     watchdog_every: float | None = field(default_factory=systemd.watchdog_every)  # None: no systemd watchdog
-
-
-def _memory_limits(limit_perc: float | None) -> tuple[float, float] | None:
-    """(soft, hard) in MB, as the memory guard computes them; None without a limit."""
-    if not limit_perc:
-        return None
-    hard = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
-    return SOFT_MEMORY_FRACTION * hard, hard
 
 
 def build_daemon(
@@ -216,7 +206,9 @@ class Daemon:
             engine=parts.engine,
             listener=str(runtime.listener),
             address=runtime.where,
-            memory_limits_mb=_memory_limits(config.system_mem_limit_perc),
+            memory_limits_mb=limits_mb(config.system_mem_limit_perc)
+            if config.system_mem_limit_perc
+            else None,
         )
         self.records = Dispatcher()  # what the workers and the daemon report: the status model, health, tests
         self.systemd = SystemdFeed(

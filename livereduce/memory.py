@@ -18,6 +18,12 @@ from livereduce.config import SOFT_MEMORY_FRACTION
 log = logging.getLogger("livereduce.memory")
 
 
+def limits_mb(limit_perc: float, soft_fraction: float = SOFT_MEMORY_FRACTION) -> tuple[float, float]:
+    """(soft, hard) limits in MB for `limit_perc` % of the machine's RAM."""
+    hard = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
+    return soft_fraction * hard, hard
+
+
 class MemoryGuard:
     def __init__(
         self,
@@ -27,7 +33,7 @@ class MemoryGuard:
         on_hard,
         soft_fraction: float = SOFT_MEMORY_FRACTION,
     ):
-        self.limit_mb = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
+        self.limit_mb = limits_mb(limit_perc, soft_fraction)[1]
         self.interval, self.soft_fraction = float(interval_s), soft_fraction
         self.on_soft, self.on_hard = on_soft, on_hard
         self._process = psutil.Process()
