@@ -18,6 +18,21 @@ from livereduce.config import SOFT_MEMORY_FRACTION
 log = logging.getLogger("livereduce.memory")
 
 
+def rss_mb(process: psutil.Process) -> float:
+    """The daemon's RSS with its children's, in MB: the session's worker process holds the accumulation."""
+    total = 0
+    try:
+        children = process.children(recursive=True)
+    except psutil.Error:
+        children = []
+    for proc in (process, *children):
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:  # a child that just exited
+            continue
+    return total / 1e6
+
+
 def limits_mb(limit_perc: float, soft_fraction: float = SOFT_MEMORY_FRACTION) -> tuple[float, float]:
     """(soft, hard) limits in MB for `limit_perc` % of the machine's RAM."""
     hard = psutil.virtual_memory().total * float(limit_perc) / 100 / 1e6
@@ -42,14 +57,7 @@ class MemoryGuard:
         self._thread = threading.Thread(target=self._run, name="memory-guard", daemon=True)
 
     def rss_mb(self) -> float:
-        """The daemon's RSS with its children's: the session's worker process holds the accumulation."""
-        total = 0
-        for proc in (self._process, *self._process.children(recursive=True)):
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:  # a child that just exited
-                continue
-        return total / 1e6
+        return rss_mb(self._process)
 
     def check(self) -> None:
         rss = self.rss_mb()

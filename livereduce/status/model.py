@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 
 from livereduce import __version__
+from livereduce.memory import rss_mb
 from livereduce.records import PlotData, Record
 
 RATE_HISTORY = 720  # (time, events/s) points kept for the page's rate plot: an hour at 5 s cycles
@@ -241,17 +242,8 @@ class StatusModel:
         return asdict(plot)
 
     def _memory(self) -> dict:
-        rss = 0
-        try:
-            for proc in (self._process, *self._process.children(recursive=True)):
-                try:
-                    rss += proc.memory_info().rss
-                except psutil.Error:  # a child that just exited
-                    continue
-        except psutil.Error:
-            pass
         soft, hard = self._memory_limits or (None, None)
-        return {"rss_mb": rss / 1e6, "soft_limit_mb": soft, "hard_limit_mb": hard}
+        return {"rss_mb": rss_mb(self._process), "soft_limit_mb": soft, "hard_limit_mb": hard}
 
 
 def _ms(seconds: float | None) -> float | None:
