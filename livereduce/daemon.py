@@ -705,7 +705,7 @@ class Daemon:
 
     def _listener_connected(self) -> bool:
         if self.listener is None:  # an engine with its own listener reports it in LISTENER records
-            return bool(self.status.snapshot(memory=False)["listener"]["connected"])
+            return self.status.listener_connected()
         try:
             return bool(self.listener.state().get("connected"))
         except Exception:

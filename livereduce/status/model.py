@@ -230,6 +230,15 @@ class StatusModel:
             out["memory"] = self._memory()
         return out
 
+    def script_errors(self) -> int:
+        """Script errors since the daemon started (systemd's STATUS reads it every tick: no snapshot copy)."""
+        with self._lock:
+            return sum(self._s["errors_total"].values())
+
+    def listener_connected(self) -> bool:
+        with self._lock:
+            return bool(self._s["listener"]["connected"])
+
     def rates(self) -> list[tuple[float, float]]:
         with self._lock:
             return list(self._rates)

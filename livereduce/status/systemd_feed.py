@@ -69,7 +69,7 @@ class SystemdFeed:
         if record.kind is RecordKind.WAITING:
             return True, f"waiting on the DAS: {record.data.reason}"
         d = record.data
-        errors = sum(self.status.snapshot(memory=False)["errors_total"].values())
+        errors = self.status.script_errors()
         idle = d.run_status in ("NO_RUN", "END_RUN") and not d.events
         return True, (
             f"{'idle' if idle else 'running'}: run {d.run_number}, {record.cycle} cycles, "
