@@ -35,3 +35,22 @@ def test_event_buffer_keeps_every_event_across_its_growth():
     chunk = buf.swap()
     assert len(chunk) == 600 and chunk.index.tolist() == np.repeat(np.arange(30), 20).tolist()
     assert chunk.pulse_start.tolist() == list(range(0, 600, 20))
+
+
+def test_reading_x_widens_only_the_filled_rows_of_a_float32_column():
+    """The spare capacity of a grown column is uninitialised memory; widening it could meet NaN bit patterns
+    (an 'invalid value' warning, an error under this suite's settings) and costs a pass for nothing."""
+    import warnings
+
+    from livereduce.workspace.events import EventColumns
+
+    cols = EventColumns(np.array([0, 1], np.uint32), np.array([100.5, 200.25], np.float32))
+    # what uninitialised spare rows may hold: a signalling NaN's bits (0x7f800001) warn when cast
+    spare = np.full(8, 0x7F800001, np.uint32).view(np.float32)
+    spare[:2] = cols.x_native
+    cols._x = spare  # two rows filled, six spare
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = cols.x
+    assert x.dtype == np.float64 and x.tolist() == [100.5, 200.25]
+    assert cols.x_native.dtype == np.float64 and cols._x.size == 8  # converted once, capacity kept

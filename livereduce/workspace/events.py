@@ -115,8 +115,10 @@ class EventColumns:
 
     @property
     def x(self) -> np.ndarray:
-        if self._x.dtype != np.float64:
-            self._x = self._x.astype(np.float64)  # every reader of x gets float64, as before
+        if self._x.dtype != np.float64:  # every reader of x gets float64, as before
+            wide = np.empty(self._x.size, np.float64)  # the same capacity; only the filled rows converted
+            wide[: self._n] = self._x[: self._n]  # (the spare rows are uninitialised: casting them can warn)
+            self._x = wide
         return self._x[: self._n]
 
     @property
