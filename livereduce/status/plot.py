@@ -12,9 +12,10 @@ import math
 import numpy as np
 
 from livereduce.records import Curve, PlotData, Record, RecordKind
+from livereduce.workspace import histogram as _histogram
 from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.group import WorkspaceGroup
-from livereduce.workspace.histogram import HistogramWorkspace
+from livereduce.workspace.histogram import HistogramWorkspace, row_blocks
 
 MAX_CURVES = 8
 MAX_POINTS = 2000
@@ -91,10 +92,24 @@ def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
     n = ws.getNumberHistograms()
     count = min(MAX_CURVES, n)
     ev = ws.events
-    per_spectrum = np.bincount(ev.index, weights=ev.weights, minlength=n)[:n]
-    near = ev.index < count  # one pass over the events; the histograms use only the first spectra's
-    index, x = ev.index[near], ev.x_native[near]  # x_native: reading ev.x would widen all TOFs to float64
-    weights = ev.weights[near] if ev.weights is not None else None
+    index, x_all, w_all = ev.index, ev.x_native, ev.weights  # x_native: ev.x would widen all TOFs for good
+    per_spectrum = np.zeros(n)
+    near_index, near_x, near_w = [], [], []
+    # a block of events at a time: bincount widens the uint32 index to intp (8 bytes an event: 800 MB at
+    # 10^8 events kept, every cycle), and the mask of the first spectra's events is a byte an event
+    step = max(1, _histogram.BLOCK_BYTES // 8)
+    for a in range(0, index.size, step):
+        idx = index[a : a + step]
+        w = None if w_all is None else w_all[a : a + step]
+        per_spectrum += np.bincount(idx, weights=w, minlength=n)[:n]
+        near = idx < count  # the histograms below use only the first spectra's events
+        near_index.append(idx[near])
+        near_x.append(x_all[a : a + step][near])
+        if w is not None:
+            near_w.append(w[near])
+    index = np.concatenate(near_index) if near_index else np.empty(0, np.uint32)
+    x = np.concatenate(near_x) if near_x else np.empty(0, x_all.dtype)
+    weights = None if w_all is None else (np.concatenate(near_w) if near_w else np.empty(0))
     curves = []
     for i, label in zip(range(count), _labels(ws, count), strict=True):
         mine = index == i
@@ -103,16 +118,28 @@ def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
     return curves, per_spectrum
 
 
-ROWS_PER_BLOCK_BYTES = 16 << 20
+ROWS_PER_BLOCK_BYTES: int | None = None  # None: row_blocks' own block (BLOCK_BYTES); a number: that (tests)
 
 
 def _row_sums(values: np.ndarray) -> np.ndarray:
-    """Each spectrum's total, NaN as 0, a block of rows at a time: np.nansum of the whole table would copy it
-    (800 MB at 10^8 bins, every cycle)."""
-    rows = max(1, ROWS_PER_BLOCK_BYTES // max(values[0].nbytes if len(values) else 1, 1))
-    out = np.empty(len(values))
-    for start in range(0, len(values), rows):
-        out[start : start + rows] = np.nansum(values[start : start + rows], axis=-1)
+    """Each spectrum's total, NaN as 0 (np.nansum's numbers), a block of rows (row_blocks) at a time.
+
+    np.nansum copies what it sums to replace its NaNs (800 MB at 10^8 bins, every cycle). Here a block is
+    summed in place; only rows whose sum came out NaN are summed again without their NaNs (a copy of those
+    rows and a mask of them, within one block). A row with +inf and -inf stays NaN, as with np.nansum."""
+    row_bytes = values.shape[1] * values.itemsize
+    if ROWS_PER_BLOCK_BYTES:
+        row_bytes = max(1, row_bytes * _histogram.BLOCK_BYTES // ROWS_PER_BLOCK_BYTES)
+    out = np.empty(values.shape[0])
+    for rows in row_blocks(np.arange(values.shape[0]), row_bytes):
+        block = values[rows]  # a view: the rows are consecutive
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, said by the number, not a warning
+            sums = block.sum(axis=-1)
+            nan = np.isnan(sums)
+            if nan.any():
+                bad = block[nan]
+                sums[nan] = np.sum(bad, axis=-1, where=~np.isnan(bad))
+        out[rows] = sums
     return out
 
 
