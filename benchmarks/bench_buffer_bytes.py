@@ -6,7 +6,10 @@ format's 8 B per event (the baseline: what arrives). Resident memory, measured a
   listener    the listener's EventBuffer (max_buffered_events at its default) holding N events that came in
               pulses of 10^5
   kept        an EventWorkspace accumulation (preserve_events) of N events that came in chunks of 10^7, as the
-              session appends them (workspace_from_chunk, then Add), once the chunks are gone
+              session appends them (workspace_from_chunk, then Add), once the chunks are gone: index and
+              float32 TOF per event, pulses run-length (pulse_start: 8 B per pulse, here per 10^5 events)
+    columns   the same accumulation's filled rows by nbytes (index, x, pulses, pulse table): what RSS
+              shows beyond it is allocator and page overhead (also in the listener line)
   peak        the largest RSS growth over the kept path (buffer filled, swapped, made a workspace, added)
 
     python benchmarks/bench_buffer_bytes.py [--events 50000000]
@@ -66,16 +69,26 @@ def main() -> int:
             acc = ws if acc is None else accumulate(acc, ws, Method.ADD)
             del ws
         kept_bytes = (rss().rss - start) / n
+    ev = acc.events
+    runs = ev.pulse_start
+    columns = [ev.index, ev.x_native, ev.pulse if runs is None else runs, ev.pulse_times, ev.weights, ev.err2]
+    column_bytes = sum(c.nbytes for c in columns if c is not None) / n  # the rows alone, no spare capacity
     peak = (m.peak - start) / n
 
     print(f"\nbytes per buffered event ({n:.0e} events; the wire: {WIRE:.0f} B)")
     print(f"{'where':<12} {'B/event':>8} {'× wire':>7}")
-    for name, b in (("listener", listener_bytes), ("kept", kept_bytes), ("peak (RSS)", peak)):
-        print(f"{name:<12} {b:8.1f} {b / WIRE:7.2f}")
+    rows = (
+        ("listener", listener_bytes),
+        ("kept", kept_bytes),
+        ("  columns", column_bytes),
+        ("peak (RSS)", peak),
+    )
+    for name, b in rows:
+        print(f"{name:<12} {b:8.2f} {b / WIRE:7.2f}")
     worst = max(listener_bytes, kept_bytes)
     print(
         f"target: ≤ {TARGET:.0f} B per buffered event (listener and preserve_events): listener "
-        f"{listener_bytes:.1f}, kept {kept_bytes:.1f} {'(met)' if worst <= TARGET else 'BELOW'}"
+        f"{listener_bytes:.2f}, kept {kept_bytes:.2f} {'(met)' if worst <= TARGET else 'BELOW'}"
     )
     return 0
 

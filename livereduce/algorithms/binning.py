@@ -239,7 +239,10 @@ def compress_events(ws: EventWorkspace, tolerance: float = 0.01) -> EventWorkspa
     cnt = np.add.reduceat(np.ones(len(ev)), start)
     xs = np.add.reduceat(x[order] * w[order], start)
     mean_x = np.where(ws_ != 0, xs / np.where(ws_ != 0, ws_, 1), np.add.reduceat(x[order], start) / cnt)
-    pulse = np.minimum.reduceat(ev.pulse[order], start)
+    if ev.pulse_start is None:
+        pulse = np.minimum.reduceat(ev.pulse[order], start)
+    else:  # run-length pulses never decrease, and the stable sort puts each cell's first arrival first
+        pulse = ev.pulse_of(order[start])
     out = EventColumns(idx_s[start], mean_x, pulse, ev.pulse_times, ws_, e2_)
     return ws.with_events(out)
 

@@ -33,15 +33,16 @@ def run_start_ns(ws) -> int:
     if isinstance(pc, TimeSeries) and pc.times.size:
         return int(pc.times[0])
     if len(ws.events):
-        return int(ws.events.pulse_times[ws.events.pulse].min())
+        return int(ws.events.pulse_times[ws.events.used_pulses()].min())
     raise AlgorithmError("FilterByTime: the run has no start time (run_start) and no events")
 
 
 def keep_intervals(ws: EventWorkspace, starts: np.ndarray, stops: np.ndarray) -> EventWorkspace:
     """The events whose pulse time t satisfies start_k <= t < stop_k for some interval k (sorted, disjoint)."""
-    t = ws.events.pulse_time()
+    t = ws.events.pulse_times  # decided pulse by pulse, then spelled out per event
     k = np.searchsorted(starts, t, side="right") - 1
     inside = (k >= 0) & (t < stops[np.clip(k, 0, None)]) if starts.size else np.zeros(t.size, bool)
+    inside = ws.events.pulse_values(inside)
     ws.edges  # noqa: B018  # the default binning, fixed from all events before filtering
     return ws.with_events(ws.events.take(inside), edges=ws.edges.copy())
 

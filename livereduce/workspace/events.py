@@ -1,9 +1,10 @@
 """EventWorkspace: per-spectrum events, stored columnar.
 
-Events of all spectra live in growable columns (workspace index, x, pulse) with capacity doubling, so Add
-accumulation appends in amortised O(chunk), never O(total). The per-spectrum view Mantid scripts ask for
-(`getSpectrum(i).getTofs()`) is a stable sort by index, computed on demand and cached until the next change.
-The x column is TOF in µs until ConvertUnits changes the unit; pulse times are a per-pulse table.
+Events of all spectra live in growable columns (workspace index, x; pulses run-length where they can be)
+with capacity doubling, so Add accumulation appends in amortised O(chunk), never O(total). The per-spectrum
+view Mantid scripts ask for (`getSpectrum(i).getTofs()`) is a stable sort by index, computed on demand and
+cached until the next change. The x column is TOF in µs until ConvertUnits changes the unit; pulse times are
+a per-pulse table.
 """
 
 from __future__ import annotations
@@ -64,14 +65,51 @@ def group_by_spectrum(index: np.ndarray, nspec: int) -> tuple[np.ndarray, np.nda
     return _counting_order(np.ascontiguousarray(index), nspec)
 
 
+@njit(nogil=True)
+def _nondecreasing_below(pulse, limit):  # pragma: no cover - compiled
+    for i in range(1, pulse.size):
+        if pulse[i] < pulse[i - 1]:
+            return False
+    return pulse.size == 0 or pulse[pulse.size - 1] < limit
+
+
+def pulse_runs(pulse: np.ndarray, n_pulses: int) -> np.ndarray | None:
+    """A per-event pulse column as run lengths (each pulse's first event, as `pulse_start`), or None when it
+    is not non-decreasing (below `n_pulses`): one pass, stopping at the first decrease."""
+    pulse = np.ascontiguousarray(pulse)
+    if not _nondecreasing_below(pulse, n_pulses):
+        return None
+    return np.searchsorted(pulse, np.arange(n_pulses, dtype=pulse.dtype), side="left").astype(np.int64)
+
+
+def _starts(pulse_start, n: int) -> np.ndarray:
+    """pulse_start as int64, each pulse's first event: non-decreasing within [0, n] and 0 first (events before
+    the first given start belong to the first pulse). Well-formed input (listeners') is used as it is."""
+    ps = np.asarray(pulse_start, np.int64)
+    if ps.size and (ps[0] != 0 or ps[-1] > n or np.any(ps[1:] < ps[:-1])):
+        ps = np.clip(np.maximum.accumulate(ps), 0, n)
+        ps[0] = 0
+    return ps
+
+
+def _spell(pulse_start: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """values[pulse] for every event of run-length pulses (`values`: one entry per pulse)."""
+    return np.repeat(values, np.diff(pulse_start, append=n))
+
+
 class EventColumns:
     """Growable columns: index uint32, x float64, pulse uint32 (into pulse_times), optional weights.
 
     x given as float32 (TOF as the listeners deliver it) stays float32 until something reads `x`, which is
     float64 (converted once, exactly); the histogram kernels read `x_native` and never convert, so a chunk
     Rebin histograms into an accumulation costs no float64 copy and buffered events 4 bytes less each.
-    Likewise each event's pulse may be given as the pulses' first events (`pulse_start`, as listeners deliver
-    it) and is spelled out per event only when read (`pulse`)."""
+
+    Pulses are kept run-length where they can be: each pulse's first event (`pulse_start`, one int64 per
+    pulse, as listeners deliver them), since events arrive pulse by pulse. Appending (Add accumulation),
+    copying, pickling, slicing and filtering keep them so; each event's pulse number (`pulse`) is spelled out
+    only when read, and cached until the next append. Given as a per-event column (`pulse`), they stay a
+    column, until an append finds them non-decreasing (one pass, once) and makes them runs. Buffered events
+    thus cost 8 bytes each (index, float32 TOF), not 12."""
 
     def __init__(self, index, x, pulse=None, pulse_times=None, weights=None, err2=None, pulse_start=None):
         n = np.asarray(index).size
@@ -79,27 +117,49 @@ class EventColumns:
         self._index = np.ascontiguousarray(index, dtype=np.uint32)
         x = np.asarray(x)
         self._x = np.ascontiguousarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
-        # None: made from _pulse_start when first read
-        self._pulse_start = None if pulse is not None or pulse_start is None else np.asarray(pulse_start)
-        self._pulse: np.ndarray | None = (
-            np.ascontiguousarray(pulse, dtype=np.uint32)
-            if pulse is not None
-            else (np.zeros(n, np.uint32) if pulse_start is None else None)
-        )
         self._pulse_times = (
             np.zeros(1, np.int64) if pulse_times is None else np.atleast_1d(np.asarray(pulse_times, np.int64))
         )
         self._n_pulses = self._pulse_times.size
+        p = self._n_pulses
+        # pulses as a column (capacity like the other columns), or as runs (capacity like pulse_times); the
+        # runs spelled out are cached in _spelled until the next append
+        self._pulse: np.ndarray | None = None
+        self._pulse_start: np.ndarray | None = None
+        self._spelled: np.ndarray | None = None
+        self._tried_runs = False  # a column found not non-decreasing once is not looked at again
+        if pulse is not None:
+            self._pulse = np.ascontiguousarray(pulse, dtype=np.uint32)
+        elif p == 0 and n:  # no pulse to point at: pulse 0 of an empty table, as before
+            self._pulse = np.zeros(n, np.uint32)
+        elif pulse_start is None:  # every event in the first pulse
+            self._pulse_start = np.full(p, n, np.int64)
+            self._pulse_start[:1] = 0
+        elif np.size(pulse_start) == p:
+            self._pulse_start = _starts(pulse_start, n)
+        else:  # not one start per pulse: spelled out as given, as before
+            counts = np.diff(np.append(np.asarray(pulse_start, np.int64), n))
+            self._pulse = np.repeat(np.arange(counts.size, dtype=np.uint32), counts)
         self._w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self._e2 = (
             None if weights is None else np.ascontiguousarray(weights if err2 is None else err2, np.float64)
         )
 
     def __reduce__(self):
-        """Pickled (worker pipe, checkpoints) as its rows only, not the columns' spare capacity."""
+        """Pickled (worker pipe, checkpoints) as its rows only, not the columns' spare capacity; run-length
+        pulses stay runs."""
+        runs = self.pulse_start
         return (
             EventColumns,
-            (self.index, self.x_native, self.pulse, self.pulse_times, self.weights, self.err2),
+            (
+                self.index,
+                self.x_native,
+                self.pulse if runs is None else None,
+                self.pulse_times,
+                self.weights,
+                self.err2,
+                runs,
+            ),
         )
 
     @classmethod
@@ -141,44 +201,89 @@ class EventColumns:
         return self._pulse_times[: self._n_pulses]
 
     @property
+    def pulse_start(self) -> np.ndarray | None:
+        """Each pulse's first event (int64, one per entry of pulse_times, non-decreasing; a pulse without
+        events starts where the next does), or None when the pulses are kept as a per-event column."""
+        return None if self._pulse_start is None else self._pulse_start[: self._n_pulses]
+
+    @property
     def pulse(self) -> np.ndarray:
-        if self._pulse is None:  # each pulse's number repeated over its events
-            counts = np.diff(np.append(self._pulse_start, self._n))
-            self._pulse = np.repeat(np.arange(counts.size, dtype=np.uint32), counts)
-            self._pulse_start = None
-        return self._pulse[: self._n]
+        """Each event's pulse number (uint32, into pulse_times)."""
+        if self._pulse is not None:
+            return self._pulse[: self._n]
+        if self._spelled is None or self._spelled.size != self._n:
+            self._spelled = self.pulse_values(np.arange(self._n_pulses, dtype=np.uint32))
+        return self._spelled
+
+    def pulse_values(self, per_pulse: np.ndarray) -> np.ndarray:
+        """per_pulse[pulse] for every event (`per_pulse`: one value per entry of pulse_times), without
+        spelling out the pulse column when the pulses are runs."""
+        runs = self.pulse_start
+        if runs is None:
+            return np.asarray(per_pulse)[self.pulse]
+        return _spell(runs, np.asarray(per_pulse), self._n)
+
+    def used_pulses(self) -> np.ndarray:
+        """The pulse numbers that have events, ascending."""
+        runs = self.pulse_start
+        if runs is None:
+            return np.unique(self.pulse)
+        return np.flatnonzero(np.diff(runs, append=self._n) > 0)
+
+    def pulse_of(self, rows: np.ndarray) -> np.ndarray:
+        """The pulse numbers (uint32) of the events at `rows` (non-negative positions)."""
+        runs = self.pulse_start
+        if runs is None:
+            return self.pulse[rows]
+        return (np.searchsorted(runs, rows, side="right") - 1).astype(np.uint32)
 
     def view(self) -> EventColumns:
         """These events as they are now, sharing the columns (O(1), nothing spelled out): appending to either
         side later never shows in the other."""
-        lazy = self._pulse is None
+        runs = self.pulse_start
         return EventColumns(
             self.index,
             self.x_native,
-            None if lazy else self.pulse,
+            self.pulse if runs is None else None,
             self.pulse_times,
             self.weights,
             self.err2,
-            pulse_start=self._pulse_start if lazy else None,
+            pulse_start=runs,
         )
 
     def pulse_time(self) -> np.ndarray:
-        return self.pulse_times[self.pulse]
+        return self.pulse_values(self.pulse_times)
 
-    def _pulse_column(self) -> np.ndarray:
-        """The whole pulse column (capacity included), spelled out: before the columns grow or are written."""
-        self.pulse  # noqa: B018
-        return typing.cast(np.ndarray, self._pulse)
+    def _as_runs(self) -> bool:
+        """Pulses kept as runs, made so from a non-decreasing column (looked at once); False: a column."""
+        if self._pulse_start is None and not self._tried_runs:
+            self._tried_runs = True
+            runs = pulse_runs(self.pulse, self._n_pulses)
+            if runs is not None:
+                self._pulse_start, self._pulse, self._spelled = runs, None, None
+        return self._pulse_start is not None
+
+    def _as_column(self) -> None:
+        """Pulses spelled out as a column with the other columns' capacity (an append of pulses that are not
+        runs)."""
+        if self._pulse is None:
+            column = np.empty(self._index.size, np.uint32)
+            column[: self._n] = self.pulse
+            self._pulse, self._pulse_start, self._spelled = column, None, None
 
     def _reserve(self, need: int) -> None:
-        pulse = self._pulse_column()
         if need > self._index.size:
-            self._index, self._x, self._pulse = grown([self._index, self._x, pulse], self._n, need)
+            if self._pulse is None:
+                self._index, self._x = grown([self._index, self._x], self._n, need)
+            else:
+                self._index, self._x, self._pulse = grown([self._index, self._x, self._pulse], self._n, need)
             if self._w is not None and self._e2 is not None:
                 self._w, self._e2 = grown([self._w, self._e2], self._n, need)
 
     def append(self, other: EventColumns, index_offset: int = 0) -> None:
-        """Append another set of events (amortised O(len(other)))."""
+        """Append another set of events (amortised O(len(other))). Pulses stay runs when both sides' are (an
+        appended pulse column is made runs when it is non-decreasing); the other's pulses are new entries of
+        pulse_times, even when the first has the same time as our last (a pulse continued), as before."""
         m = len(other)
         if m == 0:
             return
@@ -190,45 +295,85 @@ class EventColumns:
             other._w, other._e2 = np.ones(m), np.ones(m)
         if self._x.dtype != other._x.dtype:
             self.x  # noqa: B018  # float32 joined by float64: all float64
-        self._reserve(self._n + m)
-        s = slice(self._n, self._n + m)
+        n, p, q = self._n, self._n_pulses, other._n_pulses
+        runs = other.pulse_start
+        if runs is None and (self._pulse_start is not None or not self._tried_runs):
+            runs = pulse_runs(other.pulse, q)  # (not kept in `other`: it may be read again as it is)
+        if runs is None or not self._as_runs():
+            self._as_column()
+        self._reserve(n + m)
+        s = slice(n, n + m)
         self._index[s] = other.index + np.uint32(index_offset) if index_offset else other.index
         self._x[s] = other.x_native
-        self._pulse_column()[s] = other.pulse + np.uint32(self.pulse_times.size)
+        if self._pulse_start is not None and runs is not None:
+            if p + q > self._pulse_start.size:
+                (self._pulse_start,) = grown([self._pulse_start], p, p + q)
+            self._pulse_start[p : p + q] = runs + n
+            self._spelled = None
+        else:
+            typing.cast(np.ndarray, self._pulse)[s] = other.pulse + np.uint32(p)
         if self._w is not None:
             self._w[s] = other.weights
             self._e2[s] = other.err2
-        p, q = self._n_pulses, other._n_pulses
         if p + q > self._pulse_times.size:
             (self._pulse_times,) = grown([self._pulse_times], p, p + q)
         self._pulse_times[p : p + q] = other.pulse_times
         self._n_pulses = p + q
         self._n += m
 
+    def _runs_taken(self, mask_or_idx) -> np.ndarray | None:
+        """The runs of the events `mask_or_idx` selects (a boolean mask, a slice of step 1, or ascending
+        positions), or None where the selection may reorder events."""
+        runs, n = self.pulse_start, self._n
+        if runs is None:
+            return None
+        if isinstance(mask_or_idx, slice):
+            a, b, step = mask_or_idx.indices(n)
+            if step != 1:
+                return None
+            return np.clip(runs - a, 0, max(b - a, 0))
+        sel = np.asarray(mask_or_idx)
+        if sel.dtype == np.bool_ and sel.shape == (n,):
+            kept = np.zeros(runs.size, np.int64)  # each pulse's events kept
+            nonempty = np.flatnonzero(np.diff(runs, append=n) > 0)
+            if nonempty.size:
+                kept[nonempty] = np.add.reduceat(sel, runs[nonempty], dtype=np.int64)
+            return np.concatenate([[0], np.cumsum(kept[:-1])]).astype(np.int64) if runs.size else runs
+        if sel.dtype.kind in "iu" and sel.ndim == 1:
+            if sel.size and (sel[0] < 0 or np.any(sel[1:] < sel[:-1])):
+                return None
+            return np.searchsorted(sel, runs, side="left").astype(np.int64)
+        return None
+
     def take(self, mask_or_idx) -> EventColumns:
         w, e2 = self.weights, self.err2
+        index = self.index[mask_or_idx]
+        runs = self._runs_taken(mask_or_idx) if index.ndim == 1 else None
         return EventColumns(
-            self.index[mask_or_idx],
+            index,
             self.x_native[mask_or_idx],
-            self.pulse[mask_or_idx],
+            self.pulse[mask_or_idx] if runs is None else None,
             self.pulse_times,
             None if w is None else w[mask_or_idx],
             None if e2 is None else e2[mask_or_idx],
+            pulse_start=runs,
         )
 
     def copy(self) -> EventColumns:
         w, e2 = self.weights, self.err2
+        runs = self.pulse_start
         return EventColumns(
             self.index.copy(),
             self.x_native.copy(),
-            self.pulse.copy(),
+            self.pulse.copy() if runs is None else None,
             self.pulse_times.copy(),
             None if w is None else w.copy(),
             None if e2 is None else e2.copy(),
+            pulse_start=None if runs is None else runs.copy(),
         )
 
     def nbytes(self) -> int:
-        columns = (self._index, self._x, self._pulse, self._pulse_start, self._w, self._e2)
+        columns = (self._index, self._x, self._pulse, self._pulse_start, self._spelled, self._w, self._e2)
         return sum(a.nbytes for a in columns if a is not None)
 
 
