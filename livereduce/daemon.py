@@ -45,6 +45,7 @@ from livereduce.records import Dispatcher, Record, RecordKind
 from livereduce.script_set import ScriptSet
 from livereduce.scripts import script_kind
 from livereduce.session import Session
+from livereduce.shared_events import SharedEventPool
 from livereduce.status.model import StatusModel
 from livereduce.status.server import StatusServer
 from livereduce.status.systemd_feed import SystemdFeed
@@ -186,6 +187,15 @@ class Daemon:
         self.exit_code = 0
         self.worker: Worker | None = None
         self.listener: Listener | None = None  # kept across workers: what it received is never lost
+        # a worker process reads the listener's events where they were written (no copy through the pipe)
+        self.shared_events = (
+            SharedEventPool(
+                max_segments=config.checkpoint_every + 3,  # chunks are kept until the next checkpoint
+                budget_bytes=16 * config.max_buffered_events,  # a full buffer and a chunk in the worker
+            )
+            if getattr(parts.worker, "shares_events", False)
+            else None
+        )
         self.restarts = 0
         self._watching_scripts = self._watching_config = self._watching_parameters = False
         # the log file failed (if it did) a moment ago, at setup: the first retry is one interval away
@@ -374,6 +384,9 @@ class Daemon:
             self._close_listener()
         if self.listener is None and self.parts.make_listener is not None:
             self.listener = self.parts.make_listener()
+            share = getattr(self.listener, "share_events", None)
+            if share is not None and self.shared_events is not None:
+                share(self.shared_events)
             self.listener.start(StartFrom(cfg.start_from))
         progress = ProgressLog(logging.getLogger("livereduce.progress"), update_every=cfg.update_every)
 
@@ -390,6 +403,7 @@ class Daemon:
             emit,
             pending=pending,
             log_level=logging.getLogger().getEffectiveLevel(),
+            pool=self.shared_events,
         )
         self.worker.start()
         self._worker_started = time.monotonic()
@@ -693,6 +707,8 @@ class Daemon:
         except Exception:
             log.exception("reading the listener's state failed")
             return
+        if self.shared_events is not None:  # chunks in shared memory: segments, and chunks that missed them
+            state.update({f"shared_events_{k}": v for k, v in self.shared_events.state().items()})
         counters = {k: v for k, v in state.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         self.records.emit(
             RecordKind.LISTENER,

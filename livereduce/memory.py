@@ -13,13 +13,17 @@ import threading
 
 import psutil
 
+from livereduce import shared_events
 from livereduce.config import SOFT_MEMORY_FRACTION
 
 log = logging.getLogger("livereduce.memory")
 
 
 def rss_mb(process: psutil.Process) -> float:
-    """The daemon's RSS with its children's, in MB: the session's worker process holds the accumulation."""
+    """The daemon's RSS with its children's, in MB: the session's worker process holds the accumulation.
+
+    Shared memory (the events both the listener and the worker map: livereduce.shared_events) is in both
+    processes' RSS; it is counted once, from the segments themselves."""
     total = 0
     try:
         children = process.children(recursive=True)
@@ -27,10 +31,22 @@ def rss_mb(process: psutil.Process) -> float:
         children = []
     for proc in (process, *children):
         try:
-            total += proc.memory_info().rss
+            total += proc.memory_info().rss - _shmem_bytes(proc.pid)
         except psutil.Error:  # a child that just exited
             continue
-    return total / 1e6
+    return (total + shared_events.resident_bytes()) / 1e6
+
+
+def _shmem_bytes(pid: int) -> int:
+    """A process's resident shared memory (RssShmem in /proc/<pid>/status); 0 where that is not known."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"RssShmem:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def limits_mb(limit_perc: float, soft_fraction: float = SOFT_MEMORY_FRACTION) -> tuple[float, float]:

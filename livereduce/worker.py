@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ from livereduce.listeners.base import Listener, RunStatus, StartFrom
 from livereduce.records import Record, RecordKind
 from livereduce.scripts import compile_script
 from livereduce.session import Session, SessionState, Taken, take_from
+from livereduce.shared_events import SharedEventMaps, SharedEventPool
 from livereduce.status.plot import PlotPublisher
 from livereduce.workspace.events import EventWorkspace
 
@@ -147,15 +149,17 @@ class Checkpointer:
 class RemoteListener:
     """The supervisor's listener, seen from the worker: the cycle's four reads in one round trip."""
 
-    def __init__(self, send: Callable[[tuple], None], replies: queue.Queue, cumulative: bool):
-        self._send, self._replies = send, replies
+    def __init__(
+        self, send: Callable[[tuple], None], replies: queue.Queue, cumulative: bool, maps: SharedEventMaps
+    ):
+        self._send, self._replies, self._maps = send, replies, maps
         self.buffers_events = not cumulative
 
     def start(self, start: StartFrom | None = None) -> None:
         pass  # the supervisor started the real listener
 
     def take(self) -> Taken:
-        self._send(("take",))
+        self._send(("take", self._maps.take_returned()))  # with the shared segments no chunk reads any more
         kind, value = self._replies.get()
         if kind == "notyet":
             raise NotYet(value)
@@ -197,7 +201,8 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     send = child_setup(conn, log_level)
     replies: queue.Queue = queue.Queue()
     stop, orphaned = threading.Event(), threading.Event()
-    listener = RemoteListener(send, replies, spec.cumulative)
+    maps = SharedEventMaps()
+    listener = RemoteListener(send, replies, spec.cumulative, maps)
     session = build_session(spec, listener)
     session.records.subscribe(
         lambda r: send(("record", r, _state(session) if r.kind is RecordKind.CYCLE else None))
@@ -217,7 +222,9 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
                 return
             kind = message[0]
             if kind == "taken_oob":
-                replies.put(("taken", receive_out_of_band(conn, message[1])))
+                replies.put(("taken", receive_out_of_band(conn, message[1], maps)))
+            elif kind == "shm_fd":  # a shared event segment: its fd follows on the socket
+                maps.add(message[1], reduction.recv_handle(conn), message[2])
             elif kind in ("taken", "notyet"):
                 replies.put(message)
             elif kind == "request":
@@ -243,27 +250,68 @@ def _state(session: Session) -> dict:
 # -- chunks across the pipe ----------------------------------------------------------------------------------
 # Pickling a chunk copies its arrays into one bytes object while holding the GIL: 0.1 s at 10^7 events, 0.6 s
 # at 5×10^7, long enough to starve the listener's receive thread in the supervisor (the DAS then drops us).
-# With pickle protocol 5 the arrays travel out of band: a small pickle, then each array's memory written to the
-# pipe by os.write, which releases the GIL (max stall measured: 9 ms at 5×10^7 events), and read on the other
-# side straight into new arrays.
+# With pickle protocol 5 the arrays travel out of band: a small pickle, then each array either as a place in a
+# shared segment the worker maps (the listener's event columns: livereduce.shared_events, no copy at all) or
+# its memory written to the pipe by os.write, which releases the GIL (max stall measured: 9 ms at 5×10^7
+# events), and read on the other side straight into new arrays.
 
 
-def send_out_of_band(conn: Connection, kind: str, obj) -> None:
-    """Send `obj` as (kind, sizes), its pickle, then its large buffers; the caller holds the send lock."""
+class SharedSender:
+    """Where a chunk's arrays lie in the pool's shared segments, for one worker: sends each segment's fd to it
+    once (before the first message that needs it) and counts what it lends."""
+
+    def __init__(self, pool: SharedEventPool, worker: int, pid: int):
+        self.pool, self.worker, self.pid = pool, worker, pid
+        self._fds_sent: set[int] = set()
+
+    def place(self, conn: Connection, raw: memoryview) -> tuple[int, int, int] | None:
+        """(segment, offset, nbytes) of `raw` when it lies in a shared segment, else None."""
+        if raw.nbytes == 0:
+            return None
+        found = self.pool.locate(np.frombuffer(raw, np.uint8).ctypes.data, raw.nbytes)
+        if found is None:
+            return None
+        ident, offset = found
+        if ident not in self._fds_sent:
+            fd, size = self.pool.descriptor(ident)
+            conn.send(("shm_fd", ident, size))
+            reduction.send_handle(conn, fd, self.pid)
+            self._fds_sent.add(ident)
+        return ident, offset, raw.nbytes
+
+
+def send_out_of_band(conn: Connection, kind: str, obj, shared: SharedSender | None = None) -> None:
+    """Send `obj` as (kind, places), its pickle, then its buffers that are not in shared memory; the caller
+    holds the send lock. A place is a byte count (the buffer follows on the pipe) or a shared span."""
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
-    conn.send((kind, [r.nbytes for r in raws]))
-    conn.send_bytes(data)
+    places: list[int | tuple[int, int, int]] = []
     for raw in raws:
-        conn.send_bytes(raw)
+        span = shared.place(conn, raw) if shared is not None else None
+        places.append(raw.nbytes if span is None else span)
+    if shared is not None:
+        for ident in {p[0] for p in places if isinstance(p, tuple)}:  # one mapping per segment in the worker
+            shared.pool.lend(ident, shared.worker)
+    conn.send((kind, places))
+    conn.send_bytes(data)
+    for raw, place in zip(raws, places, strict=True):
+        if not isinstance(place, tuple):
+            conn.send_bytes(raw)
 
 
-def receive_out_of_band(conn: Connection, sizes: list[int]):
+def receive_out_of_band(conn: Connection, places: list, maps: SharedEventMaps | None = None):
     data = conn.recv_bytes()
-    buffers = [np.empty(n, np.uint8) for n in sizes]  # writable, unlike bytes: scripts may change arrays
-    for buffer in buffers:
-        conn.recv_bytes_into(buffer)
+    spans = [p for p in places if isinstance(p, tuple)]
+    mapped = iter(maps.buffers(spans) if spans and maps is not None else [])
+    buffers = []
+    for place in places:
+        if isinstance(place, tuple):
+            buffers.append(next(mapped))  # a private (copy-on-write) mapping: writable, like the others
+        else:
+            buffer = np.empty(place, np.uint8)  # writable, unlike bytes: scripts may change arrays
+            conn.recv_bytes_into(buffer)
+            buffers.append(buffer)
     return pickle.loads(data, buffers=buffers)  # noqa: S301 - our own supervisor's message
 
 
@@ -300,6 +348,8 @@ def _context():
 class ProcessWorker:
     """A worker process and the supervisor thread that serves its requests (take, records, logs)."""
 
+    shares_events = True  # takes a SharedEventPool (`pool`): chunks cross in shared memory
+
     def __init__(
         self,
         spec: WorkerSpec,
@@ -309,10 +359,14 @@ class ProcessWorker:
         pending: list[_InFlight] | None = None,
         log_level: int = logging.INFO,
         target: Callable[[Connection, WorkerSpec, int], None] | None = None,
+        pool: SharedEventPool | None = None,
     ):
         """`target` is the engine's main in the child (default `worker_main`, the embedded session); it speaks
-        the same pipe protocol: records, logs, checkpointed, exiting; take when it reads our listener."""
+        the same pipe protocol: records, logs, checkpointed, exiting; take when it reads our listener.
+        `pool`: the shared segments the listener's events are kept in (chunks then cross without a copy)."""
         self.spec, self.listener, self.emit = spec, listener, emit
+        self.pool = pool
+        self._shared: SharedSender | None = None
         self.state = SessionState()
         self.session: Session | None = None
         self.exit_state: dict | None = None
@@ -331,6 +385,8 @@ class ProcessWorker:
     def start(self) -> None:
         self._process.start()
         self._child.close()
+        if self.pool is not None and self._process.pid is not None:
+            self._shared = SharedSender(self.pool, id(self), self._process.pid)
         self._thread.start()
 
     def _send(self, message: tuple) -> None:
@@ -348,10 +404,14 @@ class ProcessWorker:
             log.exception("serving the worker failed")
         finally:
             self._busy_since = None
+            if self.pool is not None:  # the process is gone, and its mappings of shared events with it
+                self.pool.worker_gone(id(self))
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]
         if kind == "take":
+            if self.pool is not None and len(message) > 1:
+                self.pool.returned(message[1], id(self))
             self._give()
         elif kind == "record":
             record, state = message[1], message[2]
@@ -386,7 +446,7 @@ class ProcessWorker:
         self._in_flight.append(item)
         self._busy_since = time.monotonic()
         with self._send_lock:
-            send_out_of_band(self._conn, "taken_oob", item.taken)
+            send_out_of_band(self._conn, "taken_oob", item.taken, self._shared)
 
     def unacknowledged(self) -> list[_InFlight]:
         """Chunks this worker took since its last checkpoint, oldest first (for its successor)."""

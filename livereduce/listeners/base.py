@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from livereduce.workspace.events import grown
+from livereduce.workspace.events import RESERVE, grown
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
@@ -120,13 +120,30 @@ class EventBuffer:
         self.max_events = int(max_events)
         self.dropped = 0  # events of pulses dropped because the buffer was full
         self.dropped_pulses = 0
+        self._pool = None  # a SharedEventPool once shared (livereduce.shared_events)
+        self._index: np.ndarray
+        self._tof: np.ndarray
         self._new()
+
+    def share(self, pool) -> None:
+        """Keep the columns in `pool`'s shared memory, so a worker process reads chunks where they were
+        written (livereduce.shared_events); from now on when nothing is buffered, else from the next chunk."""
+        with self._lock:
+            self._pool = pool
+            if self._n == 0:
+                self._new()
 
     def _new(self) -> None:
         # start the next chunk at the size the last one reached, so steady streams never regrow
         self._capacity = max(self._capacity, getattr(self, "_n", 0))
-        self._index = np.empty(self._capacity, np.uint32)
-        self._tof = np.empty(self._capacity, np.float32)
+        # a shared segment is sized to the bound at once: its pages are made once and reused by later chunks
+        shared = self._pool.columns(min(self.max_events, RESERVE)) if self._pool is not None else None
+        self._shared = shared is not None
+        if shared is not None:
+            self._index, self._tof = shared
+        else:
+            self._index = np.empty(self._capacity, np.uint32)
+            self._tof = np.empty(self._capacity, np.float32)
         self._n = 0
         self._pulse_time: list[int] = []
         self._pulse_start: list[int] = []
@@ -134,6 +151,7 @@ class EventBuffer:
     def _grow(self, need: int) -> None:
         # doubling stops at the cap: a full buffer must not hold up to twice the memory it is allowed
         self._index, self._tof = grown([self._index, self._tof], self._n, need, self.max_events)
+        self._shared = False  # grown into private memory
 
     def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> bool:
         """Append one pulse's events (`index` and `tof_us` may be views into a receive buffer); False when the
@@ -170,12 +188,13 @@ class EventBuffer:
     def swap(self) -> ChunkEvents:
         """Everything buffered so far, as Events; the buffer starts empty again."""
         with self._lock:
-            n, index, tof = self._n, self._index, self._tof
+            n, index, tof, shared = self._n, self._index, self._tof, self._shared
             times, starts = self._pulse_time, self._pulse_start
             self._new()
+        trim = not shared and n < index.size // 2  # a shared segment is reused, not freed: no trimming copy
         return ChunkEvents(
-            index[:n].copy() if n < index.size // 2 else index[:n],
-            tof[:n].copy() if n < tof.size // 2 else tof[:n],
+            index[:n].copy() if trim else index[:n],
+            tof[:n].copy() if trim else tof[:n],
             np.asarray(times, np.int64),
             np.asarray(starts, np.int64),
         )

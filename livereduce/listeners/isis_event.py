@@ -294,6 +294,10 @@ class ISISEventListener(RunStateMixin):
     def close(self) -> None:
         self._stream.stop()
 
+    def share_events(self, pool) -> None:
+        """Buffer events in `pool`'s shared memory (livereduce.shared_events: a worker process reads them there)."""
+        self._buffer.share(pool)
+
     def state(self) -> dict:
         s = self._stream
         return {

@@ -408,6 +408,10 @@ class KafkaListener(RunStateMixin):
         if self._thread is not None:
             self._thread.join(max(5.0, self.timeout))
 
+    def share_events(self, pool) -> None:
+        """Buffer events in `pool`'s shared memory (livereduce.shared_events: a worker process reads them there)."""
+        self._events.share(pool)
+
     def state(self) -> dict:
         with self._lock:
             out: dict = {

@@ -173,6 +173,10 @@ class AdaraListener(RunStateMixin):
         if self._receiver is not None:
             self._receiver.stop()
 
+    def share_events(self, pool) -> None:
+        """Buffer events in `pool`'s shared memory (livereduce.shared_events: a worker process reads them there)."""
+        self._events.share(pool)
+
     def state(self) -> dict:
         r, p = self._receiver, self._parser
         out = {
@@ -234,7 +238,7 @@ class AdaraListener(RunStateMixin):
                 self._released.set()
         self._dropped_said = say_buffer_drops(self._events, self._dropped_said, log)
         spectra, detectors, monitor_spectra, monitor_map = layout
-        events, dropped = map_events(events, detectors)
+        events, dropped = map_events(events, detectors, in_place=True)  # the swap's own arrays
         monitor_events, mdropped = map_events(monitor_events, monitor_map)
         if dropped + mdropped:
             with self._lock:

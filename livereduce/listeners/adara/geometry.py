@@ -196,9 +196,15 @@ class DetectorMap:
         return np.where(sorted_ids[pos] == ids, self.index[pos], self.UNMAPPED)
 
 
-def map_events(events: ChunkEvents, mapping: DetectorMap) -> tuple[ChunkEvents, int]:
-    """Events with workspace indices; events with unmapped ids are dropped (returns their count)."""
+def map_events(events: ChunkEvents, mapping: DetectorMap, in_place: bool = False) -> tuple[ChunkEvents, int]:
+    """Events with workspace indices; events with unmapped ids are dropped (returns their count).
+
+    `in_place`: the indices overwrite the ids (the caller owns them), so events kept in shared memory stay
+    there (livereduce.shared_events) when none is dropped."""
     index = mapping(events.index)
+    if in_place and index is not events.index:
+        np.copyto(events.index, index)
+        index = events.index
     bad = index >= mapping.size
     dropped = int(np.count_nonzero(bad))
     if not dropped:

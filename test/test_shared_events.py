@@ -1,0 +1,220 @@
+"""Events in shared memory (livereduce.shared_events): a segment is rewritten only when nobody can read it, the
+worker's copy-on-write mapping keeps the supervisor's chunk as it was sent, anything outside a segment still
+travels through the pipe, and a daemon whose chunks cross this way accumulates exactly what the DAS sent."""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import os
+import re
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import psutil
+import pytest
+from daemon_helpers import DaemonProcess
+
+from livereduce.listeners.base import ChunkEvents, EventBuffer
+from livereduce.memory import rss_mb
+from livereduce.servers.adara import FakeSMS
+from livereduce.shared_events import SharedEventMaps, SharedEventPool
+from livereduce.worker import SharedSender, receive_out_of_band, send_out_of_band
+
+
+def _address(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def test_a_segment_is_reused_only_once_every_view_of_it_is_gone():
+    pool = SharedEventPool(max_segments=2)
+    index, tof = pool.columns(1000)
+    first = _address(index)
+    assert pool.locate(first, 4000) is not None and pool.locate(_address(tof), 4000) is not None
+    chunk = index[:10]  # what a swap hands on: a view
+    del index, tof
+    second, _ = pool.columns(1000)
+    assert _address(second) != first  # the chunk still reads the first segment
+    del second, _
+    assert pool.columns(1000) is not None  # the second segment again
+    gc.collect()
+    del chunk
+    third, _ = pool.columns(1000)
+    assert _address(third) == first  # no view left: the first segment is reused
+
+
+def test_a_segment_lent_to_a_worker_waits_for_its_return_or_its_end():
+    pool = SharedEventPool(max_segments=1)
+    index, _tof = pool.columns(100)
+    ident, _ = pool.locate(_address(index), 400)
+    pool.lend(ident, worker=7)
+    del index, _tof
+    assert pool.columns(100) is None and pool.fallbacks == 1  # lent: private memory instead
+    pool.returned([ident], worker=8)  # another worker's return does not count
+    assert pool.columns(100) is None
+    pool.worker_gone(7)  # its process ended: its mappings went with it
+    assert pool.columns(100) is not None
+
+
+def test_free_segments_over_budget_give_their_pages_back():
+    pool = SharedEventPool(max_segments=2, budget_bytes=1 << 20)
+    index, tof = pool.columns(2_000_000)  # 16 MB
+    index[:] = 1
+    tof[:] = 2.0
+    assert pool.resident_bytes() >= 16_000_000
+    del index, tof
+    again, _ = pool.columns(2_000_000)  # the free segment was over budget: emptied before reuse
+    assert pool.trimmed == 1 and pool.resident_bytes() < 1 << 20
+    assert not again.any()  # its pages come back zeroed, never with the last chunk's events
+
+
+def test_memory_counts_shared_pages_once():
+    pool = SharedEventPool()
+    index, tof = pool.columns(25_000_000)
+    before = rss_mb(psutil.Process())
+    index[:] = 3
+    tof[:] = 1.0  # 200 MB of shared pages, mapped once here
+    grown = rss_mb(psutil.Process()) - before
+    assert 180 < grown < 260, grown  # counted once (the process's RssShmem is taken out, the pool's put in)
+
+
+def _chunk_through(pool: SharedEventPool, chunk) -> tuple[object, SharedEventMaps]:
+    """Send `chunk` as the supervisor does and receive it as the worker does, over a real socket pair with the
+    segment fds passed over it (to this process)."""
+    ours, theirs = multiprocessing.Pipe()
+    maps = SharedEventMaps()
+    sender = SharedSender(pool, worker=1, pid=os.getpid())
+    out: dict = {}
+
+    def receive():
+        from multiprocessing import reduction
+
+        while True:
+            message = theirs.recv()
+            if message[0] == "shm_fd":
+                maps.add(message[1], reduction.recv_handle(theirs), message[2])
+            else:
+                out["chunk"] = receive_out_of_band(theirs, message[1], maps)
+                out["places"] = message[1]
+                return
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    send_out_of_band(ours, "taken_oob", chunk, sender)
+    thread.join(10)
+    return out, maps
+
+
+def test_a_chunk_crosses_without_its_events_and_the_worker_writes_only_its_own_copy():
+    buffer = EventBuffer(capacity=16, max_events=1000)
+    pool = SharedEventPool(max_segments=2)
+    buffer.share(pool)
+    rng = np.random.default_rng(5)
+    ids, tofs = rng.integers(0, 50, 300, dtype=np.uint32), rng.uniform(0, 1e4, 300).astype(np.float32)
+    buffer.add_pulse(1_000, ids[:100], tofs[:100])
+    buffer.add_pulse(2_000, ids[100:], tofs[100:])
+    sent = buffer.swap()
+    out, maps = _chunk_through(pool, sent)
+    got: ChunkEvents = out["chunk"]
+    shared = [p for p in out["places"] if isinstance(p, tuple)]
+    assert len(shared) == 2  # index and TOF by place; the pulse lists (private memory) by pipe
+    assert any(isinstance(p, int) for p in out["places"])
+    assert np.array_equal(got.index, ids) and np.array_equal(got.tof, tofs)
+    assert got.pulse_time.tolist() == [1_000, 2_000] and got.pulse_start.tolist() == [0, 100]
+    got.index[:] = 0  # a script changing its input in place
+    assert np.array_equal(sent.index, ids)  # what a successor worker would be handed is untouched
+    ident = shared[0][0]
+    assert maps.take_returned() == []
+    del got, out
+    gc.collect()
+    assert maps.take_returned() == [ident]  # the worker's last view gone: reported with its next take
+
+
+def test_arrays_outside_the_segments_still_travel_through_the_pipe():
+    pool = SharedEventPool(max_segments=1)
+    chunk = ChunkEvents(
+        np.arange(5, dtype=np.uint32), np.ones(5, np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    )
+    out, _ = _chunk_through(pool, chunk)
+    assert all(isinstance(p, int) for p in out["places"])
+    assert out["chunk"].index.tolist() == [0, 1, 2, 3, 4]
+
+
+REBIN = "Rebin(InputWorkspace=input, OutputWorkspace=output, Params='1000,15,16000', PreserveEvents=False)\n"
+POST_PROC = """import json, os
+run = accumulation.getRun()
+if run.hasProperty("run_number"):
+    n = int(run.getProperty("run_number").value)
+    path = os.path.join({out!r}, "run_%d.json" % n)
+    with open(path + ".tmp", "w") as f:
+        json.dump({{"counts": float(accumulation.extractY().sum())}}, f)
+    os.replace(path + ".tmp", path)
+"""
+
+
+@pytest.mark.parametrize("kill_worker", [False, True])
+def test_a_daemon_accumulates_every_event_sent_through_shared_memory(tmp_path, kill_worker):
+    """Every event the SMS sent within the bins is counted once, though the chunks crossed in shared memory;
+    with the worker killed mid-run, its successor is handed the chunks since the checkpoint from the same
+    segments, and the count is still exact."""
+    out = tmp_path / "out"
+    out.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
+    (scripts / "reduce_FAKE_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
+    sms = FakeSMS(
+        port=0, pixels=1000, banks=4, rate=2e6, run_seconds=6, runs=1, gap_seconds=0.0, instrument="FAKE",
+        error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
+    )  # fmt: skip
+    port = sms.start()
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "FAKE",
+            "listener": "adara",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.3,
+            "accum_method": "Add",
+            "preserve_events": False,
+            "system_mem_limit_perc": 0,
+            "checkpoint_every": 3,
+        },
+    )
+    try:
+        log = daemon.wait_for("status page at ", timeout=30)
+        url = re.search(r"status page at (http://\S+/) ", log).group(1)
+        if kill_worker:  # mid-run, after a checkpoint and with chunks taken since: they are in flight
+            deadline = time.monotonic() + 30
+            while _status(url)["cycle"] < 5:
+                assert time.monotonic() < deadline, "the daemon did not reach its fifth cycle"
+                time.sleep(0.05)
+            servers = [
+                p for p in psutil.Process(daemon.proc.pid).children() if "forkserver" in " ".join(p.cmdline())
+            ]
+            workers = [w for server in servers for w in server.children()]  # workers fork from the server
+            assert workers, "no worker process"
+            for w in workers:
+                w.kill()
+            daemon.wait_for("session started", timeout=30, count=2)
+        assert sms.done.wait(60), "the fake SMS did not finish its run"
+        daemon.wait_for("run 1 ended (", timeout=60)
+        deadline = time.monotonic() + 30
+        while not (out / "run_1.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        counts = json.loads((out / "run_1.json").read_text())["counts"]
+        tof_in_bins = sms.sent_events_per_run[1]  # the fake SMS's TOFs lie within 1000–16000 µs
+        assert counts == tof_in_bins
+        assert _status(url)["listener"]["counters"]["shared_events_segments"] >= 1
+    finally:
+        daemon.stop()
+        sms.stop()
+
+
+def _status(url: str) -> dict:
+    with urllib.request.urlopen(url + "status", timeout=10) as response:
+        return json.load(response)
