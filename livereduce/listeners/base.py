@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -156,7 +157,18 @@ class EventBuffer:
     def add_pulse(self, pulse_time_ns: int, index: np.ndarray, tof_us: np.ndarray) -> bool:
         """Append one pulse's events (`index` and `tof_us` may be views into a receive buffer); False when the
         buffer is full and the pulse was dropped (counted)."""
-        n = index.size
+
+        def fill(index_rows: np.ndarray, tof_rows: np.ndarray) -> None:
+            index_rows[:] = index
+            tof_rows[:] = tof_us
+
+        return self.add_pulse_with(pulse_time_ns, index.size, fill)
+
+    def add_pulse_with(
+        self, pulse_time_ns: int, n: int, fill: Callable[[np.ndarray, np.ndarray], None]
+    ) -> bool:
+        """Append one pulse of `n` events that `fill(index_rows, tof_rows)` writes straight into the buffer's
+        next rows (a decoder then makes no columns of its own first); False when the pulse was dropped."""
         with self._lock:
             if self._n + n > self.max_events and n:
                 self.dropped += n
@@ -164,8 +176,7 @@ class EventBuffer:
                 return False
             if self._n + n > self._index.size:
                 self._grow(self._n + n)
-            self._index[self._n : self._n + n] = index
-            self._tof[self._n : self._n + n] = tof_us
+            fill(self._index[self._n : self._n + n], self._tof[self._n : self._n + n])
             if not self._pulse_time or self._pulse_time[-1] != pulse_time_ns:
                 self._pulse_time.append(int(pulse_time_ns))
                 self._pulse_start.append(self._n)

@@ -393,13 +393,17 @@ class AdaraListener(RunStateMixin):
             with self._lock:
                 self._counts["paused_events_dropped"] += n
             return
-        tof, pixel = P.event_arrays(payload, sections)
+        spans = P.event_spans(payload, sections)
+        n = sum(span.size for span in spans) // 2
         charge = struct.unpack_from("<I", payload, 0)[0] * 10.0  # 10 pC units → pC
-        with self._lock:
-            self._events.add_pulse(packet.time_ns, pixel, tof)
+        with self._lock:  # decoded straight into the buffer's rows
+            self._events.add_pulse_with(
+                packet.time_ns, n, lambda pixel, tof: P.copy_events(spans, pixel, tof)
+            )
             self._charge[0].append(packet.time_ns)
             self._charge[1].append(charge)
-            if self._layout is None and self.pixels is None and pixel.size:  # may size the fallback spectra
+            if self._layout is None and self.pixels is None and n:  # may size the fallback spectra
+                pixel = np.concatenate([span[1::2] for span in spans])
                 top = int(pixel.max())
                 if top >= FALLBACK_MAX_PIXELS:
                     sane = pixel[pixel < FALLBACK_MAX_PIXELS]

@@ -324,15 +324,31 @@ def walk_banks(payload) -> list[tuple[tuple[int, int, int], list[tuple[int, int,
     return out
 
 
+def event_spans(payload, sections=None) -> list[np.ndarray]:
+    """The (tof, pixel) word pairs of each detector bank with events (error banks left out): payload views."""
+    words = _words(payload)
+    sections = walk_banks(payload) if sections is None else sections
+    return [words[w : w + 2 * c] for _, banks in sections for b, w, c in banks if c and b not in ERROR_BANKS]
+
+
+def copy_events(spans: list[np.ndarray], pixel_out: np.ndarray, tof_out: np.ndarray) -> None:
+    """Write the spans' pixels and TOFs (100 ns units → µs, float32) into the given rows, in order: the
+    listener's buffer, with no gathered copy first."""
+    k = 0
+    for span in spans:
+        c = span.size // 2
+        pixel_out[k : k + c] = span[1::2]
+        np.divide(span[0::2], np.float32(10), out=tof_out[k : k + c], dtype=np.float32)
+        k += c
+
+
 def event_arrays(payload, sections=None) -> tuple[np.ndarray, np.ndarray]:
     """(tof µs float32, pixel uint32) of every event outside the error banks, vectorised.
 
     The pairs of all detector banks are gathered with one concatenate; TOF (100 ns units) is divided by 10.
     `pixel` is a strided view of that gathered copy.
     """
-    words = _words(payload)
-    sections = walk_banks(payload) if sections is None else sections
-    spans = [words[w : w + 2 * c] for _, banks in sections for b, w, c in banks if c and b not in ERROR_BANKS]
+    spans = event_spans(payload, sections)
     if not spans:
         return np.empty(0, np.float32), np.empty(0, np.uint32)
     pairs = spans[0] if len(spans) == 1 else np.concatenate(spans)
