@@ -121,11 +121,22 @@ def _write_histogram(g, h: HistogramWorkspace) -> None:
     v = d.create_dataset("values", data=h.values)
     v.attrs["signal"] = np.int32(1)
     _attrs(v, axes="axis2,axis1", units=h.YUnit(), unit_label=h.YUnitLabel())
-    var = h.variances
-    err = d.create_dataset("errors", shape=var.shape, dtype=np.float64)
-    for rows in row_blocks(np.arange(var.shape[0]), var.shape[1] * 8):  # no table-sized temporary
-        err[rows] = np.sqrt(var[rows])
+    _write_errors(d, h.variances)
     _axes(d, h, h.points if isinstance(h, PointDataWorkspace) else h.edges)  # point data: X per point
+
+
+def _write_errors(d, var: np.ndarray) -> None:
+    """errors = sqrt(variances), a block of rows (row_blocks) at a time into one reused buffer, each block
+    written straight from it (write_direct): no table-sized temporary, and no new block allocated per block."""
+    err = d.create_dataset("errors", shape=var.shape, dtype=np.float64)
+    buf: np.ndarray | None = None
+    for rows in row_blocks(np.arange(var.shape[0]), var.shape[1] * 8):
+        block = var[rows]
+        if buf is None:
+            buf = np.empty(block.shape, np.float64)  # the first block is the largest
+        out = buf[: block.shape[0]]
+        np.sqrt(block, out=out)
+        err.write_direct(out, dest_sel=np.s_[rows])  # rows: a slice (row_blocks of consecutive indices)
 
 
 def _write_events(g, ws: EventWorkspace) -> None:
