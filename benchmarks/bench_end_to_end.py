@@ -10,11 +10,10 @@ for P = 10^3 and 10^5. The SMS sends one run at --rate events/s (its own pace: 6
 --seconds; when the daemon is slower, its listener buffers (under max_buffered_events, past which whole pulses
 are dropped and counted) and later cycles drain the backlog. Rates come from the daemon's cycles (status page):
 the whole run (from the SMS's first event to the last cycle) and after the first cycle (which pays the worker's
-start and the table's first touch). A warm-up run first fills numba's cache. Then --rss-seconds at --rss-rate
-(proc Rebin, 10^5 pixels): the daemon's RSS (with its worker) every second, and its spread after the first
-quarter (the issue: ±5 % over 10 minutes after the first minute; pass --rss-seconds 600 for that).
+start and the table's first touch). A warm-up run first fills numba's cache. RSS over a long run (the issue's
+±5 % over 10 minutes) is bench_rss.py, which uses this file's Daemon.
 
-    python benchmarks/bench_end_to_end.py [--rate 6e7] [--seconds 6] [--rss-seconds 40] [--rss-rate 5e6]
+    python benchmarks/bench_end_to_end.py [--rate 6e7] [--seconds 6]
 """
 
 from __future__ import annotations
@@ -218,58 +217,11 @@ def run_case(
         }
 
 
-def rss_over_run(seconds: float, rate: float) -> list[float]:
-    """Daemon RSS (MB) once a second over a run at a steady rate (proc Rebin, 10^5 pixels)."""
-    with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
-        work = Path(tmp)
-        scripts = work / "scripts"
-        scripts.mkdir()
-        (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
-        sms = FakeSMS(
-            port=0,
-            pixels=100_000,
-            banks=32,
-            rate=rate,
-            run_seconds=seconds + 30,
-            runs=1,
-            seed=4,
-            error_events=0.0,
-        )
-        port = sms.start()
-        daemon = Daemon(
-            work,
-            {
-                "instrument": "FAKE",
-                "listener": "adara",
-                "address": f"127.0.0.1:{port}",
-                "script_dir": str(scripts),
-                "update_every": 1.0,
-                "preserve_events": False,
-                "accum_method": "Add",
-            },
-        )
-        samples = []
-        try:
-            start = time.monotonic()
-            daemon.status(start + 60)
-            for k in range(int(seconds)):
-                wait = start + k + 1 - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)  # paced by the clock: one sample a second
-                samples.append(daemon.rss_mb())
-        finally:
-            daemon.stop()
-            sms.stop()
-        return samples
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=6e7, help="events/s the SMS sends (above the 50 M target)")
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each end-to-end run")
     ap.add_argument("--baseline-events", type=float, default=1e7)
-    ap.add_argument("--rss-seconds", type=float, default=40.0, help="length of the RSS run (the issue: 600)")
-    ap.add_argument("--rss-rate", type=float, default=5e6, help="events/s of the RSS run (one it sustains)")
     ap.add_argument("--logs", default="", help="keep each daemon's log in this directory")
     ap.add_argument("--only", default="", help="run only the cases whose label contains this")
     a, _ = ap.parse_known_args()
@@ -317,20 +269,6 @@ def main() -> int:
         f"{r['later'] / add_at:.2f}× {'(met)' if ok else 'BELOW'}"
     )
     print(throughput)
-    if a.rss_seconds > 0:
-        samples = rss_over_run(a.rss_seconds, a.rss_rate)
-        settled = samples[len(samples) // 4 :]
-        mid = statistics.median(settled)
-        spread = max(abs(max(settled) - mid), abs(min(settled) - mid)) / mid * 100
-        print(
-            f"RSS over a {a.rss_seconds:.0f} s run at {a.rss_rate:.0e} ev/s (10^5 px, proc Rebin): first "
-            f"{samples[0]:.0f} MB, after the first quarter {min(settled):.0f}–{max(settled):.0f} MB "
-            f"(±{spread:.1f} % of the median)"
-        )
-        print(
-            f"RSS target: within ±5 % after the first minute: ±{spread:.1f} % {'(met)' if spread <= 5 else 'BELOW'}"
-        )
-    print(throughput)  # again, last: benchmarks/run.py's table shows a benchmark's last target line
     return 0
 
 
