@@ -61,7 +61,7 @@ def index_range(ws, start, end, listed=None, alg: str = "") -> np.ndarray:
 
 def shared_events(ev: EventColumns) -> EventColumns:
     """A new EventColumns over the same (read-only) columns: O(1); appending to either side reallocates."""
-    return EventColumns(ev.index, ev.x, ev.pulse, ev.pulse_times, ev.weights, ev.err2)
+    return ev.replaced()
 
 
 def is_inplace(ws, out_name) -> bool:
@@ -145,7 +145,7 @@ def remap_events(ev: EventColumns, new_index: np.ndarray) -> EventColumns:
     keep = target >= 0
     w, e2 = ev.weights, ev.err2
     if keep.all():
-        return EventColumns(target.astype(np.uint32), ev.x, ev.pulse, ev.pulse_times, w, e2)
+        return ev.replaced(index=target.astype(np.uint32))
     return EventColumns(
         target[keep].astype(np.uint32),
         ev.x[keep],

@@ -88,7 +88,7 @@ def _event_op(op, lhs, rhs, inplace):
         if op == "Minus":
             w = np.ones(len(add)) if add.weights is None else add.weights
             e2 = np.ones(len(add)) if add.err2 is None else add.err2
-            add = EventColumns(add.index, add.x, add.pulse, add.pulse_times, -w, e2)
+            add = add.replaced(weights=-w, err2=e2)
         target = lhs if inplace else lhs.with_events(lhs.events.copy())
         if target.events.weights is None and add.weights is not None:
             target.events = _weighted(target.events)  # both sides weighted before appending
@@ -108,7 +108,7 @@ def _event_op(op, lhs, rhs, inplace):
         ev = ws.events
         w = np.ones(len(ev)) if ev.weights is None else ev.weights
         e2 = np.ones(len(ev)) if ev.err2 is None else ev.err2
-        scaled = EventColumns(ev.index, ev.x, ev.pulse, ev.pulse_times, w * f, e2 * f * f)
+        scaled = ev.replaced(weights=w * f, err2=e2 * f * f)
         if inplace and ws is lhs:
             lhs.events = scaled
             lhs._order = None
@@ -119,7 +119,7 @@ def _event_op(op, lhs, rhs, inplace):
 
 def _weighted(ev: EventColumns) -> EventColumns:
     ones = np.ones(len(ev))
-    return EventColumns(ev.index, ev.x, ev.pulse, ev.pulse_times, ones, ones)
+    return ev.replaced(weights=ones, err2=ones)
 
 
 def _widen(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from livereduce.algorithms._util import int_list, require_matrix
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.algorithms.units import K_LAMBDA
 from livereduce.errors import AlgorithmError
-from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace
 from livereduce.workspace.jit import njit
 from livereduce.workspace.spectra import Spectra
@@ -348,7 +348,7 @@ def align(ws, cal: Calibration | None = None):
     if isinstance(ws, EventWorkspace):
         ev = ws.events
         x = tof_to_d(ev.x, ev.index, difc, difa, tzero)
-        out = EventColumns(ev.index, x, ev.pulse, ev.pulse_times, ev.weights, ev.err2)
+        out = ev.replaced(x=x)
         return ws.with_events(out, edges=np.ascontiguousarray(edges), unit_id="dSpacing")
     return ws.with_data(
         ws.values.copy(), ws.variances.copy(), np.ascontiguousarray(edges), unit_id="dSpacing"

@@ -33,7 +33,7 @@ from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.algorithms.spectra_ops import extract
 from livereduce.algorithms.units import convert_units
 from livereduce.errors import AlgorithmError
-from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.events import EventWorkspace
 
 EMPTY = None  # Mantid's EMPTY_DBL: "not given"
 
@@ -188,7 +188,7 @@ def _unwrap(ws, l_ref: float, tmin: float, tmax: float):
     hi = tmax if tmax > lo else float(np.max(tof))
     late = tof < length[i] * lo / l_ref
     x = np.where(late, (tof + (hi - lo)) / difc[i], ev.x)
-    return ws.with_events(EventColumns(ev.index, x, ev.pulse, ev.pulse_times, ev.weights, ev.err2))
+    return ws.with_events(ev.replaced(x=x))
 
 
 def _remove_low_res(ws, difc_ref: float, tmin: float, k: float = 3.22):

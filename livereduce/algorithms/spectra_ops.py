@@ -7,7 +7,7 @@ import numpy as np
 from livereduce.algorithms._util import grouped_spectra, index_range, int_list, remap_events, require_matrix
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
-from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.events import EventWorkspace
 from livereduce.workspace.histogram import HistogramWorkspace, row_blocks
 
 _IO = [Prop("InputWorkspace", kind=IN), Prop("OutputWorkspace", kind=OUT)]
@@ -171,7 +171,7 @@ def extract(ws, indices: np.ndarray, xmin=None, xmax=None):
             ev = ev.take((ev.x >= lo) & (ev.x <= hi))
             edges = _crop_event_edges(edges, lo, hi)
         else:
-            ev = EventColumns(ev.index, ev.x, ev.pulse, ev.pulse_times, ev.weights, ev.err2)
+            ev = ev.replaced()
         return ws.with_events(ev, edges=edges, spectra=spectra)
     e = ws.edges if ws.edges.ndim == 1 else ws.edges[indices]
     y, v = ws.values[indices], ws.variances[indices]

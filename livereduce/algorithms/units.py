@@ -15,7 +15,7 @@ from livereduce.algorithms.binning import rebin
 from livereduce.algorithms.registry import IN, OUT, Prop, algorithm
 from livereduce.errors import AlgorithmError
 from livereduce.workspace.base import UNITS
-from livereduce.workspace.events import EventColumns, EventWorkspace
+from livereduce.workspace.events import EventWorkspace
 
 # CODATA 2022
 PLANCK = 6.62607015e-34  # J s
@@ -102,7 +102,7 @@ def convert_units(ws, target: str, emode: str = "Elastic"):
         ev = ws.events
         idx = ev.index.astype(np.intp)
         x = _convert(ev.x, a_from[idx], p_from, a_to[idx], p_to)
-        out = EventColumns(ev.index, x, ev.pulse, ev.pulse_times, ev.weights, ev.err2)
+        out = ev.replaced(x=x)
         if decreasing:  # the old (inclusive) lower edge is now the exclusive upper one: keep its events in
             edges[:, -1] = np.nextafter(edges[:, -1], np.inf)
         return ws.with_events(out, edges=edges, unit_id=dst)

@@ -20,6 +20,7 @@ from livereduce.workspace.jit import njit
 from livereduce.workspace.run import Run
 from livereduce.workspace.spectra import Spectra
 
+_KEEP: typing.Any = object()  # EventColumns.replaced: this column as it is
 RESERVE = 1 << 28  # rows a bounded buffer may reserve at once (2 GiB of virtual memory at 8 bytes a row)
 
 
@@ -240,14 +241,19 @@ class EventColumns:
     def view(self) -> EventColumns:
         """These events as they are now, sharing the columns (O(1), nothing spelled out): appending to either
         side later never shows in the other."""
+        return self.replaced()
+
+    def replaced(self, *, index=None, x=None, weights=_KEEP, err2=_KEEP) -> EventColumns:
+        """The same events, in the same order and pulses, with the columns given replaced (the others shared):
+        what an algorithm that changes x, indices or weights returns. Pulses kept as runs stay runs."""
         runs = self.pulse_start
         return EventColumns(
-            self.index,
-            self.x_native,
+            self.index if index is None else index,
+            self.x_native if x is None else x,
             self.pulse if runs is None else None,
             self.pulse_times,
-            self.weights,
-            self.err2,
+            self.weights if weights is _KEEP else weights,
+            self.err2 if err2 is _KEEP else err2,
             pulse_start=runs,
         )
 
