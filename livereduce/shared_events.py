@@ -85,8 +85,10 @@ class SharedEventPool:
         if need <= 0 or self.unavailable:
             return None
         with self._lock:
-            self._trim()
-            segment = next((s for s in self._segments.values() if s.size >= need and s.free()), None)
+            free = [s for s in self._segments.values() if s.size >= need and s.free()]
+            # the one with the most pages already made: a chunk written there costs the fewest page faults
+            segment = max(free, key=lambda s: _resident(s.fd), default=None)
+            self._trim(keep=segment)
             if segment is None:
                 if len(self._segments) >= self.max_segments:
                     self.fallbacks += 1
@@ -104,17 +106,17 @@ class SharedEventPool:
         cap = int(capacity)
         return root[: 4 * cap].view(np.uint32), root[4 * cap : 8 * cap].view(np.float32)
 
-    def _trim(self) -> None:
-        """Over budget: free segments give their pages back, the largest first (they are made again, zeroed,
-        when next written)."""
-        resident = {s.ident: _resident(s.fd) for s in self._segments.values()}
-        total = sum(resident.values())
-        for s in sorted(self._segments.values(), key=lambda s: -resident[s.ident]):
+    def _trim(self, keep: _Segment | None) -> None:
+        """Free segments (but `keep`, about to be written) holding more pages than the budget give theirs back,
+        the largest first; they are made again, zeroed, when next written. Held segments are never touched."""
+        idle = {s.ident: (s, _resident(s.fd)) for s in self._segments.values() if s is not keep and s.free()}
+        total = sum(r for _, r in idle.values())
+        for s, resident in sorted(idle.values(), key=lambda item: -item[1]):
             if total <= self.budget_bytes:
                 return
-            if s.free() and resident[s.ident]:
+            if resident:
                 s.mapping.madvise(mmap.MADV_REMOVE)
-                total -= resident[s.ident]
+                total -= resident
                 self.trimmed += 1
 
     def _create(self, need: int) -> _Segment:

@@ -60,15 +60,21 @@ def test_a_segment_lent_to_a_worker_waits_for_its_return_or_its_end():
 
 
 def test_free_segments_over_budget_give_their_pages_back():
-    pool = SharedEventPool(max_segments=2, budget_bytes=1 << 20)
-    index, tof = pool.columns(2_000_000)  # 16 MB
-    index[:] = 1
-    tof[:] = 2.0
-    assert pool.resident_bytes() >= 16_000_000
-    del index, tof
-    again, _ = pool.columns(2_000_000)  # the free segment was over budget: emptied before reuse
-    assert pool.trimmed == 1 and pool.resident_bytes() < 1 << 20
-    assert not again.any()  # its pages come back zeroed, never with the last chunk's events
+    pool = SharedEventPool(max_segments=3, budget_bytes=1 << 20)
+    first, first_tof = pool.columns(2_000_000)  # 16 MB
+    first[:] = 1
+    first_tof[:] = 2.0
+    second, second_tof = pool.columns(1_000_000)  # another segment: the first is still held
+    second[:] = 1
+    second_tof[:] = 2.0
+    held = pool.resident_bytes()
+    assert held >= 24_000_000 and pool.trimmed == 0
+    del first, first_tof, second, second_tof
+    again, _ = pool.columns(1_000_000)  # reuses the one with most pages; the other is idle, over budget
+    assert pool.trimmed == 1 and held - 9_000_000 < pool.resident_bytes() < held - 7_000_000
+    assert again.ctypes.data == pool._segments[1].address  # the first, with 16 MB made, is reused
+    third, _ = pool.columns(1_000_000)  # the trimmed one: its pages come back zeroed, never old events
+    assert not third.any()
 
 
 def test_memory_counts_shared_pages_once():
