@@ -112,9 +112,11 @@ class Daemon:
             return json.load(r)
 
     def rss_mb(self) -> float:
+        """Proportional set size of the daemon and its children: pages both the listener and the worker map
+        (the events in shared memory) count once, where summed RSS counts them twice."""
         try:
             p = psutil.Process(self.proc.pid)
-            return sum(q.memory_info().rss for q in (p, *p.children(recursive=True))) / 1e6
+            return sum(q.memory_full_info().pss for q in (p, *p.children(recursive=True))) / 1e6
         except psutil.Error:
             return float("nan")
 
