@@ -370,6 +370,7 @@ class Daemon:
             cumulative=self.runtime.listener.cumulative,
             state_dir=self.state_dir,
             checkpoint_every=cfg.checkpoint_every,
+            max_held_events=cfg.max_buffered_events,  # chunks kept for a successor: one buffer's worth at most
             restore=restore,
             engine=dict(self.parts.engine_options),
         )

@@ -65,6 +65,8 @@ class WorkerSpec:
     cumulative: bool  # the listener sends cumulative histograms (Add is refused)
     state_dir: str | None  # checkpoints go here; None: none are written
     checkpoint_every: int = 10
+    # events the supervisor may keep for a successor before it asks for a checkpoint early (0: no bound)
+    max_held_events: int = 0
     restore: bool = True  # take up the checkpoint in state_dir (its run is checked at the first chunk)
     engine: dict[str, Any] = field(default_factory=dict)  # an engine's own options (Mantid: StartLiveData's)
 
@@ -115,6 +117,7 @@ class Checkpointer:
         self.session, self.on_written = session, on_written
         self.every, self.state_dir = spec.checkpoint_every, spec.state_dir
         self._last_run = 0
+        self.due = False  # the supervisor asked for one at the next cycle (it holds too many events)
 
     def __call__(self, record: Record) -> None:
         if record.kind is not RecordKind.CYCLE or not self.state_dir:
@@ -125,7 +128,8 @@ class Checkpointer:
             checkpoints.archive(self.state_dir, f"run-{self._last_run}-done")
         if run:
             self._last_run = run
-        if record.cycle % self.every == 0 or data.run_status == RunStatus.END_RUN.name:
+        if record.cycle % self.every == 0 or data.run_status == RunStatus.END_RUN.name or self.due:
+            self.due = False
             self.write(record.cycle)
 
     def write(self, cycle: int) -> None:
@@ -227,6 +231,8 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
                 maps.add(message[1], reduction.recv_handle(conn), message[2])
             elif kind in ("taken", "notyet"):
                 replies.put(message)
+            elif kind == "request" and message[1] == "checkpoint":
+                checkpointer.due = True
             elif kind == "request":
                 session.request(message[1], message[2])
             elif kind == "stop":
@@ -372,6 +378,7 @@ class ProcessWorker:
         self.exit_state: dict | None = None
         self._pending = list(pending or [])  # chunks to hand over before new ones (from a dead worker)
         self._in_flight: list[_InFlight] = []
+        self._checkpoint_asked = False
         self._busy_since: float | None = None
         self._send_lock = threading.Lock()
         context = _context()
@@ -425,6 +432,7 @@ class ProcessWorker:
             logging.getLogger(name).log(level, "%s", text)
         elif kind == "checkpointed":
             self._in_flight.clear()  # everything taken so far is in the checkpoint
+            self._checkpoint_asked = False
         elif kind == "exiting":
             self.exit_state = message[1]
             self.state = SessionState(**message[1])
@@ -444,9 +452,22 @@ class ProcessWorker:
                 self._send(("notyet", f"listener failed: {exc!r}"))
                 return
         self._in_flight.append(item)
+        self._ask_checkpoint_when_holding_too_much()
         self._busy_since = time.monotonic()
         with self._send_lock:
             send_out_of_band(self._conn, "taken_oob", item.taken, self._shared)
+
+    def _ask_checkpoint_when_holding_too_much(self) -> None:
+        """The chunks kept for a successor are bounded: past `max_held_events` the worker is asked for a
+        checkpoint at its next cycle (after which they are let go), instead of waiting for checkpoint_every."""
+        bound = self.spec.max_held_events
+        if not bound or self._checkpoint_asked:
+            return
+        held = sum(item.taken.chunk.n_events for item in self._in_flight)
+        if held > bound:
+            self._checkpoint_asked = True
+            log.debug("%d events kept since the last checkpoint (> %d): asking for one now", held, bound)
+            self.request("checkpoint")
 
     def unacknowledged(self) -> list[_InFlight]:
         """Chunks this worker took since its last checkpoint, oldest first (for its successor)."""

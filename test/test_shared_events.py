@@ -224,3 +224,41 @@ def test_a_daemon_accumulates_every_event_sent_through_shared_memory(tmp_path, k
 def _status(url: str) -> dict:
     with urllib.request.urlopen(url + "status", timeout=10) as response:
         return json.load(response)
+
+
+def test_chunks_kept_for_a_successor_are_bounded_by_an_early_checkpoint(tmp_path):
+    """checkpoint_every is far away, but the chunks the supervisor keeps since the last checkpoint (for a worker
+    that would replace a dead one) pass max_buffered_events: a checkpoint is written mid-run, so they go."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
+    sms = FakeSMS(
+        port=0, pixels=1000, banks=4, rate=400_000, run_seconds=30, runs=1, gap_seconds=0.0, instrument="FAKE",
+        error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
+    )  # fmt: skip
+    port = sms.start()
+    state = tmp_path / "state"
+    daemon = DaemonProcess(
+        tmp_path,
+        {
+            "instrument": "FAKE",
+            "listener": "adara",
+            "address": f"127.0.0.1:{port}",
+            "script_dir": str(scripts),
+            "update_every": 0.2,
+            "accum_method": "Add",
+            "system_mem_limit_perc": 0,
+            "checkpoint_every": 100_000,
+            "max_buffered_events": 100_000,  # a quarter of a second of this stream
+            "state_dir": str(state),
+        },
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(state.glob("accumulation-*.nxs")):
+            assert time.monotonic() < deadline, "no checkpoint was written early"
+            assert not sms.done.is_set(), "the run ended before any checkpoint: none was written early"
+            time.sleep(0.1)
+    finally:
+        daemon.stop()
+        sms.stop()
