@@ -244,8 +244,7 @@ class MatrixWorkspace:
             raise RuntimeError(
                 f"'{self._name}' is a histogram workspace: it has no events, so no pulse times"
             )
-        used = np.unique(events.pulse)  # distinct pulses first: the table is far smaller than the events
-        return events.pulse_times[used]
+        return events.pulse_times[events.used_pulses()]  # from the runs: no per-event pulse column
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.getNumberHistograms():
