@@ -3,8 +3,10 @@
 
 The fake SMS sends one run of 10^5 pixels at --rss-rate events/s (one the daemon sustains) to a daemon
 subprocess whose proc script is Rebin(PreserveEvents=False) into 10^3 TOF bins, accumulated with Add (a 1.6 GB
-table), one cycle a second. The daemon's RSS (its process and every child: the worker) is sampled --every
-seconds from the first status page on. Reported: the largest deviation of a sample from the mean of the
+table), one cycle a second. The daemon's resident memory (its process and every child: the worker) is sampled
+--every seconds from the first status page on, as proportional set size (PSS, as bench_end_to_end): events
+the listener hands the worker in shared memory are mapped by both, and summed RSS would count them twice
+(shown too). Reported: the largest deviation of a sample from the mean of the
 samples after the first minute (the first quarter of a run shorter than 4 minutes: the table's pages and the
 listener's buffers take about 12 s to reach their size), in % of that mean; beside it the first sample, the
 settled range (also for the daemon process and its worker apart) and a plain-numpy baseline measured in the
@@ -41,19 +43,22 @@ PIXELS = 100_000
 TARGET_PERCENT = 5.0
 
 
-def rss_parts(daemon: Daemon) -> tuple[float, float]:
-    """(the daemon process, its children: the worker) RSS in MB."""
+def rss_parts(daemon: Daemon) -> tuple[float, float, float]:
+    """(the daemon process, its children: the worker) proportional set size in MB, as Daemon.rss_mb: pages both
+    map (events in shared memory) count once, half in each; and the plain sum of their RSS."""
     try:
         p = psutil.Process(daemon.proc.pid)
-        own = p.memory_info().rss
-        return own / 1e6, sum(q.memory_info().rss for q in p.children(recursive=True)) / 1e6
+        own = p.memory_full_info()
+        kids = [q.memory_full_info() for q in p.children(recursive=True)]
+        rss = (own.rss + sum(k.rss for k in kids)) / 1e6
+        return own.pss / 1e6, sum(k.pss for k in kids) / 1e6, rss
     except psutil.Error:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
 
 
-def rss_over_run(seconds: float, rate: float, every: float) -> list[tuple[float, float, float]]:
-    """(seconds since the status page answered, daemon RSS MB, of which its children's) every `every` seconds
-    over a steady run."""
+def rss_over_run(seconds: float, rate: float, every: float) -> list[tuple[float, float, float, float]]:
+    """(seconds since the status page answered, daemon + worker PSS MB, of which the worker's, summed RSS MB)
+    every `every` seconds over a steady run."""
     with tempfile.TemporaryDirectory(prefix="lr-bench-") as tmp:
         work = Path(tmp)
         scripts = work / "scripts"
@@ -90,8 +95,8 @@ def rss_over_run(seconds: float, rate: float, every: float) -> list[tuple[float,
                 wait = start + (k + 1) * every - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)  # paced by the clock
-                own, children = rss_parts(daemon)
-                samples.append((time.monotonic() - start, own + children, children))
+                own, children, rss = rss_parts(daemon)
+                samples.append((time.monotonic() - start, own + children, children, rss))
             st = daemon.status(time.monotonic() + 10)
         finally:
             daemon.stop()
@@ -126,15 +131,18 @@ def main() -> int:
     table = baseline_mb()
     samples = rss_over_run(a.rss_seconds, a.rss_rate, a.every)
     if a.samples:
-        Path(a.samples).write_text("".join(f"{t:.2f} {mb:.1f} {kids:.1f}\n" for t, mb, kids in samples))
+        Path(a.samples).write_text(
+            "".join(f"{t:.2f} {mb:.1f} {kids:.1f} {rss:.1f}\n" for t, mb, kids, rss in samples)
+        )
     settle = min(60.0, a.rss_seconds / 4)
-    settled = [mb for t, mb, _ in samples if t >= settle]
-    worker = [kids for t, _, kids in samples if t >= settle]
-    listener = [mb - kids for t, mb, kids in samples if t >= settle]
+    settled = [mb for t, mb, _, _ in samples if t >= settle]
+    worker = [kids for t, _, kids, _ in samples if t >= settle]
+    listener = [mb - kids for t, mb, kids, _ in samples if t >= settle]
+    summed = [rss for t, _, _, rss in samples if t >= settle]
     mean = statistics.fmean(settled)
     worst = max(abs(mb - mean) for mb in settled) / mean * 100
     print(
-        f"\nRSS of the daemon and its worker over a {a.rss_seconds:.0f} s run at {a.rss_rate:.0e} ev/s "
+        f"\nMemory (PSS) of the daemon and its worker over a {a.rss_seconds:.0f} s run at {a.rss_rate:.0e} ev/s "
         f"(10^5 px, proc Rebin into 10^3 bins, Add), sampled every {a.every:g} s"
     )
     print(f"baseline: a numpy table of the accumulation's size (values + variances): {table:.0f} MB")
@@ -143,7 +151,11 @@ def main() -> int:
         f"({mean / table:.2f}× the table), {min(settled):.0f}–{max(settled):.0f} MB, "
         f"stdev {statistics.pstdev(settled):.0f} MB, {len(settled)} samples"
     )
-    for name, part in (("daemon process (listener)", listener), ("worker (children)", worker)):
+    for name, part in (
+        ("daemon process (listener)", listener),
+        ("worker (children)", worker),
+        ("summed RSS (shared pages twice)", summed),
+    ):
         m = statistics.fmean(part)
         print(
             f"  {name}: mean {m:.0f} MB, {min(part):.0f}–{max(part):.0f} MB, stdev "
