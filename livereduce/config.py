@@ -169,8 +169,8 @@ class Config:
         "Events the listener may hold while the session is busy (8 bytes each: 1.6 GB by default). When the session "
         "falls that far behind, whole pulses are dropped and counted (an ERROR line each cycle, "
         "`events_dropped_buffer_full` and the lag on the status page) instead of memory growing without end. "
-        "Also bounds the chunks kept since the last checkpoint (for a worker that replaces a dead one): past it, "
-        "a checkpoint is written early.",
+        "Four times it also bounds the chunks kept since the last checkpoint (for a worker that replaces a dead "
+        "one): past that, a checkpoint is written early.",
         "int",
         minimum=10_000,
         maximum=4_000_000_000,
@@ -293,7 +293,7 @@ class Config:
     checkpoint_every: int = _key(
         10,
         "Cycles between checkpoints (one is also written at a clean stop and at each run's end, and early once "
-        "the chunks kept since the last one for a replacement worker hold more than `max_buffered_events`).",
+        "the chunks kept since the last one for a replacement worker hold more than 4 × `max_buffered_events`).",
         "int",
         minimum=1,
         maximum=10**6,

@@ -370,7 +370,9 @@ class Daemon:
             cumulative=self.runtime.listener.cumulative,
             state_dir=self.state_dir,
             checkpoint_every=cfg.checkpoint_every,
-            max_held_events=cfg.max_buffered_events,  # chunks kept for a successor: one buffer's worth at most
+            # chunks kept for a successor: four buffers' worth at most (a checkpoint of a 10^8-bin accumulation
+            # takes seconds: one buffer's worth asked for one every other cycle under load, halving the rate)
+            max_held_events=4 * cfg.max_buffered_events,
             restore=restore,
             engine=dict(self.parts.engine_options),
         )

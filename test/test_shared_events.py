@@ -228,11 +228,11 @@ def _status(url: str) -> dict:
 
 def test_chunks_kept_for_a_successor_are_bounded_by_an_early_checkpoint(tmp_path):
     """checkpoint_every is far away, but the chunks the supervisor keeps since the last checkpoint (for a worker
-    that would replace a dead one) pass max_buffered_events: a checkpoint is written mid-run, so they go."""
+    that would replace a dead one) pass 4 × max_buffered_events: a checkpoint is written mid-run, so they go."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
-    sms = FakeSMS(
+    sms = FakeSMS(  # 4 × max_buffered_events in about a second
         port=0, pixels=1000, banks=4, rate=400_000, run_seconds=30, runs=1, gap_seconds=0.0, instrument="FAKE",
         error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
     )  # fmt: skip
@@ -249,7 +249,7 @@ def test_chunks_kept_for_a_successor_are_bounded_by_an_early_checkpoint(tmp_path
             "accum_method": "Add",
             "system_mem_limit_perc": 0,
             "checkpoint_every": 100_000,
-            "max_buffered_events": 100_000,  # a quarter of a second of this stream
+            "max_buffered_events": 100_000,  # a quarter of a second of this stream; four of them held: a second
             "state_dir": str(state),
         },
     )
