@@ -22,6 +22,7 @@ limited by its size. Pages are made once, on the first write, and reused by ever
 
 from __future__ import annotations
 
+import collections
 import logging
 import mmap
 import os
@@ -45,6 +46,7 @@ class _Segment:
     size: int
     mapping: mmap.mmap
     address: int
+    rows: int = 0  # the columns' capacity: index in [0, 4·rows), TOF in [4·rows, 8·rows)
     lent: dict[int, int] = field(default_factory=dict)  # worker id → leases it holds
     root: weakref.ref | None = None  # the supervisor's current lease root, while alive
 
@@ -76,6 +78,7 @@ class SharedEventPool:
         self._next = 1
         self.fallbacks = 0  # columns given in private memory because every segment was held
         self.trimmed = 0  # times a free segment gave its pages back (over budget)
+        self._recent: collections.deque[int] = collections.deque(maxlen=32)  # the last chunks' events
         self.unavailable = ""  # why shared memory cannot be used here ("" while it can)
 
     # -- the listener's side ----------------------------------------------------------------------------
@@ -103,8 +106,28 @@ class SharedEventPool:
                     return None
             root = np.frombuffer(segment.mapping, np.uint8, need)
             segment.root = weakref.ref(root)
+            segment.rows = int(capacity)
         cap = int(capacity)
         return root[: 4 * cap].view(np.uint32), root[4 * cap : 8 * cap].view(np.float32)
+
+    def filled(self, index: np.ndarray, rows: int) -> None:
+        """The buffer swapped out `rows` events written from `index` (its index column): pages past them that
+        an older, bigger chunk left in the segment are given back, down to twice the recent median chunk, so
+        a few slow cycles' big chunks do not leave every segment at their high-water mark (memory flat)."""
+        found = self.locate(index.ctypes.data, 4) if index.size else None
+        if found is None:
+            return
+        with self._lock:
+            s = self._segments[found[0]]
+            self._recent.append(int(rows))
+            keep = max(int(rows), 2 * int(np.median(self._recent)), ALIGN // 4)
+            for half in (0, 4 * s.rows):  # index, then TOF; whole pages inside the half only (madvise rounds
+                start = (
+                    -(-(half + 4 * keep) // PAGE) * PAGE
+                )  # a length up to a page: never into the next half)
+                end = (half + 4 * s.rows) // PAGE * PAGE
+                if end > start:
+                    s.mapping.madvise(mmap.MADV_REMOVE, start, end - start)
 
     def _trim(self, keep: _Segment | None) -> None:
         """Free segments (but `keep`, about to be written) holding more pages than the budget give theirs back,

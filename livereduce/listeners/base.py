@@ -203,6 +203,8 @@ class EventBuffer:
             times, starts = self._pulse_time, self._pulse_start
             self._new()
         trim = not shared and n < index.size // 2  # a shared segment is reused, not freed: no trimming copy
+        if shared and self._pool is not None:
+            self._pool.filled(index, n)
         return ChunkEvents(
             index[:n].copy() if trim else index[:n],
             tof[:n].copy() if trim else tof[:n],
