@@ -112,15 +112,15 @@ class SharedEventPool:
 
     def filled(self, index: np.ndarray, rows: int) -> None:
         """The buffer swapped out `rows` events written from `index` (its index column): pages past them that
-        an older, bigger chunk left in the segment are given back, down to twice the recent median chunk, so
-        a few slow cycles' big chunks do not leave every segment at their high-water mark (memory flat)."""
+        an older, bigger chunk left in the segment are given back, down to the recent median chunk, so a few
+        slow cycles' big chunks do not leave every segment at their high-water mark (memory flat)."""
         found = self.locate(index.ctypes.data, 4) if index.size else None
         if found is None:
             return
         with self._lock:
             s = self._segments[found[0]]
             self._recent.append(int(rows))
-            keep = max(int(rows), 2 * int(np.median(self._recent)), ALIGN // 4)
+            keep = max(int(rows), int(np.median(self._recent)), ALIGN // 4)
             for half in (0, 4 * s.rows):  # index, then TOF; whole pages inside the half only (madvise rounds
                 start = (
                     -(-(half + 4 * keep) // PAGE) * PAGE

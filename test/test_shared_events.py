@@ -79,7 +79,7 @@ def test_free_segments_over_budget_give_their_pages_back():
 
 def test_pages_past_a_chunk_that_an_older_bigger_one_left_are_given_back():
     """A slow cycle's big chunk must not leave its segment at that size for good: at the next swap of that
-    segment, pages past twice the recent median chunk (at least 2 MB's worth of rows) go back."""
+    segment, pages past the recent median chunk (at least 2 MB's worth of rows) go back."""
     pool = SharedEventPool(max_segments=1)
     index, tof = pool.columns(4_000_000)
     index[:] = 7  # a big chunk: 32 MB made
@@ -88,7 +88,7 @@ def test_pages_past_a_chunk_that_an_older_bigger_one_left_are_given_back():
     assert pool.resident_bytes() >= 32_000_000  # it is the recent chunk: nothing given back
     for _ in range(5):
         pool.filled(index, 100_000)  # small chunks in the same segment
-    keep = 524_288  # max(100,000 events, twice the median, 2 MB of rows)
+    keep = 524_288  # max(100,000 events, the median, 2 MB of rows)
     assert 8 * keep <= pool.resident_bytes() <= 8 * keep + 2 * 4096
     assert (index[:keep] == 7).all() and (tof[:keep] == 1.0).all()  # what a chunk may still read: kept
     # the rest given back (zeros), but for the page each half shares with what follows it
