@@ -24,6 +24,7 @@ nothing needs killing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -53,6 +54,7 @@ from livereduce.workspace.events import EventWorkspace
 
 log = logging.getLogger("livereduce.worker")
 
+_WORKER_IDS = itertools.count(1)
 MAX_ATTEMPTS = 2  # workers that may die or hang on one chunk before it is dropped
 
 
@@ -216,6 +218,20 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     session.records.subscribe(PlotPublisher(session))
 
     def receive() -> None:
+        try:
+            serve()
+        except (
+            Exception
+        ):  # where in the pipe's stream we are is lost: end, and be replaced from the checkpoint
+            log.exception(
+                "the worker's receive thread failed; the worker ends, and a new one resumes from the last "
+                "checkpoint with the chunks taken since"
+            )
+            orphaned.set()  # no clean-stop checkpoint: the supervisor keeps every chunk taken since the last one
+            stop.set()
+            replies.put(("notyet", "the worker's receive thread failed"))
+
+    def serve() -> None:
         while True:
             try:
                 message = conn.recv()
@@ -373,6 +389,7 @@ class ProcessWorker:
         self.spec, self.listener, self.emit = spec, listener, emit
         self.pool = pool
         self._shared: SharedSender | None = None
+        self._ident = next(_WORKER_IDS)  # whose shared-segment leases are whose (never reused, unlike id())
         self.state = SessionState()
         self.session: Session | None = None
         self.exit_state: dict | None = None
@@ -393,7 +410,7 @@ class ProcessWorker:
         self._process.start()
         self._child.close()
         if self.pool is not None and self._process.pid is not None:
-            self._shared = SharedSender(self.pool, id(self), self._process.pid)
+            self._shared = SharedSender(self.pool, self._ident, self._process.pid)
         self._thread.start()
 
     def _send(self, message: tuple) -> None:
@@ -412,13 +429,13 @@ class ProcessWorker:
         finally:
             self._busy_since = None
             if self.pool is not None:  # the process is gone, and its mappings of shared events with it
-                self.pool.worker_gone(id(self))
+                self.pool.worker_gone(self._ident)
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]
         if kind == "take":
             if self.pool is not None and len(message) > 1:
-                self.pool.returned(message[1], id(self))
+                self.pool.returned(message[1], self._ident)
             self._give()
         elif kind == "record":
             record, state = message[1], message[2]

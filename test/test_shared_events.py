@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -22,7 +23,7 @@ from livereduce.listeners.base import ChunkEvents, EventBuffer
 from livereduce.memory import rss_mb
 from livereduce.servers.adara import FakeSMS
 from livereduce.shared_events import SharedEventMaps, SharedEventPool
-from livereduce.worker import SharedSender, receive_out_of_band, send_out_of_band
+from livereduce.worker import SharedSender, WorkerSpec, receive_out_of_band, send_out_of_band, worker_main
 
 
 def _address(a: np.ndarray) -> int:
@@ -281,3 +282,43 @@ def test_chunks_kept_for_a_successor_are_bounded_by_an_early_checkpoint(tmp_path
     finally:
         daemon.stop()
         sms.stop()
+
+
+def test_a_worker_whose_receive_thread_fails_says_so_and_ends_without_a_checkpoint(tmp_path):
+    """A message the worker cannot read (here: a place in a segment it was never given) loses where it is in
+    the pipe's stream: it says why in the log and ends without a clean-stop checkpoint, so the daemon keeps
+    every chunk taken since the last one for the worker that replaces it."""
+    context = multiprocessing.get_context("forkserver")
+    ours, theirs = context.Pipe()
+    spec = WorkerSpec(
+        scripts={"proc": (str(tmp_path / "reduce_X_live_proc.py"), b"pass\n")},
+        session={"update_every": 0.1},
+        cumulative=False,
+        state_dir=str(tmp_path / "state"),
+    )
+    process = context.Process(target=worker_main, args=(theirs, spec, logging.INFO), daemon=True)
+    process.start()
+    theirs.close()
+    try:
+        assert ours.poll(30) and ours.recv()[0] == "ready"
+        ours.send(("taken_oob", [(99, 0, 8)]))  # segment 99 was never sent
+        ours.send_bytes(b"")
+        said: list[str] = []
+        deadline = time.monotonic() + 30
+        while process.is_alive() or ours.poll(0):
+            assert time.monotonic() < deadline, "the worker did not end"
+            if ours.poll(0.1):
+                try:
+                    message = ours.recv()
+                except EOFError:
+                    break
+                if message[0] == "log":
+                    said.append(message[3])
+                assert message[0] not in ("checkpointed", "exiting"), message
+        assert any(
+            "the worker's receive thread failed" in line and "KeyError: 99" in line for line in said
+        ), said
+        assert not list((tmp_path / "state").glob("accumulation-*"))
+    finally:
+        process.kill()
+        process.join(10)
