@@ -205,10 +205,10 @@ def map_events(events: ChunkEvents, mapping: DetectorMap, in_place: bool = False
     if in_place and index is not events.index:
         np.copyto(events.index, index)
         index = events.index
+    if not index.size or int(index.max()) < mapping.size:  # the usual case, one pass and no mask
+        return ChunkEvents(index, events.tof, events.pulse_time, events.pulse_start), 0
     bad = index >= mapping.size
     dropped = int(np.count_nonzero(bad))
-    if not dropped:
-        return ChunkEvents(index, events.tof, events.pulse_time, events.pulse_start), 0
     kept_before = np.concatenate([[0], np.cumsum(~bad)])
     return ChunkEvents(
         index[~bad], events.tof[~bad], events.pulse_time, kept_before[events.pulse_start]
