@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
 import psutil
@@ -21,9 +22,17 @@ from daemon_helpers import DaemonProcess
 
 from livereduce.listeners.base import ChunkEvents, EventBuffer
 from livereduce.memory import rss_mb
+from livereduce.records import RecordKind
 from livereduce.servers.adara import FakeSMS
 from livereduce.shared_events import SharedEventMaps, SharedEventPool
-from livereduce.worker import SharedSender, WorkerSpec, receive_out_of_band, send_out_of_band, worker_main
+from livereduce.worker import (
+    Checkpointer,
+    SharedSender,
+    WorkerSpec,
+    receive_out_of_band,
+    send_out_of_band,
+    worker_main,
+)
 
 
 def _address(a: np.ndarray) -> int:
@@ -322,3 +331,40 @@ def test_a_worker_whose_receive_thread_fails_says_so_and_ends_without_a_checkpoi
     finally:
         process.kill()
         process.join(10)
+
+
+def test_regular_checkpoints_take_at_most_a_tenth_of_the_time_but_a_run_end_is_never_deferred(
+    tmp_path, monkeypatch
+):
+    """On a disk where a checkpoint takes 0.2 s, one every cycle would be most of the session's time: regular
+    ones wait 1.8 s after each; the run's end and the supervisor's request are written at once."""
+    written: list[tuple[int, float]] = []
+
+    def slow_write(state_dir, checkpoint, accumulation):
+        time.sleep(0.2)
+
+    monkeypatch.setattr("livereduce.worker.checkpoints.write", slow_write)
+    session = SimpleNamespace(checkpoint=lambda: (SimpleNamespace(run_number=7), None))
+    spec = WorkerSpec(scripts={}, session={}, cumulative=False, state_dir=str(tmp_path), checkpoint_every=1)
+    checkpointer = Checkpointer(session, spec, lambda cycle: written.append((cycle, time.monotonic())))
+
+    def cycle(n: int, status: str = "RUNNING") -> None:
+        checkpointer(
+            SimpleNamespace(
+                kind=RecordKind.CYCLE, cycle=n, data=SimpleNamespace(run_number=7, run_status=status)
+            )
+        )
+
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < 3.0:  # cycles as fast as they come for 3 s
+        n += 1
+        cycle(n)
+    regular = [t for _, t in written]
+    assert len(regular) == 2, written  # at 0 s and after 0.2 + 1.8 s; a third would need 4 s
+    assert regular[1] - regular[0] >= 1.95
+    cycle(n + 1, "END_RUN")
+    assert written[-1][0] == n + 1  # the run's end: written at once
+    checkpointer.due = True
+    cycle(n + 2)
+    assert written[-1][0] == n + 2  # the supervisor's request: at once
