@@ -121,10 +121,10 @@ class SharedEventPool:
             s = self._segments[found[0]]
             self._recent.append(int(rows))
             keep = max(int(rows), int(np.median(self._recent)), ALIGN // 4)
-            for half in (0, 4 * s.rows):  # index, then TOF; whole pages inside the half only (madvise rounds
-                start = (
-                    -(-(half + 4 * keep) // PAGE) * PAGE
-                )  # a length up to a page: never into the next half)
+            # index, then TOF: whole pages inside each column only (madvise rounds a length up to a page, and
+            # must never reach into the next column)
+            for half in (0, 4 * s.rows):
+                start = _round_up(half + 4 * keep, PAGE)
                 end = (half + 4 * s.rows) // PAGE * PAGE
                 if end > start:
                     s.mapping.madvise(mmap.MADV_REMOVE, start, end - start)
@@ -143,7 +143,7 @@ class SharedEventPool:
                 self.trimmed += 1
 
     def _create(self, need: int) -> _Segment:
-        size = -(-need // ALIGN) * ALIGN
+        size = _round_up(need, ALIGN)
         fd = os.memfd_create("livereduce-events", os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, size)
@@ -203,6 +203,10 @@ class SharedEventPool:
                 "fallbacks": self.fallbacks,
                 "trimmed": self.trimmed,
             }
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
 
 
 def _resident(fd: int) -> int:

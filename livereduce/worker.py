@@ -152,8 +152,9 @@ class Checkpointer:
             return
         t = time.monotonic()
         checkpoints.write(self.state_dir, checkpoint, accumulation)
-        took = time.monotonic() - t
-        self._not_before = time.monotonic() + took * (1 / self.WRITING_SHARE - 1)
+        done = time.monotonic()
+        took = done - t
+        self._not_before = done + took * (1 / self.WRITING_SHARE - 1)
         log.debug(
             "checkpoint of run %d written after cycle %d in %.0f ms", checkpoint.run_number, cycle, took * 1e3
         )
@@ -231,9 +232,8 @@ def worker_main(conn: Connection, spec: WorkerSpec, log_level: int) -> None:
     def receive() -> None:
         try:
             serve()
-        except (
-            Exception
-        ):  # where in the pipe's stream we are is lost: end, and be replaced from the checkpoint
+        except Exception:
+            # where in the pipe's stream we are is lost: end, and be replaced from the checkpoint
             log.exception(
                 "the worker's receive thread failed; the worker ends, and a new one resumes from the last "
                 "checkpoint with the chunks taken since"

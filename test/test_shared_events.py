@@ -190,6 +190,29 @@ if run.hasProperty("run_number"):
 """
 
 
+def _rebin_daemon(tmp_path, rate: float, seconds: float, **config) -> tuple[FakeSMS, DaemonProcess]:
+    """A fake SMS sending one run of 1000 pixels at `rate` events/s for `seconds` (TOFs within the bins) to a
+    daemon subprocess whose proc script Rebins into an Add accumulation (scripts in tmp_path/scripts)."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
+    sms = FakeSMS(
+        port=0, pixels=1000, banks=4, rate=rate, run_seconds=seconds, runs=1, gap_seconds=0.0, instrument="FAKE",
+        error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
+    )  # fmt: skip
+    config = {
+        "instrument": "FAKE",
+        "listener": "adara",
+        "address": f"127.0.0.1:{sms.start()}",
+        "script_dir": str(scripts),
+        "accum_method": "Add",
+        "preserve_events": False,
+        "system_mem_limit_perc": 0,
+        **config,
+    }
+    return sms, DaemonProcess(tmp_path, config)
+
+
 @pytest.mark.parametrize("kill_worker", [False, True])
 def test_a_daemon_accumulates_every_event_sent_through_shared_memory(tmp_path, kill_worker):
     """Every event the SMS sent within the bins is counted once, though the chunks crossed in shared memory;
@@ -197,29 +220,9 @@ def test_a_daemon_accumulates_every_event_sent_through_shared_memory(tmp_path, k
     segments, and the count is still exact."""
     out = tmp_path / "out"
     out.mkdir()
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
-    (scripts / "reduce_FAKE_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    sms = FakeSMS(
-        port=0, pixels=1000, banks=4, rate=2e6, run_seconds=6, runs=1, gap_seconds=0.0, instrument="FAKE",
-        error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
-    )  # fmt: skip
-    port = sms.start()
-    daemon = DaemonProcess(
-        tmp_path,
-        {
-            "instrument": "FAKE",
-            "listener": "adara",
-            "address": f"127.0.0.1:{port}",
-            "script_dir": str(scripts),
-            "update_every": 0.3,
-            "accum_method": "Add",
-            "preserve_events": False,
-            "system_mem_limit_perc": 0,
-            "checkpoint_every": 3,
-        },
-    )
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "reduce_FAKE_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
+    sms, daemon = _rebin_daemon(tmp_path, 2e6, 6, update_every=0.3, checkpoint_every=3)
     try:
         log = daemon.wait_for("status page at ", timeout=30)
         url = re.search(r"status page at (http://\S+/) ", log).group(1)
@@ -258,29 +261,15 @@ def _status(url: str) -> dict:
 def test_chunks_kept_for_a_successor_are_bounded_by_an_early_checkpoint(tmp_path):
     """checkpoint_every is far away, but the chunks the supervisor keeps since the last checkpoint (for a worker
     that would replace a dead one) pass 4 × max_buffered_events: a checkpoint is written mid-run, so they go."""
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "reduce_FAKE_live_proc.py").write_text(REBIN)
-    sms = FakeSMS(  # 4 × max_buffered_events in about a second
-        port=0, pixels=1000, banks=4, rate=400_000, run_seconds=30, runs=1, gap_seconds=0.0, instrument="FAKE",
-        error_events=0.0, monitor_rate=0.0, seed=4, wait_for_client=True,
-    )  # fmt: skip
-    port = sms.start()
     state = tmp_path / "state"
-    daemon = DaemonProcess(
+    sms, daemon = _rebin_daemon(  # 4 × max_buffered_events in about a second
         tmp_path,
-        {
-            "instrument": "FAKE",
-            "listener": "adara",
-            "address": f"127.0.0.1:{port}",
-            "script_dir": str(scripts),
-            "update_every": 0.2,
-            "accum_method": "Add",
-            "system_mem_limit_perc": 0,
-            "checkpoint_every": 100_000,
-            "max_buffered_events": 100_000,  # a quarter of a second of this stream; four of them held: a second
-            "state_dir": str(state),
-        },
+        400_000,
+        30,
+        update_every=0.2,
+        checkpoint_every=100_000,
+        max_buffered_events=100_000,  # a quarter of a second of this stream; four of them held: a second
+        state_dir=str(state),
     )
     try:
         deadline = time.monotonic() + 30
