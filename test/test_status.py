@@ -368,8 +368,9 @@ def test_counts_per_spectrum_are_summed_block_by_block_with_nan_as_zero(monkeypa
     import numpy as np
 
     from livereduce.status import plot
+    from livereduce.workspace import histogram
 
-    monkeypatch.setattr(plot, "ROWS_PER_BLOCK_BYTES", 2 * 3 * 8)  # two rows of three float64 a block
+    monkeypatch.setattr(histogram, "BLOCK_BYTES", 2 * 3 * 8)  # row_blocks: two rows of three float64 a block
     values = np.arange(15, dtype=np.float64).reshape(5, 3)
     values[1, 1] = np.nan
     # by hand: rows 0..4 sum to 3, 8 (3 + 5: the NaN counts as 0), 21, 30, 39

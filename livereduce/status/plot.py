@@ -118,20 +118,14 @@ def _event_curves(ws: EventWorkspace) -> tuple[list[Curve], np.ndarray]:
     return curves, per_spectrum
 
 
-ROWS_PER_BLOCK_BYTES: int | None = None  # None: row_blocks' own block (BLOCK_BYTES); a number: that (tests)
-
-
 def _row_sums(values: np.ndarray) -> np.ndarray:
     """Each spectrum's total, NaN as 0 (np.nansum's numbers), a block of rows (row_blocks) at a time.
 
     np.nansum copies what it sums to replace its NaNs (800 MB at 10^8 bins, every cycle). Here a block is
     summed in place; only rows whose sum came out NaN are summed again without their NaNs (a copy of those
     rows and a mask of them, within one block). A row with +inf and -inf stays NaN, as with np.nansum."""
-    row_bytes = values.shape[1] * values.itemsize
-    if ROWS_PER_BLOCK_BYTES:
-        row_bytes = max(1, row_bytes * _histogram.BLOCK_BYTES // ROWS_PER_BLOCK_BYTES)
     out = np.empty(values.shape[0])
-    for rows in row_blocks(np.arange(values.shape[0]), row_bytes):
+    for rows in row_blocks(np.arange(values.shape[0]), values.shape[1] * values.itemsize):
         block = values[rows]  # a view: the rows are consecutive
         with np.errstate(invalid="ignore"):  # inf - inf: NaN, said by the number, not a warning
             sums = block.sum(axis=-1)
