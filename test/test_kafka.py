@@ -823,20 +823,7 @@ def test_daemon_three_runs_back_to_back(tansu, tmp_path, restart):
     )
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
     fake = producer(tansu, instrument="POWGEN", rate=20_000, run_seconds=3.0 if restart else 2.0, seed=7)
-    daemon = DaemonProcess(
-        tmp_path,
-        {
-            "instrument": "POWGEN",
-            "listener": "kafka",
-            "address": tansu.bootstrap,
-            "listener_options": {"stop_grace": 0.5},
-            "script_dir": str(scripts),
-            "update_every": 0.5,
-            "preserve_events": True,
-            "accum_method": "Add",
-            "system_mem_limit_perc": 0,
-        },
-    )
+    daemon = DaemonProcess(tmp_path, kafka_daemon_config(tansu, scripts))
     fake.create_topics()  # so the daemon finds them and starts from "now" (no run yet)
     try:
         daemon.wait_for("reading POWGEN_events[0]", timeout=30)  # assigned before the first run starts
@@ -901,20 +888,7 @@ def test_daemon_converts_to_d_spacing_with_the_run_starts_geometry(tansu, tmp_pa
     fake = producer(
         tansu, instrument="POWGEN", rate=20_000, run_seconds=2.0, runs=1, seed=5, nexus_geometry=True
     )
-    daemon = DaemonProcess(
-        tmp_path,
-        {
-            "instrument": "POWGEN",
-            "listener": "kafka",
-            "address": tansu.bootstrap,
-            "listener_options": {"stop_grace": 0.5},
-            "script_dir": str(scripts),
-            "update_every": 0.5,
-            "preserve_events": True,
-            "accum_method": "Add",
-            "system_mem_limit_perc": 0,
-        },
-    )
+    daemon = DaemonProcess(tmp_path, kafka_daemon_config(tansu, scripts))
     fake.create_topics()
     try:
         daemon.wait_for("reading POWGEN_events[0]", timeout=30)
@@ -1218,7 +1192,13 @@ def checkpointing_daemon(tansu, tmp_path) -> tuple:
     scripts.mkdir()
     (scripts / "reduce_PG3_live_proc.py").write_text("output = input\n")
     (scripts / "reduce_PG3_live_post_proc.py").write_text(POST_PROC.format(out=str(out)))
-    config = {
+    config = kafka_daemon_config(tansu, scripts, state_dir=str(tmp_path / "state"), checkpoint_every=2)
+    return out, config
+
+
+def kafka_daemon_config(tansu, scripts: Path, **extra) -> dict:
+    """A POWGEN daemon reading `tansu`, events kept and added, scripts in `scripts`; `extra` on top."""
+    return {
         "instrument": "POWGEN",
         "listener": "kafka",
         "address": tansu.bootstrap,
@@ -1228,10 +1208,8 @@ def checkpointing_daemon(tansu, tmp_path) -> tuple:
         "preserve_events": True,
         "accum_method": "Add",
         "system_mem_limit_perc": 0,
-        "state_dir": str(tmp_path / "state"),
-        "checkpoint_every": 2,
+        **extra,
     }
-    return out, config
 
 
 def test_daemon_kill_9_mid_run_then_restart_nothing_lost_or_doubled(tansu, tmp_path):
